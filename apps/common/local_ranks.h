@@ -1,0 +1,42 @@
+// Runs a function as N local rank processes (fork), the way a launcher like torchrun would,
+// and reaps every one of them: children still running at the deadline are killed by pid.
+// Used by eccl-demo, eccl-perf, the multi-process tests and the benchmarks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace eccl {
+
+struct RankExit {
+  int rank = -1;
+  pid_t pid = -1;
+  int exitCode = -1;    // exit status, or -1 when killed by a signal
+  int signal = 0;       // the signal that ended it, if any
+  bool timedOut = false;  // killed by us at the deadline
+  bool ok() const { return exitCode == 0 && !timedOut; }
+  std::string describe() const;
+};
+
+struct LocalRanksOptions {
+  std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+  // Start ranks in a random order with random delays up to this long (0 = in order, at once).
+  std::chrono::milliseconds maxStartDelay{0};
+  unsigned seed = 1;
+};
+
+// Forks `n` children; child r runs fn(r) and exits with its return value (1 when it throws,
+// after printing the exception to stderr). Returns one RankExit per rank, in rank order.
+// The parent must not hold locks other threads might need in the child (standard fork rules).
+std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& fn, LocalRanksOptions options = {});
+
+// Forks one child running fn() and returns its pid; the caller reaps it with reapChild.
+pid_t forkChild(const std::function<int()>& fn);
+// Waits for `pid` until the timeout, then SIGKILLs and reaps it.
+RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout);
+
+}  // namespace eccl

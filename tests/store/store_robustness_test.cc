@@ -1,0 +1,142 @@
+// Hostile and broken clients: each loses only its own connection, the server keeps serving,
+// and its memory stays bounded.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <random>
+
+#include "groups/store/store_protocol.h"
+#include "groups/store/tcp_store_client.h"
+#include "groups/store/tcp_store_server.h"
+#include "tests/store/log_capture.h"
+#include "tests/store/store_test_util.h"
+#include "transport/error.h"
+
+namespace eccl {
+namespace {
+
+using store::Command;
+using store::FrameWriter;
+
+constexpr Millis kIo{10000};
+
+class StoreRobustness : public ::testing::Test {
+ protected:
+  Fd rawConnect() {
+    Fd fd = connectTcp(server_.address(), Deadline::after(kIo));
+    // Skip the server's HELLO frame.
+    uint8_t h[store::kHeaderBytes];
+    recvAll(fd.get(), h, sizeof(h), Deadline::after(kIo), "store");
+    store::FrameHeader hdr;
+    EXPECT_FALSE(store::decodeHeader(h, 1 << 20, hdr));
+    std::vector<uint8_t> body(hdr.bodyBytes);
+    recvAll(fd.get(), body.data(), body.size(), Deadline::after(kIo), "store");
+    return fd;
+  }
+  void send(const Fd& fd, const std::vector<uint8_t>& bytes) {
+    sendAll(fd.get(), bytes.data(), bytes.size(), Deadline::after(kIo), "store");
+  }
+  void expectStillServing() {
+    TcpStoreClient good(server_.address(), TcpStoreClientOptions{kIo, std::nullopt, {}});
+    good.set("alive", asBytes("yes"));
+    EXPECT_EQ(toString(good.get("alive")), "yes");
+  }
+  testing::LogCapture log_;
+  TcpStoreServer server_{TcpStoreServerOptions{}};
+};
+
+TEST_F(StoreRobustness, GarbageBytesCloseOnlyThatConnection) {
+  Fd bystander = rawConnect();
+  Fd bad = rawConnect();
+  std::mt19937 rng(7);
+  std::vector<uint8_t> junk(4096);
+  for (auto& b : junk) b = static_cast<uint8_t>(rng());
+  send(bad, junk);
+  EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+  expectStillServing();
+  EXPECT_NE(log_.text().find("bad magic"), std::string::npos) << log_.text();
+  // The bystander's connection still works.
+  std::vector<uint8_t> ping;
+  FrameWriter(ping, uint8_t(Command::kPing)).finish();
+  send(bystander, ping);
+  uint8_t reply[store::kHeaderBytes];
+  recvAll(bystander.get(), reply, sizeof(reply), Deadline::after(kIo), "store");
+  EXPECT_EQ(reply[5], uint8_t(store::Status::kOk));
+}
+
+TEST_F(StoreRobustness, FourGigabyteLengthIsRejectedBeforeAllocating) {
+  Fd bad = rawConnect();
+  std::vector<uint8_t> frame;
+  FrameWriter(frame, uint8_t(Command::kSet)).finish();
+  frame[8] = frame[9] = frame[10] = frame[11] = 0xff;
+  send(bad, frame);
+  EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+  EXPECT_NE(log_.text().find("exceeds the limit"), std::string::npos) << log_.text();
+  expectStillServing();
+}
+
+TEST_F(StoreRobustness, MalformedFieldsAndUnknownCommandsCloseTheConnection) {
+  std::vector<std::vector<uint8_t>> frames(3);
+  FrameWriter(frames[0], uint8_t(Command::kSet)).field("only-a-key").finish();  // wrong field count
+  FrameWriter(frames[1], 99).finish();                                           // unknown command
+  FrameWriter(frames[2], uint8_t(Command::kGet)).field("abc").field("k").finish();  // 3-byte timeout
+  for (auto& f : frames) {
+    Fd bad = rawConnect();
+    send(bad, f);
+    EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+  }
+  expectStillServing();
+}
+
+TEST_F(StoreRobustness, TruncatedFramesAndMidFrameDisconnects) {
+  std::vector<uint8_t> frame;
+  FrameWriter(frame, uint8_t(Command::kSet)).field("k").field(std::string(1000, 'v')).finish();
+  for (size_t cut : {size_t(1), size_t(11), size_t(12), size_t(20), frame.size() - 1}) {
+    Fd bad = rawConnect();
+    send(bad, std::vector<uint8_t>(frame.begin(), frame.begin() + cut));
+    bad.reset();  // disconnect mid-frame
+  }
+  expectStillServing();
+  TcpStoreClient c(server_.address());
+  EXPECT_FALSE(c.check({"k"}));  // no partial frame was applied
+}
+
+TEST_F(StoreRobustness, ThousandIdleConnectionsThenAGoodClientInAChildServer) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_cur < 1200 && rl.rlim_max >= 1200) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 4096);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ASSERT_GE(rl.rlim_cur, 1100u) << "the fd limit is too low for this test";
+  testing::ChildStoreServer child;
+  TcpStoreClient good(child.address(), TcpStoreClientOptions{kIo, std::nullopt, {}});
+  good.ping();
+  long before = testing::rssKiB(child.pid());
+  std::vector<Fd> idle;
+  for (int i = 0; i < 1000; ++i) idle.push_back(connectTcp(child.address(), Deadline::after(kIo)));
+  // Half of them also start a large frame and stall: buffers grow only with bytes received.
+  std::vector<uint8_t> partial;
+  FrameWriter(partial, uint8_t(Command::kSet)).field("k").field(std::string(8000, 'x')).finish();
+  partial.resize(4000);
+  for (int i = 0; i < 500; ++i) sendAll(idle[i].get(), partial.data(), partial.size(), Deadline::after(kIo), "store");
+  good.set("after", asBytes("1000 idle"));
+  EXPECT_EQ(toString(good.get("after")), "1000 idle");
+  long after = testing::rssKiB(child.pid());
+  ASSERT_GT(before, 0);
+  EXPECT_LT(after - before, 64 * 1024) << "server RSS grew from " << before << " to " << after << " KiB";
+}
+
+TEST_F(StoreRobustness, ClientThatNeverReadsCannotGrowServerOutput) {
+  TcpStoreClient setter(server_.address());
+  setter.set("big", Bytes(1 << 20, 7));
+  Fd greedy = rawConnect();
+  std::vector<uint8_t> many;
+  for (int i = 0; i < 200; ++i) FrameWriter(many, uint8_t(Command::kTryGet)).field("big").finish();
+  send(greedy, many);  // 200 MiB of replies if the server answered them all at once
+  std::this_thread::sleep_for(Millis(200));
+  expectStillServing();
+}
+
+}  // namespace
+}  // namespace eccl

@@ -1,0 +1,40 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "transport/deadline.h"
+#include "transport/env.h"
+#include "transport/error.h"
+
+namespace eccl {
+namespace {
+
+TEST(Env, SecondsParsesFractionsAndFallsBack) {
+  ::unsetenv("ECCL_TEST_SECS");
+  EXPECT_EQ(envSeconds("ECCL_TEST_SECS", Millis(7)), Millis(7));
+  ::setenv("ECCL_TEST_SECS", "2.5", 1);
+  EXPECT_EQ(envSeconds("ECCL_TEST_SECS", Millis(7)), Millis(2500));
+  ::setenv("ECCL_TEST_SECS", "", 1);
+  EXPECT_EQ(envSeconds("ECCL_TEST_SECS", Millis(7)), Millis(7));
+  ::unsetenv("ECCL_TEST_SECS");
+}
+
+TEST(Env, BadValuesNameTheVariable) {
+  for (const char* bad : {"abc", "-1", "1s", "nan"}) {
+    ::setenv("ECCL_TEST_SECS", bad, 1);
+    try {
+      envSeconds("ECCL_TEST_SECS", Millis(1));
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("ECCL_TEST_SECS"), std::string::npos);
+    }
+  }
+  ::setenv("ECCL_TEST_INT", "12z", 1);
+  EXPECT_THROW(envInt("ECCL_TEST_INT", 0), Error);
+  ::setenv("ECCL_TEST_INT", "12", 1);
+  EXPECT_EQ(envInt("ECCL_TEST_INT", 0), 12);
+  ::unsetenv("ECCL_TEST_SECS");
+  ::unsetenv("ECCL_TEST_INT");
+}
+
+}  // namespace
+}  // namespace eccl

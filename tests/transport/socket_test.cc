@@ -1,0 +1,79 @@
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "transport/error.h"
+#include "transport/socket/socket.h"
+
+namespace eccl {
+namespace {
+
+uint16_t freePort(const char* host) {
+  Fd fd = listenTcp(SocketAddress::resolve(host, 0));
+  return SocketAddress::ofSocket(fd.get()).port();
+}
+
+TEST(Socket, ListenOnPortZeroReportsTheChosenPort) {
+  Fd v4 = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  EXPECT_NE(SocketAddress::ofSocket(v4.get()).port(), 0);
+  Fd v6 = listenTcp(SocketAddress::resolve("::1", 0));
+  EXPECT_EQ(SocketAddress::ofSocket(v6.get()).host(), "::1");
+}
+
+TEST(Socket, ConnectRetriesUntilTheListenerAppears) {
+  auto addr = SocketAddress::resolve("127.0.0.1", freePort("127.0.0.1"));
+  std::thread late([addr] {
+    std::this_thread::sleep_for(Millis(300));
+    Fd l = listenTcp(addr);
+    std::this_thread::sleep_for(Millis(2000));
+  });
+  Fd c = connectTcp(addr, Deadline::after(Millis(10000)));
+  EXPECT_TRUE(c.valid());
+  late.join();
+}
+
+TEST(Socket, ConnectGivesUpAtTheDeadlineNamingTheAddress) {
+  auto addr = SocketAddress::resolve("127.0.0.1", freePort("127.0.0.1"));
+  auto t0 = Clock::now();
+  try {
+    connectTcp(addr, Deadline::after(Millis(300)));
+    FAIL() << "connected to a closed port";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConnectFailed);
+    EXPECT_NE(std::string(e.what()).find(addr.str()), std::string::npos) << e.what();
+  }
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST(Socket, SendRecvMoveBytesAndRecvTimesOut) {
+  Fd l = listenTcp(SocketAddress::resolve("::1", 0));
+  auto addr = SocketAddress::ofSocket(l.get());
+  Fd c = connectTcp(addr, Deadline::after(Millis(5000)));
+  setNonBlocking(l.get(), false);
+  Fd s(::accept4(l.get(), nullptr, nullptr, SOCK_NONBLOCK));
+  ASSERT_TRUE(s.valid());
+  std::vector<char> out(3 << 20, 'x'), in(out.size());
+  std::thread sender([&] { sendAll(c.get(), out.data(), out.size(), Deadline::after(Millis(10000)), "peer"); });
+  recvAll(s.get(), in.data(), in.size(), Deadline::after(Millis(10000)), "peer");
+  sender.join();
+  EXPECT_EQ(in, out);
+  char b;
+  try {
+    recvAll(s.get(), &b, 1, Deadline::after(Millis(100)), "peer 7");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kTimeout);
+    EXPECT_NE(std::string(e.what()).find("peer 7"), std::string::npos);
+  }
+  c.reset();
+  try {
+    recvAll(s.get(), &b, 1, Deadline::after(Millis(5000)), "peer 7");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConnectionClosed);
+  }
+}
+
+}  // namespace
+}  // namespace eccl

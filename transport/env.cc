@@ -1,0 +1,43 @@
+#include "transport/env.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+#include "transport/error.h"
+
+namespace eccl {
+
+std::optional<std::string> envString(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::chrono::milliseconds envSeconds(const char* name, std::chrono::milliseconds fallback) {
+  auto s = envString(name);
+  if (!s) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  double secs = std::strtod(s->c_str(), &end);
+  if (errno != 0 || end == s->c_str() || *end != '\0' || !std::isfinite(secs) || secs < 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(name) + "='" + *s + "' is not a non-negative number of seconds");
+  }
+  return std::chrono::milliseconds(static_cast<long long>(std::llround(secs * 1000.0)));
+}
+
+long long envInt(const char* name, long long fallback) {
+  auto s = envString(name);
+  if (!s) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s->c_str(), &end, 10);
+  if (errno != 0 || end == s->c_str() || *end != '\0' || v < 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(name) + "='" + *s + "' is not a non-negative integer");
+  }
+  return v;
+}
+
+}  // namespace eccl

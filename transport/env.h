@@ -1,0 +1,21 @@
+// Reading eccl's ECCL_* environment variables. Bad values are errors naming the variable,
+// never silently ignored.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace eccl {
+
+// The variable's value, or nullopt when unset or empty.
+std::optional<std::string> envString(const char* name);
+
+// A duration given in seconds (fractions allowed, e.g. "0.5"); `fallback` when unset.
+// Throws Error(kInvalidArgument) naming the variable on a malformed or negative value.
+std::chrono::milliseconds envSeconds(const char* name, std::chrono::milliseconds fallback);
+
+// A non-negative integer; `fallback` when unset. Throws like envSeconds.
+long long envInt(const char* name, long long fallback);
+
+}  // namespace eccl

@@ -1,0 +1,139 @@
+#include "transport/socket/socket.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "transport/error.h"
+
+namespace eccl {
+
+void setNonBlocking(int fd, bool on) {
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  if (flags < 0) throwSystemError("fcntl(F_GETFL)", errno);
+  flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (::fcntl(fd, F_SETFL, flags) < 0) throwSystemError("fcntl(F_SETFL)", errno);
+}
+
+void setNoDelay(int fd) {
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) throwSystemError("TCP_NODELAY", errno);
+}
+
+Fd listenTcp(const SocketAddress& addr, int backlog) {
+  Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throwSystemError("socket() for listening on " + addr.str(), errno);
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (addr.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (::bind(fd.get(), addr.sockaddrPtr(), addr.length()) != 0) throwSystemError("bind(" + addr.str() + ")", errno);
+  if (::listen(fd.get(), backlog) != 0) throwSystemError("listen(" + addr.str() + ")", errno);
+  return fd;
+}
+
+namespace {
+
+// Waits for `events` on fd until the deadline; false on timeout.
+bool pollFor(int fd, short events, Deadline deadline) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    int rc = ::poll(&p, 1, deadline.pollTimeoutMs());
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) throwSystemError("poll", errno);
+  }
+}
+
+bool retryableConnectError(int err) {
+  return err == ECONNREFUSED || err == ETIMEDOUT || err == ENETUNREACH || err == EHOSTUNREACH ||
+         err == ECONNRESET || err == EAGAIN || err == ECONNABORTED;
+}
+
+}  // namespace
+
+Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
+  std::minstd_rand rng(std::random_device{}());
+  auto backoff = Millis(10);
+  int lastErr = 0;
+  int attempts = 0;
+  for (;;) {
+    ++attempts;
+    Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throwSystemError("socket() for connecting to " + addr.str(), errno);
+    int rc = ::connect(fd.get(), addr.sockaddrPtr(), addr.length());
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      if (!pollFor(fd.get(), POLLOUT, deadline)) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t len = sizeof(err);
+        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      }
+    }
+    if (err == 0) {
+      setNoDelay(fd.get());
+      return fd;
+    }
+    lastErr = err;
+    if (!retryableConnectError(err)) break;
+    auto left = deadline.remaining();
+    if (left <= Millis(0)) break;
+    // Jitter spreads out many ranks that all started before the server.
+    auto sleep = std::min(left, Millis(backoff.count() / 2 + rng() % (backoff.count() / 2 + 1)));
+    std::this_thread::sleep_for(sleep);
+    backoff = std::min(backoff * 2, Millis(1000));
+  }
+  throw Error(ErrorCode::kConnectFailed, "could not connect to " + addr.str() + " after " +
+                                             std::to_string(attempts) + " attempt(s): " +
+                                             std::strerror(lastErr));
+}
+
+void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std::string& peer) {
+  auto* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      p += n;
+      len -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!pollFor(fd, POLLOUT, deadline))
+        throw Error(ErrorCode::kTimeout, "timed out sending " + std::to_string(len) + " bytes to " + peer);
+      continue;
+    }
+    throw Error(ErrorCode::kConnectionClosed,
+                "connection to " + peer + " failed while sending: " + std::strerror(errno));
+  }
+}
+
+void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer) {
+  auto* p = static_cast<char*>(data);
+  while (len > 0) {
+    ssize_t n = ::recv(fd, p, len, 0);
+    if (n > 0) {
+      p += n;
+      len -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) throw Error(ErrorCode::kConnectionClosed, peer + " closed the connection");
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!pollFor(fd, POLLIN, deadline))
+        throw Error(ErrorCode::kTimeout, "timed out waiting for " + std::to_string(len) + " bytes from " + peer);
+      continue;
+    }
+    throw Error(ErrorCode::kConnectionClosed,
+                "connection to " + peer + " failed while receiving: " + std::strerror(errno));
+  }
+}
+
+}  // namespace eccl

@@ -1,0 +1,30 @@
+// Blocking-with-deadline TCP helpers shared by the store and the socket transport.
+// All functions throw eccl::Error; messages name the address involved.
+#pragma once
+
+#include <cstddef>
+
+#include "transport/deadline.h"
+#include "transport/socket/address.h"
+#include "transport/socket/fd.h"
+
+namespace eccl {
+
+// A listening TCP socket bound exactly to `addr` (port 0 picks a free port; IPv6 sockets are
+// v6-only so "[::1]" never grabs IPv4 too). Non-blocking, close-on-exec.
+Fd listenTcp(const SocketAddress& addr, int backlog = 1024);
+
+// Connects to `addr`, retrying with jittered exponential backoff (10 ms .. 1 s) while the peer
+// refuses or is unreachable, until `deadline`. The returned socket is non-blocking with
+// TCP_NODELAY. Throws kConnectFailed naming the address and the last error.
+Fd connectTcp(const SocketAddress& addr, Deadline deadline);
+
+void setNonBlocking(int fd, bool on);
+void setNoDelay(int fd);
+
+// Sends / receives exactly `len` bytes on a non-blocking socket, waiting with poll until
+// `deadline`. `peer` is used in error messages. Throws kTimeout or kConnectionClosed.
+void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std::string& peer);
+void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer);
+
+}  // namespace eccl
