@@ -10,5 +10,6 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ecclConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/ecclConfigVersion.cmake
         DESTINATION ${ECCL_CMAKE_DIR})
 
+file(RELATIVE_PATH ECCL_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(cmake/eccl.pc.in ${CMAKE_CURRENT_BINARY_DIR}/eccl.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/eccl.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

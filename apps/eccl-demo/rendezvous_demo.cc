@@ -28,7 +28,7 @@ int rankMain(int rank, int size, Fd& storeListener, const SocketAddress& storeAd
   Fd own = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
   std::string mine = SocketAddress::ofSocket(own.get()).str();
 
-  auto client = std::make_shared<TcpStoreClient>(storeAddr, TcpStoreClientOptions{timeout, std::nullopt, {}});
+  auto client = std::make_shared<TcpStoreClient>(storeAddr, TcpStoreClientOptions{.timeout = timeout});
   PrefixStore store(client, "demo/0");
   store.set("addr/" + std::to_string(rank), asBytes(mine));
   std::vector<std::string> keys;
@@ -39,8 +39,16 @@ int rankMain(int rank, int size, Fd& storeListener, const SocketAddress& storeAd
   for (int r = 0; r < size; ++r) line += " " + std::to_string(r) + "=" + toString(addrs[r]);
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
-  // Rank 0 hosts the store, so it may only leave once every rank is done with it.
   storeBarrier(store, "done", size);
+  // Rank 0 hosts the store, so it leaves last: its own barrier reply may come back before the
+  // server has answered everyone else. The others check out; rank 0 waits for all of them.
+  if (rank != 0) {
+    store.set("left/" + std::to_string(rank), asBytes("1"));
+  } else {
+    std::vector<std::string> left;
+    for (int r = 1; r < size; ++r) left.push_back("left/" + std::to_string(r));
+    store.wait(left);
+  }
   return 0;
 }
 

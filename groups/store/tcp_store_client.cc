@@ -20,6 +20,8 @@ constexpr Millis kDefaultTimeout = std::chrono::seconds(300);
 // The server answers a wait itself when it times out; the client gives it this much longer
 // before deciding the server is unresponsive.
 constexpr Millis kServerGrace = std::chrono::seconds(5);
+constexpr size_t kFirstRead = 4096;
+constexpr std::chrono::microseconds kDefaultSpin{50};
 
 std::string joinKeys(const std::vector<std::string>& keys) {
   std::string out;
@@ -37,7 +39,8 @@ TcpStoreClient::TcpStoreClient(const SocketAddress& address, TcpStoreClientOptio
     : address_(address),
       timeout_(options.timeout.value_or(envSeconds("ECCL_STORE_TIMEOUT", kDefaultTimeout))),
       token_(store::resolveToken(options.token)),
-      limits_(options.limits) {}
+      limits_(options.limits),
+      spin_(options.spin.value_or(std::chrono::microseconds(envInt("ECCL_STORE_SPIN_US", kDefaultSpin.count())))) {}
 
 void TcpStoreClient::connect() {
   std::lock_guard lock(mu_);
@@ -76,16 +79,24 @@ void TcpStoreClient::ensureConnected(Deadline deadline) {
 }
 
 TcpStoreClient::Reply TcpStoreClient::readFrame(Deadline deadline, const std::string& what) {
+  // One request is outstanding at a time, so whatever arrives belongs to this reply; a reply
+  // usually arrives whole and one recv takes it.
   const std::string peer = "store at " + address_.str();
   Reply r;
-  uint8_t header[store::kHeaderBytes];
-  recvAll(fd_.get(), header, sizeof(header), deadline, peer);
+  r.body.resize(kFirstRead);
+  size_t have = 0;
+  while (have < store::kHeaderBytes)
+    have += recvSome(fd_.get(), r.body.data() + have, r.body.size() - have, deadline, peer, spin_);
   store::FrameHeader h;
-  if (auto bad = store::decodeHeader(header, limits_.maxBodyBytes(), h))
+  if (auto bad = store::decodeHeader(r.body.data(), limits_.maxBodyBytes(), h))
     throw Error(ErrorCode::kProtocol, peer + " sent a bad reply to " + what + ": " + *bad);
-  r.status = static_cast<Status>(h.code);
+  const size_t total = store::kHeaderBytes + h.bodyBytes;
+  if (have > total) throw Error(ErrorCode::kProtocol, peer + " sent more than one reply to " + what);
+  if (r.body.size() < total) r.body.resize(total);
+  if (have < total) recvAll(fd_.get(), r.body.data() + have, total - have, deadline, peer);
+  r.body.erase(r.body.begin(), r.body.begin() + store::kHeaderBytes);
   r.body.resize(h.bodyBytes);
-  recvAll(fd_.get(), r.body.data(), r.body.size(), deadline, peer);
+  r.status = static_cast<Status>(h.code);
   r.fields = store::FieldReader(r.body).rest();
   return r;
 }

@@ -27,6 +27,9 @@ struct TcpStoreClientOptions {
   std::optional<std::chrono::milliseconds> timeout;
   std::optional<std::string> token;  // nullopt = from the environment, if set there
   store::StoreLimits limits;
+  // How long to busy-poll for a reply before sleeping; nullopt = $ECCL_STORE_SPIN_US or 50 us.
+  // Spinning lowers latency; 0 saves CPU when many clients share few cores.
+  std::optional<std::chrono::microseconds> spin;
 };
 
 class TcpStoreClient final : public Store {
@@ -80,6 +83,7 @@ class TcpStoreClient final : public Store {
   Millis timeout_;
   std::optional<std::string> token_;
   store::StoreLimits limits_;
+  std::chrono::microseconds spin_;
   std::mutex mu_;
   Fd fd_;
   std::vector<uint8_t> request_;

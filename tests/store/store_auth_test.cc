@@ -8,13 +8,13 @@
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
 #include "tests/store/log_capture.h"
-#include "tests/store/store_test_util.h"
+#include "apps/common/child_store_server.h"
 #include "transport/error.h"
 
 namespace eccl {
 namespace {
 
-TcpStoreClientOptions withToken(std::optional<std::string> t) { return {Millis(5000), std::move(t), {}}; }
+TcpStoreClientOptions withToken(std::optional<std::string> t) { return {.timeout = Millis(5000), .token = std::move(t)}; }
 
 TEST(StoreAuth, MacDependsOnTokenAndNonce) {
   auto n1 = store::randomNonce(), n2 = store::randomNonce();
@@ -31,7 +31,7 @@ TEST(StoreAuth, RightTokenWorksWrongOrMissingTokenIsRefusedAndLogged) {
   ::unsetenv("ECCL_STORE_TOKEN");
   ::unsetenv("ECCL_STORE_TOKEN_FILE");
   testing::LogCapture log;
-  TcpStoreServer server(TcpStoreServerOptions{"127.0.0.1", 0, 128, "s3cret", {}});
+  TcpStoreServer server(TcpStoreServerOptions{.port = 0, .token = "s3cret"});
   TcpStoreClient good(server.address(), withToken("s3cret"));
   good.set("k", asBytes("v"));
 
@@ -57,7 +57,7 @@ TEST(StoreAuth, RightTokenWorksWrongOrMissingTokenIsRefusedAndLogged) {
   std::vector<uint8_t> frame;
   store::FrameWriter(frame, uint8_t(store::Command::kNumKeys)).finish();
   sendAll(raw.get(), frame.data(), frame.size(), Deadline::after(Millis(5000)), "store");
-  EXPECT_TRUE(testing::waitForClose(raw.get(), Millis(5000)));
+  EXPECT_TRUE(waitForClose(raw.get(), Millis(5000)));
 
   EXPECT_EQ(toString(good.get("k")), "v");  // still serving the good client
   auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -82,7 +82,7 @@ TEST(StoreAuth, TokenFromFileAndEnvironment) {
   EXPECT_EQ(*store::resolveToken(std::nullopt), "from-env");
   EXPECT_EQ(*store::resolveToken(std::string("explicit")), "explicit");
 
-  TcpStoreServer server(TcpStoreServerOptions{"127.0.0.1", 0, 128, std::string("from-env"), {}});
+  TcpStoreServer server(TcpStoreServerOptions{.port = 0, .token = std::string("from-env")});
   TcpStoreClient c(server.address());  // token taken from ECCL_STORE_TOKEN
   c.ping();
   ::unsetenv("ECCL_STORE_TOKEN");

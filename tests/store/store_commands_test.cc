@@ -15,9 +15,9 @@ namespace {
 
 class StoreCommands : public ::testing::TestWithParam<const char*> {
  protected:
-  StoreCommands() : server_(TcpStoreServerOptions{GetParam(), 0, 128, std::nullopt, {}}) {}
+  StoreCommands() : server_(TcpStoreServerOptions{.host = GetParam()}) {}
   std::shared_ptr<TcpStoreClient> client(Millis timeout = Millis(30000)) {
-    return std::make_shared<TcpStoreClient>(server_.address(), TcpStoreClientOptions{timeout, std::nullopt, {}});
+    return std::make_shared<TcpStoreClient>(server_.address(), TcpStoreClientOptions{.timeout = timeout});
   }
   TcpStoreServer server_;
 };
@@ -161,7 +161,7 @@ TEST_P(StoreCommands, LimitsAreEnforcedWithClearErrors) {
     EXPECT_NE(std::string(e.what()).find("9000"), std::string::npos);
   }
   // A client with larger limits than the server is refused by the server, not silently trimmed.
-  TcpStoreClientOptions big{Millis(5000), std::nullopt, {}};
+  TcpStoreClientOptions big{.timeout = Millis(5000)};
   big.limits.maxKeyBytes = 1 << 20;
   TcpStoreClient loose(server_.address(), big);
   try {

@@ -9,7 +9,7 @@
 #include "groups/store/store_barrier.h"
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
-#include "tests/store/store_test_util.h"
+#include "apps/common/child_store_server.h"
 #include "transport/error.h"
 
 namespace eccl {
@@ -29,7 +29,7 @@ TEST_P(StoreProcesses, ConcurrentBarriersAndLeaderElection) {
   const int rounds = 5;
   TcpStoreServer server(TcpStoreServerOptions{});
   auto exits = runLocalRanks(n, [&](int rank) {
-    auto c = std::make_shared<TcpStoreClient>(server.address(), TcpStoreClientOptions{kTimeout, std::nullopt, {}});
+    auto c = std::make_shared<TcpStoreClient>(server.address(), TcpStoreClientOptions{.timeout = kTimeout});
     PrefixStore s(c, "job");
     int wins = 0;
     for (int r = 0; r < rounds; ++r) {
@@ -65,22 +65,22 @@ TEST(StoreProcessesStart, RanksThatStartBeforeTheServerWaitForIt) {
   std::vector<pid_t> pids;
   for (int rank = 0; rank < n; ++rank) {
     pids.push_back(forkChild([&, rank] {
-      TcpStoreClient c(addr, TcpStoreClientOptions{kTimeout, std::nullopt, {}});
+      TcpStoreClient c(addr, TcpStoreClientOptions{.timeout = kTimeout});
       c.set("r" + std::to_string(rank), asBytes("up"));
       storeBarrier(c, "start", n);
       return 0;
     }));
   }
   std::this_thread::sleep_for(Millis(700));  // every rank is now retrying its connect
-  TcpStoreServer server(TcpStoreServerOptions{"127.0.0.1", port, 128, std::nullopt, {}});
+  TcpStoreServer server(TcpStoreServerOptions{.port = port});
   for (pid_t p : pids) EXPECT_TRUE(reapChild(p, kTimeout).ok());
   TcpStoreClient c(addr);
   EXPECT_EQ(c.numKeys(), n + 2);
 }
 
 TEST(StoreProcessesStart, ServerDeathFailsPendingAndLaterCallsFast) {
-  testing::ChildStoreServer server;
-  TcpStoreClient c(server.address(), TcpStoreClientOptions{Millis(1500), std::nullopt, {}});
+  ChildStoreServer server;
+  TcpStoreClient c(server.address(), TcpStoreClientOptions{.timeout = Millis(1500)});
   c.set("k", asBytes("v"));
   std::thread killer([&] {
     std::this_thread::sleep_for(Millis(300));

@@ -9,7 +9,7 @@
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
 #include "tests/store/log_capture.h"
-#include "tests/store/store_test_util.h"
+#include "apps/common/child_store_server.h"
 #include "transport/error.h"
 
 namespace eccl {
@@ -37,7 +37,7 @@ class StoreRobustness : public ::testing::Test {
     sendAll(fd.get(), bytes.data(), bytes.size(), Deadline::after(kIo), "store");
   }
   void expectStillServing() {
-    TcpStoreClient good(server_.address(), TcpStoreClientOptions{kIo, std::nullopt, {}});
+    TcpStoreClient good(server_.address(), TcpStoreClientOptions{.timeout = kIo});
     good.set("alive", asBytes("yes"));
     EXPECT_EQ(toString(good.get("alive")), "yes");
   }
@@ -52,7 +52,7 @@ TEST_F(StoreRobustness, GarbageBytesCloseOnlyThatConnection) {
   std::vector<uint8_t> junk(4096);
   for (auto& b : junk) b = static_cast<uint8_t>(rng());
   send(bad, junk);
-  EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+  EXPECT_TRUE(waitForClose(bad.get(), kIo));
   expectStillServing();
   EXPECT_NE(log_.text().find("bad magic"), std::string::npos) << log_.text();
   // The bystander's connection still works.
@@ -70,7 +70,7 @@ TEST_F(StoreRobustness, FourGigabyteLengthIsRejectedBeforeAllocating) {
   FrameWriter(frame, uint8_t(Command::kSet)).finish();
   frame[8] = frame[9] = frame[10] = frame[11] = 0xff;
   send(bad, frame);
-  EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+  EXPECT_TRUE(waitForClose(bad.get(), kIo));
   EXPECT_NE(log_.text().find("exceeds the limit"), std::string::npos) << log_.text();
   expectStillServing();
 }
@@ -83,7 +83,7 @@ TEST_F(StoreRobustness, MalformedFieldsAndUnknownCommandsCloseTheConnection) {
   for (auto& f : frames) {
     Fd bad = rawConnect();
     send(bad, f);
-    EXPECT_TRUE(testing::waitForClose(bad.get(), kIo));
+    EXPECT_TRUE(waitForClose(bad.get(), kIo));
   }
   expectStillServing();
 }
@@ -109,10 +109,10 @@ TEST_F(StoreRobustness, ThousandIdleConnectionsThenAGoodClientInAChildServer) {
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
   ASSERT_GE(rl.rlim_cur, 1100u) << "the fd limit is too low for this test";
-  testing::ChildStoreServer child;
-  TcpStoreClient good(child.address(), TcpStoreClientOptions{kIo, std::nullopt, {}});
+  ChildStoreServer child;
+  TcpStoreClient good(child.address(), TcpStoreClientOptions{.timeout = kIo});
   good.ping();
-  long before = testing::rssKiB(child.pid());
+  long before = rssKiB(child.pid());
   std::vector<Fd> idle;
   for (int i = 0; i < 1000; ++i) idle.push_back(connectTcp(child.address(), Deadline::after(kIo)));
   // Half of them also start a large frame and stall: buffers grow only with bytes received.
@@ -122,7 +122,7 @@ TEST_F(StoreRobustness, ThousandIdleConnectionsThenAGoodClientInAChildServer) {
   for (int i = 0; i < 500; ++i) sendAll(idle[i].get(), partial.data(), partial.size(), Deadline::after(kIo), "store");
   good.set("after", asBytes("1000 idle"));
   EXPECT_EQ(toString(good.get("after")), "1000 idle");
-  long after = testing::rssKiB(child.pid());
+  long after = rssKiB(child.pid());
   ASSERT_GT(before, 0);
   EXPECT_LT(after - before, 64 * 1024) << "server RSS grew from " << before << " to " << after << " KiB";
 }

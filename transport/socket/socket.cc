@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <sched.h>
 #include <thread>
 
 #include "transport/error.h"
@@ -133,6 +134,26 @@ void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::strin
     }
     throw Error(ErrorCode::kConnectionClosed,
                 "connection to " + peer + " failed while receiving: " + std::strerror(errno));
+  }
+}
+
+size_t recvSome(int fd, void* data, size_t len, Deadline deadline, const std::string& peer,
+                std::chrono::microseconds spin) {
+  auto spinUntil = Clock::now() + spin;
+  bool spinning = spin.count() > 0;
+  for (;;) {
+    if (!spinning && !pollFor(fd, POLLIN, deadline))
+      throw Error(ErrorCode::kTimeout, "timed out waiting for data from " + peer);
+    ssize_t n = ::recv(fd, data, len, MSG_DONTWAIT);
+    if (n > 0) return static_cast<size_t>(n);
+    if (n == 0) throw Error(ErrorCode::kConnectionClosed, peer + " closed the connection");
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+      throw Error(ErrorCode::kConnectionClosed,
+                  "connection to " + peer + " failed while receiving: " + std::strerror(errno));
+    if (spinning) {
+      ::sched_yield();
+      spinning = Clock::now() < spinUntil;
+    }
   }
 }
 

@@ -27,4 +27,11 @@ void setNoDelay(int fd);
 void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std::string& peer);
 void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer);
 
+// Receives up to `len` bytes once and returns how many (> 0). It first busy-polls for up to
+// `spin` (yielding the CPU between tries: a reply on loopback often arrives within microseconds
+// and sleeping in poll costs a wake-up), then waits in poll until `deadline`.
+// Throws kTimeout or kConnectionClosed naming `peer`.
+size_t recvSome(int fd, void* data, size_t len, Deadline deadline, const std::string& peer,
+                std::chrono::microseconds spin = std::chrono::microseconds(0));
+
 }  // namespace eccl

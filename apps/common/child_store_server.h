@@ -1,5 +1,5 @@
-// Helpers for store tests: a server in a child process (so it can be killed or measured),
-// reading a process's resident memory, and a raw socket for sending arbitrary bytes.
+// A store server in a child process, so tests and benchmarks can kill it, measure its memory,
+// or keep it off the measuring process's threads; plus small helpers around it.
 #pragma once
 
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include "transport/error.h"
 #include "transport/socket/socket.h"
 
-namespace eccl::testing {
+namespace eccl {
 
 // A TcpStoreServer running in a forked child. The parent binds the socket first, so the address
 // is known before the child runs. The destructor kills and reaps the child (by pid).
@@ -66,4 +66,4 @@ inline bool waitForClose(int fd, Millis timeout) {
   }
 }
 
-}  // namespace eccl::testing
+}  // namespace eccl

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Shared by scripts/demo.sh and scripts/test.sh: install the Debian packages eccl needs (only
+# the missing ones), then configure and build incrementally.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+JOBS=${ECCL_JOBS:-$(nproc)}
+
+ECCL_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libibverbs-dev libfabric-dev
+)
+
+ensure_packages() {
+  local missing=() p
+  for p in "${ECCL_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  echo "== installing missing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# configure DIR [cmake -D options...]: configure once, then reuse the cache (incremental).
+configure() {
+  local dir=$1
+  shift
+  if [ ! -f "$ROOT/$dir/build.ninja" ]; then
+    cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja "$@"
+  fi
+}
+
+# build DIR [targets...]
+build() {
+  local dir=$1
+  shift
+  local targets=()
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build "$ROOT/$dir" -j "$JOBS" "${targets[@]}"
+}

@@ -1,0 +1,34 @@
+# ctest driver: install the build tree to a scratch prefix, then build and run a consumer with
+# find_package(eccl), and another with pkg-config.
+foreach(var BUILD_DIR WORK_DIR SOURCE_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "${var} is required")
+  endif()
+endforeach()
+file(REMOVE_RECURSE "${WORK_DIR}")
+set(prefix "${WORK_DIR}/prefix")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/consumer" -B "${WORK_DIR}/cmake-consumer" -G Ninja
+    "-DCMAKE_PREFIX_PATH=${prefix}")
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/cmake-consumer")
+run("${WORK_DIR}/cmake-consumer/consumer")
+
+# pkg-config
+set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig")
+execute_process(COMMAND pkg-config --cflags --libs eccl OUTPUT_VARIABLE flags RESULT_VARIABLE rc
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pkg-config does not know eccl")
+endif()
+separate_arguments(flags UNIX_COMMAND "${flags}")
+run(c++ -o "${WORK_DIR}/pc-consumer" "${SOURCE_DIR}/consumer/main.cc" ${flags} "-Wl,-rpath,${prefix}/lib")
+run("${WORK_DIR}/pc-consumer")
