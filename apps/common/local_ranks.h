@@ -31,7 +31,8 @@ struct LocalRanksOptions {
 
 // Forks `n` children; child r runs fn(r) and exits with its return value (1 when it throws,
 // after printing the exception to stderr). Returns one RankExit per rank, in rank order.
-// The parent must not hold locks other threads might need in the child (standard fork rules).
+// Call it while this process has no other threads: a lock another thread holds at fork time
+// (the sanitizer allocator's, a logger's) stays locked forever in the child.
 std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& fn, LocalRanksOptions options = {});
 
 // Forks one child running fn() and returns its pid; the caller reaps it with reapChild.
