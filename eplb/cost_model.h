@@ -1,0 +1,26 @@
+// The cost model every policy and report shares: an expert's tokens split evenly over its
+// replicas; a rank's load is the sum over its slots of load(e) / replicas(e); a layer's
+// imbalance is max rank load / mean rank load.
+#pragma once
+
+#include <vector>
+
+#include "eplb/placement.h"
+
+namespace eccl::eplb {
+
+std::vector<double> rankLoads(const LayerPlacement& p, const std::vector<double>& loads);
+// max / mean of rankLoads; 1 when every load is 0.
+double imbalance(const LayerPlacement& p, const std::vector<double>& loads);
+
+// A lower bound on the max rank load of any valid placement with these loads:
+// max(total / N, the least T with Σ_e max(1, ⌈load_e / T⌉) ≤ N·S, max_e load_e / N).
+// The second term holds because a placement whose max rank load is T gives every replica of e at
+// most T, so e needs ⌈load_e/T⌉ replicas; the third because e has at most N replicas (one per rank).
+double lowerBound(const std::vector<double>& loads, int ranks, int slots);
+
+// Slots whose expert differs between two placements of the same shape: the number of expert
+// replicas that must be moved in (each costs one transfer).
+int expertsMoved(const LayerPlacement& before, const LayerPlacement& after);
+
+}  // namespace eccl::eplb

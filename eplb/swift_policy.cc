@@ -1,0 +1,151 @@
+#include "eplb/swift_policy.h"
+
+#include <algorithm>
+
+#include "eplb/cost_model.h"
+#include "eplb/default_policy.h"
+#include "transport/error.h"
+
+namespace eccl::eplb {
+namespace {
+
+// Incremental state of one layer while swift moves replicas around.
+class SwiftLayer {
+ public:
+  SwiftLayer(LayerPlacement p, const std::vector<double>& l, int nodes)
+      : p_(std::move(p)), l_(l), E_(static_cast<int>(l.size())), N_(p_.ranks()), S_(p_.slots()), nodes_(nodes) {
+    c_ = p_.replicaCounts(E_);
+    holders_.assign(E_, {});
+    for (int r = 0; r < N_; ++r)
+      for (int s = 0; s < S_; ++s) holders_[p_.at(r, s)].push_back(r);
+    load_ = rankLoads(p_, l_);
+  }
+
+  // Applies the best improving move; returns its cost in moved replicas, or 0 if none helps.
+  int step(int budget) {
+    const int a = static_cast<int>(std::max_element(load_.begin(), load_.end()) - load_.begin());
+    const double eps = 1e-9 * std::max(1.0, load_[a]);
+    double best = load_[a] - eps;
+    Move move;
+    // Swaps between a and b: only those two ranks change.
+    for (int b = 0; budget >= 2 && b < N_; ++b) {
+      if (b == a) continue;
+      for (int sa = 0; sa < S_; ++sa)
+        for (int sb = 0; sb < S_; ++sb) {
+          int x = p_.at(a, sa), y = p_.at(b, sb);
+          if (holds(b, x) || holds(a, y) || !spreadOk(x, b, a) || !spreadOk(y, a, b)) continue;
+          double d = l_[x] / c_[x] - l_[y] / c_[y];
+          double score = std::max(load_[a] - d, load_[b] + d);
+          if (score < best) {
+            best = score;
+            move = {Move::kSwap, a, sa, b, sb};
+          }
+        }
+    }
+    // Re-replication of an expert x on rank a into slot sb of rank b (replacing y, c_y >= 2).
+    std::vector<double> trial;
+    for (int sa = 0; sa < S_; ++sa) {
+      int x = p_.at(a, sa);
+      if (c_[x] >= N_) continue;
+      for (int b = 0; b < N_; ++b) {
+        if (holds(b, x) || !spreadAfterAdd(x, b)) continue;
+        for (int sb = 0; sb < S_; ++sb) {
+          int y = p_.at(b, sb);
+          if (c_[y] < 2) continue;
+          trial = load_;
+          for (int r : holders_[x]) trial[r] += l_[x] / (c_[x] + 1) - l_[x] / c_[x];
+          for (int r : holders_[y]) trial[r] += l_[y] / (c_[y] - 1) - l_[y] / c_[y];
+          trial[b] += -l_[y] / (c_[y] - 1) + l_[x] / (c_[x] + 1);
+          // Only the ranks this move touches change; the others are at most load_[a] already.
+          double score = trial[b];
+          for (int r : holders_[x]) score = std::max(score, trial[r]);
+          for (int r : holders_[y]) score = std::max(score, trial[r]);
+          if (score < best) {
+            best = score;
+            move = {Move::kReplicate, a, sa, b, sb};
+          }
+        }
+      }
+    }
+    if (move.kind == Move::kNone) return 0;
+    apply(move);
+    return move.kind == Move::kSwap ? 2 : 1;
+  }
+
+  const LayerPlacement& placement() const { return p_; }
+
+ private:
+  struct Move {
+    enum Kind { kNone, kSwap, kReplicate } kind = kNone;
+    int a = -1, sa = -1, b = -1, sb = -1;
+  };
+  bool holds(int r, int e) const { return std::find(holders_[e].begin(), holders_[e].end(), r) != holders_[e].end(); }
+  int node(int r) const { return r / (N_ / nodes_); }
+  int onNode(int e, int k) const {
+    int n = 0;
+    for (int r : holders_[e]) n += node(r) == k;
+    return n;
+  }
+  // Moving e from rank `from` to rank `to` keeps e's replicas spread over nodes.
+  bool spreadOk(int e, int to, int from) const {
+    if (nodes_ == 1 || node(to) == node(from)) return true;
+    return onNode(e, node(to)) + 1 <= (c_[e] + nodes_ - 1) / nodes_;
+  }
+  bool spreadAfterAdd(int e, int to) const {
+    if (nodes_ == 1) return true;
+    return onNode(e, node(to)) + 1 <= (c_[e] + 1 + nodes_ - 1) / nodes_;
+  }
+  void drop(int e, int r) { holders_[e].erase(std::find(holders_[e].begin(), holders_[e].end(), r)); }
+  void apply(const Move& m) {
+    int x = p_.at(m.a, m.sa), y = p_.at(m.b, m.sb);
+    if (m.kind == Move::kSwap) {
+      p_.set(m.a, m.sa, y);
+      p_.set(m.b, m.sb, x);
+      drop(x, m.a);
+      drop(y, m.b);
+      holders_[x].push_back(m.b);
+      holders_[y].push_back(m.a);
+    } else {
+      p_.set(m.b, m.sb, x);
+      drop(y, m.b);
+      holders_[x].push_back(m.b);
+      ++c_[x];
+      --c_[y];
+    }
+    load_ = rankLoads(p_, l_);
+  }
+
+  LayerPlacement p_;
+  const std::vector<double>& l_;
+  int E_, N_, S_, nodes_;
+  std::vector<int> c_;
+  std::vector<std::vector<int>> holders_;
+  std::vector<double> load_;
+};
+
+}  // namespace
+
+LayerPlacement SwiftPolicy::planLayer(const LayerLoads& loads, const LayerPlacement* current, const PolicyInput& in,
+                                      bool& replanned) const {
+  if (current == nullptr) {
+    auto fresh = planDefaultLayer(loads.total, in);
+    if (!fresh) throw Error(ErrorCode::kInvalidArgument, "swift policy: no valid packing without a current placement");
+    replanned = true;
+    return *fresh;
+  }
+  double before = imbalance(*current, loads.total);
+  replanned = false;
+  if (before < opts_.imbalanceThreshold) return *current;
+  int budget = opts_.maxMoves >= 0 ? opts_.maxMoves : std::max(8, in.ranks * in.slots / 4);
+  SwiftLayer layer(*current, loads.total, in.nodes);
+  while (budget > 0) {
+    int cost = layer.step(budget);
+    if (cost == 0) break;
+    budget -= cost;
+  }
+  if (imbalance(layer.placement(), loads.total) >= before) return *current;
+  replanned = true;
+  return layer.placement();
+}
+
+}  // namespace eccl::eplb
