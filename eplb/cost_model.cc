@@ -38,7 +38,7 @@ long long replicasNeeded(const std::vector<double>& loads, double t) {
 double lowerBound(const std::vector<double>& loads, int ranks, int slots) {
   double total = std::accumulate(loads.begin(), loads.end(), 0.0);
   double maxLoad = loads.empty() ? 0.0 : *std::max_element(loads.begin(), loads.end());
-  double bound = std::max(total / ranks, maxLoad / ranks);
+  double bound = total / ranks;
   const long long capacity = static_cast<long long>(ranks) * slots;
   if (maxLoad <= 0 || replicasNeeded(loads, maxLoad) > capacity) return bound;  // E > N·S: nothing fits
   // The replica count is non-increasing in T: bisect to the edge, then snap to the breakpoint.

@@ -14,9 +14,9 @@ std::vector<double> rankLoads(const LayerPlacement& p, const std::vector<double>
 double imbalance(const LayerPlacement& p, const std::vector<double>& loads);
 
 // A lower bound on the max rank load of any valid placement with these loads:
-// max(total / N, the least T with Σ_e max(1, ⌈load_e / T⌉) ≤ N·S, max_e load_e / N).
-// The second term holds because a placement whose max rank load is T gives every replica of e at
-// most T, so e needs ⌈load_e/T⌉ replicas; the third because e has at most N replicas (one per rank).
+// max(total / N, the least T with Σ_e max(1, ⌈load_e / T⌉) ≤ N·S).
+// The first is the mean; the second holds because a placement whose max rank load is T gives
+// every replica of e at most T, so e needs ⌈load_e/T⌉ replicas and all of them must fit.
 double lowerBound(const std::vector<double>& loads, int ranks, int slots);
 
 // Slots whose expert differs between two placements of the same shape: the number of expert

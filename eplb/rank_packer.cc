@@ -43,7 +43,13 @@ std::optional<LayerPlacement> RankPacker::lpt(const std::vector<int>& counts) co
     for (int w = 0; w < W_; ++w) mean += windows_[w][e];
     for (int k = 0; k < counts[e]; ++k) items.push_back({mean / W_ / counts[e], e});
   }
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.weight > b.weight; });
+  // With nodes, experts with several replicas go first, while every node still has room to take
+  // its share of them; single replicas (no spreading to respect) fill the gaps afterwards.
+  const bool spread = nodes_ > 1;
+  std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+    if (spread && (counts[a.expert] > 1) != (counts[b.expert] > 1)) return counts[a.expert] > 1;
+    return a.weight > b.weight;
+  });
 
   LayerPlacement p(ranks_, slots_);
   std::vector<int> used(ranks_, 0);

@@ -19,7 +19,8 @@ class RankPacker {
   RankPacker(const std::vector<std::vector<double>>& windows, int ranks, int slots, int nodes, double z);
 
   // Longest processing time first: replicas by mean load per replica, heaviest first (ties: lower
-  // expert id), each to the eligible rank with the lowest risk after adding it (ties: lower rank).
+  // expert id; with nodes, experts with several replicas before single ones), each to the
+  // eligible rank with the lowest risk after adding it (ties: lower rank).
   // Eligible: a free slot, not holding the expert, on a node holding fewest of its replicas.
   // nullopt when a replica has nowhere to go even after a repair swap.
   std::optional<LayerPlacement> lpt(const std::vector<int>& counts) const;

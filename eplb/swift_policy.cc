@@ -1,9 +1,11 @@
 #include "eplb/swift_policy.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "eplb/cost_model.h"
 #include "eplb/default_policy.h"
+#include "eplb/replica_allotment.h"
 #include "transport/error.h"
 
 namespace eccl::eplb {
@@ -21,12 +23,41 @@ class SwiftLayer {
     load_ = rankLoads(p_, l_);
   }
 
-  // Applies the best improving move; returns its cost in moved replicas, or 0 if none helps.
-  int step(int budget) {
+  // Phase 1: moves one replica from an expert above its target count to the hottest expert
+  // below its target (per replica), into the slot that leaves the lightest rank. Returns false
+  // when every target is met or no slot qualifies.
+  bool reallot(const std::vector<int>& target) {
+    int x = -1;
+    for (int e = 0; e < E_; ++e)
+      if (c_[e] < target[e] && (x < 0 || l_[e] / c_[e] > l_[x] / c_[x])) x = e;
+    if (x < 0) return false;
+    int bestB = -1, bestS = -1;
+    double bestLoad = 0;
+    for (int b = 0; b < N_; ++b) {
+      if (holds(b, x) || !spreadAfterAdd(x, b)) continue;
+      for (int s = 0; s < S_; ++s) {
+        int y = p_.at(b, s);
+        if (c_[y] <= target[y]) continue;
+        double after = load_[b] - l_[y] / c_[y] + l_[x] / (c_[x] + 1);
+        if (bestB < 0 || after < bestLoad) {
+          bestLoad = after;
+          bestB = b;
+          bestS = s;
+        }
+      }
+    }
+    if (bestB < 0) return false;
+    apply({Move::kReplicate, -1, -1, bestB, bestS}, x);
+    return true;
+  }
+
+  // Phase 2: applies the best move that lowers the most loaded rank by at least `minGain`;
+  // returns its cost in moved replicas, or 0 if none does.
+  int step(int budget, double minGain) {
     const int a = static_cast<int>(std::max_element(load_.begin(), load_.end()) - load_.begin());
-    const double eps = 1e-9 * std::max(1.0, load_[a]);
-    double best = load_[a] - eps;
+    double best = load_[a] - minGain;
     Move move;
+    int moveExpert = -1;
     // Swaps between a and b: only those two ranks change.
     for (int b = 0; budget >= 2 && b < N_; ++b) {
       if (b == a) continue;
@@ -63,12 +94,13 @@ class SwiftLayer {
           if (score < best) {
             best = score;
             move = {Move::kReplicate, a, sa, b, sb};
+            moveExpert = x;
           }
         }
       }
     }
     if (move.kind == Move::kNone) return 0;
-    apply(move);
+    apply(move, moveExpert);
     return move.kind == Move::kSwap ? 2 : 1;
   }
 
@@ -96,9 +128,11 @@ class SwiftLayer {
     return onNode(e, node(to)) + 1 <= (c_[e] + 1 + nodes_ - 1) / nodes_;
   }
   void drop(int e, int r) { holders_[e].erase(std::find(holders_[e].begin(), holders_[e].end(), r)); }
-  void apply(const Move& m) {
-    int x = p_.at(m.a, m.sa), y = p_.at(m.b, m.sb);
+  // A swap exchanges slots (a, sa) and (b, sb); a replication puts expert x into (b, sb).
+  void apply(const Move& m, int x) {
+    int y = p_.at(m.b, m.sb);
     if (m.kind == Move::kSwap) {
+      x = p_.at(m.a, m.sa);
       p_.set(m.a, m.sa, y);
       p_.set(m.b, m.sb, x);
       drop(x, m.a);
@@ -133,17 +167,23 @@ LayerPlacement SwiftPolicy::planLayer(const LayerLoads& loads, const LayerPlacem
     replanned = true;
     return *fresh;
   }
-  double before = imbalance(*current, loads.total);
+  const auto& total = loads.total;
+  double before = imbalance(*current, total);
   replanned = false;
   if (before < opts_.imbalanceThreshold) return *current;
   int budget = opts_.maxMoves >= 0 ? opts_.maxMoves : std::max(8, in.ranks * in.slots / 4);
-  SwiftLayer layer(*current, loads.total, in.nodes);
+  SwiftLayer layer(*current, total, in.nodes);
+  // Phase 1: bring replica counts to the min-max-replica targets, hottest deficit first.
+  auto target = minMaxReplicaAllotment(total, in.ranks * in.slots, in.ranks);
+  while (budget > 0 && layer.reallot(target)) --budget;
+  // Phase 2: improving moves; gains under minGain × the mean rank load are not worth a transfer.
+  const double minGain = opts_.minGain * std::accumulate(total.begin(), total.end(), 0.0) / in.ranks;
   while (budget > 0) {
-    int cost = layer.step(budget);
+    int cost = layer.step(budget, std::max(minGain, 1e-12));
     if (cost == 0) break;
     budget -= cost;
   }
-  if (imbalance(layer.placement(), loads.total) >= before) return *current;
+  if (imbalance(layer.placement(), total) >= before) return *current;
   replanned = true;
   return layer.placement();
 }

@@ -1,10 +1,14 @@
 // "swift": migration-aware. Starts from the current placement and moves as few replicas as it
-// can: layers whose imbalance is under `imbalanceThreshold` are left alone; otherwise it applies
-// the best improving move, one at a time, until none helps or `maxMoves` replicas have moved:
-//   - swap: exchange one replica of the most loaded rank with one of another rank (2 moves);
-//   - re-replicate: on some rank, replace a replica of an expert that has several with a new
-//     replica of an expert on the most loaded rank (1 move).
-// Without a current placement it plans like "default".
+// can, at most `maxMoves` per layer; layers whose imbalance is under `imbalanceThreshold` are
+// left alone. Two phases:
+//   1. re-allotment: replica counts go towards the min-max-replica targets one replica at a time
+//      (the hottest expert per replica below its target takes a slot from an expert above its
+//      target, on the rank that stays lightest) — 1 move each;
+//   2. improvement: the best move that lowers the most loaded rank by at least minGain × the
+//      mean rank load: a swap of one of its replicas with one on another rank (2 moves), or a
+//      new replica of one of its experts in place of a spare replica elsewhere (1 move).
+// A layer is kept unchanged unless the result is better. Without a current placement it plans
+// like "default".
 #pragma once
 
 #include "eplb/policy.h"
@@ -13,7 +17,8 @@ namespace eccl::eplb {
 
 struct SwiftOptions {
   double imbalanceThreshold = 1.01;
-  int maxMoves = -1;  // per layer; -1 = N·S/4 (at least 8)
+  int maxMoves = -1;     // per layer; -1 = N·S/4 (at least 8)
+  double minGain = 0.002;  // smallest improvement worth a move, × the mean rank load
 };
 
 class SwiftPolicy final : public PlacementPolicy {
