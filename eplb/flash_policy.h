@@ -28,7 +28,7 @@ struct FlashOptions {
   int groups = 4;                 // tree search depth
   int width = 8;                  // tree search width (± around the look-ahead value)
   int thresholdCandidates = 12;
-  long long exactLimit = 20000;   // enumerate all allotments when there are at most this many
+  long long exactLimit = 2000;    // enumerate all allotments when there are at most this many
   int refined = 4;                // screened allotments that get the full swap refinement
   int localSearchEvaluations = 24;
 };

@@ -33,6 +33,13 @@ double RankPacker::objective(const LayerPlacement& p, const std::vector<int>& co
 }
 
 std::optional<LayerPlacement> RankPacker::lpt(const std::vector<int>& counts) const {
+  // Only complete allotments can be packed: 1..N replicas per expert, N·S in all.
+  long long total = 0;
+  for (int c : counts) {
+    if (c < 1 || c > ranks_) return std::nullopt;
+    total += c;
+  }
+  if (total != static_cast<long long>(ranks_) * slots_) return std::nullopt;
   struct Item {
     double weight;
     int expert;

@@ -22,7 +22,8 @@ class RankPacker {
   // expert id; with nodes, experts with several replicas before single ones), each to the
   // eligible rank with the lowest risk after adding it (ties: lower rank).
   // Eligible: a free slot, not holding the expert, on a node holding fewest of its replicas.
-  // nullopt when a replica has nowhere to go even after a repair swap.
+  // nullopt for an allotment that is not 1..N replicas per expert and N·S in all, or when a
+  // replica has nowhere to go even after a repair swap.
   std::optional<LayerPlacement> lpt(const std::vector<int>& counts) const;
 
   // Swaps one replica of the riskiest rank with one of another rank while that lowers the larger
