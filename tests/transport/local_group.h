@@ -1,0 +1,49 @@
+// N socket transports of one group inside this process, connected to each other.
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "transport/socket/socket_transport.h"
+
+namespace eccl::testing {
+
+inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, transport::SocketOptions opts = {},
+                                                                       const std::string& group = "test", uint64_t epoch = 0) {
+  if (opts.host.empty()) opts.host = "127.0.0.1";
+  std::vector<std::unique_ptr<transport::Transport>> ts;
+  std::vector<transport::AddressBlob> addrs;
+  for (int r = 0; r < n; ++r) {
+    ts.push_back(transport::createSocketTransport({group, epoch, r, n}, opts));
+    addrs.push_back(ts.back()->address());
+  }
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(n);
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        ts[r]->connect(addrs, Deadline::after(std::chrono::seconds(30)));
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return ts;
+}
+
+inline std::vector<uint8_t> pattern(size_t n, uint32_t seed) {
+  std::vector<uint8_t> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<uint8_t>(x);
+  }
+  return v;
+}
+
+}  // namespace eccl::testing

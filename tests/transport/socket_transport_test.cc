@@ -1,0 +1,189 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "apps/common/local_ranks.h"
+#include "tests/transport/local_group.h"
+#include "transport/error.h"
+
+namespace eccl::transport {
+namespace {
+
+using eccl::testing::localGroup;
+using eccl::testing::pattern;
+const Deadline kLong() { return Deadline::after(std::chrono::seconds(60)); }
+
+void expectError(const RequestPtr& r, Deadline d, const std::vector<std::string>& words) {
+  try {
+    r->wait(d);
+    ADD_FAILURE() << "request succeeded";
+  } catch (const Error& e) {
+    for (auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what() << "\n lacks: " << w;
+  }
+}
+
+class SocketTransportSizes : public ::testing::TestWithParam<size_t> {};
+INSTANTIATE_TEST_SUITE_P(Bytes, SocketTransportSizes,
+                         ::testing::Values(0, 1, 4095, (1u << 20) + 3, 64u << 20));
+
+TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
+  const size_t n = GetParam();
+  auto g = localGroup(2, {.nsocks = 3});
+  auto a = pattern(n, 1), b = pattern(n, 2);
+  std::vector<uint8_t> ra(n), rb(n);
+  // Receive posted before the send (direct into the buffer) and after it (staged).
+  auto r1 = g[1]->irecv(0, 5, rb.data(), n);
+  auto s1 = g[0]->isend(1, 5, a.data(), n);
+  auto s2 = g[1]->isend(0, 6, b.data(), n);
+  std::this_thread::sleep_for(Millis(n > (1 << 20) ? 100 : 5));
+  auto r2 = g[0]->irecv(1, 6, ra.data(), n);
+  for (auto& r : {r1, s1, s2, r2}) r->wait(kLong());
+  EXPECT_TRUE(rb == a);
+  EXPECT_TRUE(ra == b);
+}
+
+TEST(SocketTransport, EqualTagsMatchInPostingOrder) {
+  auto g = localGroup(2);
+  const int count = 50;
+  std::vector<std::vector<uint8_t>> sent, got(count);
+  std::vector<RequestPtr> reqs;
+  for (int i = 0; i < count; ++i) sent.push_back(pattern(1 + (i * 7919) % 300000, i));
+  for (int i = 0; i < count / 2; ++i) {
+    got[i].resize(sent[i].size());
+    reqs.push_back(g[1]->irecv(0, 42, got[i].data(), got[i].size()));
+  }
+  for (int i = 0; i < count; ++i) reqs.push_back(g[0]->isend(1, 42, sent[i].data(), sent[i].size()));
+  for (int i = count / 2; i < count; ++i) {
+    got[i].resize(sent[i].size());
+    reqs.push_back(g[1]->irecv(0, 42, got[i].data(), got[i].size()));
+  }
+  for (auto& r : reqs) r->wait(kLong());
+  for (int i = 0; i < count; ++i) EXPECT_TRUE(got[i] == sent[i]) << "message " << i;
+}
+
+TEST(SocketTransport, StagingBudgetPausesThenResumes) {
+  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20});
+  auto big = pattern(16 << 20, 3);
+  std::vector<RequestPtr> sends;
+  for (int i = 0; i < 3; ++i) sends.push_back(g[0]->isend(1, i, big.data(), big.size()));
+  std::this_thread::sleep_for(Millis(200));  // far more than the budget is now waiting
+  std::vector<std::vector<uint8_t>> out(3, std::vector<uint8_t>(big.size()));
+  std::vector<RequestPtr> recvs;
+  for (int i = 2; i >= 0; --i) recvs.push_back(g[1]->irecv(0, i, out[i].data(), out[i].size()));
+  for (auto& r : recvs) r->wait(kLong());
+  for (auto& s : sends) s->wait(kLong());
+  for (auto& o : out) EXPECT_TRUE(o == big);
+}
+
+TEST(SocketTransport, SelfSendAndSizeMismatch) {
+  auto g = localGroup(2);
+  auto a = pattern(1000, 4);
+  std::vector<uint8_t> r(1000), small(10);
+  auto s = g[0]->isend(0, 1, a.data(), a.size());
+  g[0]->irecv(0, 1, r.data(), r.size())->wait(kLong());
+  s->wait(kLong());
+  EXPECT_TRUE(r == a);
+  auto recv = g[1]->irecv(0, 2, small.data(), small.size());
+  g[0]->isend(1, 2, a.data(), a.size())->wait(kLong());
+  expectError(recv, kLong(), {"1000 bytes", "size mismatch", "rank 0"});
+  // The stream stays usable after the mismatch.
+  auto next = g[1]->irecv(0, 2, r.data(), r.size());
+  g[0]->isend(1, 2, a.data(), a.size())->wait(kLong());
+  next->wait(kLong());
+  EXPECT_TRUE(r == a);
+}
+
+TEST(SocketTransport, TimeoutNamesThePeerAndCancelKeepsMatching) {
+  auto g = localGroup(2);
+  std::vector<uint8_t> buf(64);
+  auto r = g[1]->irecv(0, 9, buf.data(), buf.size());
+  auto t0 = Clock::now();
+  expectError(r, Deadline::after(Millis(200)), {"timed out", "rank 0", "tag 9", "64 bytes"});
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  // The cancelled receive consumed its slot: the first message on tag 9 is discarded, the
+  // second goes to the next receive.
+  auto first = pattern(64, 1), second = pattern(64, 2);
+  g[0]->isend(1, 9, first.data(), 64)->wait(kLong());
+  g[0]->isend(1, 9, second.data(), 64)->wait(kLong());
+  g[1]->irecv(0, 9, buf.data(), buf.size())->wait(kLong());
+  EXPECT_TRUE(buf == second);
+}
+
+TEST(SocketTransport, AbortFailsPendingOpsOnEveryRank) {
+  auto g = localGroup(3);
+  std::vector<uint8_t> b1(8), b2(8);
+  auto r1 = g[1]->irecv(2, 1, b1.data(), 8);
+  auto r2 = g[2]->irecv(1, 1, b2.data(), 8);
+  g[0]->abort("operator asked");
+  expectError(r1, kLong(), {"rank 0", "operator asked"});
+  expectError(r2, kLong(), {"rank 0", "operator asked"});
+  EXPECT_TRUE(g[1]->asyncError().has_value());
+  auto late = g[1]->isend(2, 3, b1.data(), 8);
+  expectError(late, kLong(), {"operator asked"});
+}
+
+TEST(SocketTransport, WrongGroupOrEpochIsRefusedNamingBoth) {
+  auto a = createSocketTransport({"grp", 1, 0, 2}, {.host = "127.0.0.1", .nsocks = 1});
+  auto b = createSocketTransport({"grp", 2, 1, 2}, {.host = "127.0.0.1", .nsocks = 1});
+  std::vector<AddressBlob> addrs{a->address(), b->address()};
+  std::thread acceptor([&] { EXPECT_THROW(a->connect(addrs, Deadline::after(Millis(1500))), Error); });
+  try {
+    b->connect(addrs, Deadline::after(Millis(5000)));
+    ADD_FAILURE() << "connected across epochs";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("epoch 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("epoch 2"), std::string::npos) << m;
+    EXPECT_NE(m.find("refused"), std::string::npos) << m;
+  }
+  acceptor.join();
+}
+
+TEST(SocketTransport, Ipv6AndDestroyWithPendingOps) {
+  auto g = localGroup(2, {.host = "::1"});
+  EXPECT_NE(g[0]->peerAddress(1).find("[::1]"), std::string::npos);
+  auto a = pattern(1 << 20, 5);
+  std::vector<uint8_t> r(1 << 20);
+  auto rr = g[1]->irecv(0, 1, r.data(), r.size());
+  g[0]->isend(1, 1, a.data(), a.size())->wait(kLong());
+  rr->wait(kLong());
+  EXPECT_TRUE(r == a);
+  auto pending = g[1]->irecv(0, 2, r.data(), r.size());
+  g[1].reset();  // destroy with a receive pending: it fails, nothing hangs
+  expectError(pending, kLong(), {"destroyed"});
+}
+
+TEST(SocketTransport, KilledPeerFailsPendingOpsNamingIt) {
+  // Rank 1 lives in a child process and is killed while rank 0 waits for it.
+  auto t0 = createSocketTransport({"kill", 0, 0, 2}, {.host = "127.0.0.1"});
+  auto addr0 = t0->address();
+  int pipeFd[2];
+  ASSERT_EQ(::pipe(pipeFd), 0);
+  pid_t child = forkChild([&] {
+    auto t1 = createSocketTransport({"kill", 0, 1, 2}, {.host = "127.0.0.1"});
+    auto a1 = t1->address();
+    uint32_t len = a1.size();
+    [[maybe_unused]] auto w1 = ::write(pipeFd[1], &len, 4);
+    [[maybe_unused]] auto w2 = ::write(pipeFd[1], a1.data(), len);
+    t1->connect({addr0, a1}, Deadline::after(std::chrono::seconds(30)));
+    ::pause();
+    return 0;
+  });
+  uint32_t len = 0;
+  ASSERT_EQ(::read(pipeFd[0], &len, 4), 4);
+  AddressBlob a1(len);
+  ASSERT_EQ(::read(pipeFd[0], a1.data(), len), ssize_t(len));
+  t0->connect({addr0, a1}, Deadline::after(std::chrono::seconds(30)));
+  std::vector<uint8_t> buf(16);
+  auto r = t0->irecv(1, 1, buf.data(), buf.size());
+  ::kill(child, SIGKILL);
+  auto start = Clock::now();
+  std::string addr1(a1.begin(), a1.end());
+  expectError(r, Deadline::after(std::chrono::seconds(30)), {"rank 1", addr1, "closed its connection"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  reapChild(child, std::chrono::seconds(10));
+}
+
+}  // namespace
+}  // namespace eccl::transport

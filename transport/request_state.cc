@@ -1,0 +1,64 @@
+#include "transport/request_state.h"
+
+#include <thread>
+
+namespace eccl::transport {
+
+std::string GroupIdentity::describe() const {
+  return "group '" + group + "' epoch " + std::to_string(epoch) + " rank " + std::to_string(rank) + " of " +
+         std::to_string(size);
+}
+
+bool RequestState::finish(std::optional<std::pair<ErrorCode, std::string>> err) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_.load(std::memory_order_relaxed)) return false;
+    if (err) {
+      failed_ = true;
+      code_ = err->first;
+      error_ = std::move(err->second);
+    }
+    done_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+  return true;
+}
+
+void RequestState::complete() { finish(std::nullopt); }
+
+void RequestState::fail(ErrorCode code, const std::string& message) { finish(std::pair{code, message}); }
+
+std::optional<std::string> RequestState::error() const {
+  std::lock_guard lock(mu_);
+  if (!failed_) return std::nullopt;
+  return error_;
+}
+
+void RequestState::cancel() {
+  if (test()) return;
+  if (canceller_) canceller_();  // withdraws the request, then fails it
+  fail(ErrorCode::kAborted, what_ + " was cancelled");
+}
+
+void RequestState::wait(Deadline deadline) {
+  // Spin a little: most loopback completions arrive within tens of microseconds.
+  for (auto spinUntil = Clock::now() + std::chrono::microseconds(30); !test() && Clock::now() < spinUntil;)
+    std::this_thread::yield();
+  if (!test()) {
+    std::unique_lock lock(mu_);
+    if (deadline.at() == Clock::time_point::max()) {
+      cv_.wait(lock, [&] { return done_.load(); });
+    } else if (!cv_.wait_until(lock, deadline.at(), [&] { return done_.load(); })) {
+      lock.unlock();
+      cancel();
+      std::lock_guard relock(mu_);
+      if (failed_ && code_ == ErrorCode::kAborted && error_.find("was cancelled") != std::string::npos) {
+        throw Error(ErrorCode::kTimeout, what_ + " timed out");
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (failed_) throw Error(code_, error_);
+}
+
+}  // namespace eccl::transport

@@ -1,0 +1,46 @@
+// The Request implementation transports share: a completion flag, an error, and waiting that
+// spins briefly before sleeping (a loopback reply often lands within microseconds).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "transport/error.h"
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+class RequestState final : public Request {
+ public:
+  // `what` names the operation for errors, e.g. "recv of 4096 bytes from rank 3 (10.0.0.2:1234), tag 7".
+  explicit RequestState(std::string what) : what_(std::move(what)) {}
+
+  bool test() const override { return done_.load(std::memory_order_acquire); }
+  void wait(Deadline deadline) override;
+  void cancel() override;
+  std::optional<std::string> error() const override;
+
+  // Called by the transport (first call wins; later ones are ignored).
+  void complete();
+  void fail(ErrorCode code, const std::string& message);
+  // The transport's hook that withdraws the request from its queues; runs under no lock of ours.
+  void setCanceller(std::function<void()> c) { canceller_ = std::move(c); }
+  const std::string& what() const { return what_; }
+
+ private:
+  bool finish(std::optional<std::pair<ErrorCode, std::string>> err);
+
+  std::string what_;
+  std::atomic<bool> done_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  ErrorCode code_ = ErrorCode::kAborted;
+  std::string error_;
+  bool failed_ = false;
+  std::function<void()> canceller_;
+};
+
+}  // namespace eccl::transport

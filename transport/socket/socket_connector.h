@@ -1,0 +1,29 @@
+// Builds the full mesh of one group: `nsocks` TCP connections between every pair of ranks.
+// Each rank connects to every lower rank and accepts from every higher one; every connection
+// starts with a hello (group, epoch, ranks, stream) that the acceptor checks and answers. A
+// connection from another group, an older epoch or the wrong rank is refused with a reply naming
+// both sides, and the acceptor goes on waiting for the right one. All within `deadline`, the
+// passive accept side included.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "transport/deadline.h"
+#include "transport/socket/fd.h"
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+struct ConnectedSocket {
+  Fd fd;  // non-blocking, TCP_NODELAY
+  int peer = -1;
+  int stream = 0;
+};
+
+// addresses[r] = "host:port" of rank r's listener. Throws Error naming the peer(s) and address(es)
+// on refusal or timeout.
+std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
+                                                  int nsocks, int listenFd, Deadline deadline);
+
+}  // namespace eccl::transport

@@ -1,0 +1,28 @@
+// The socket (TCP) transport: non-blocking sockets, one epoll progress thread per transport,
+// `nsocks` connections per peer with large messages striped over them. A receive posted before
+// its data arrives is filled straight from the socket into the caller's buffer; data that arrives
+// first is staged within a memory budget (beyond it, that socket pauses until a receive is
+// posted). TCP_NODELAY; IPv4 and IPv6.
+//
+// A peer whose connection breaks, or an abort (local or from a peer), fails every pending and
+// later request with an error naming the rank and its address.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+struct SocketOptions {
+  // Address to listen on and publish (the interface peers reach this rank by). Required.
+  std::string host;
+  int nsocks = -1;                         // connections per peer; -1 = $ECCL_SOCKET_NSOCKS or 2
+  size_t stripeMinBytes = 256 * 1024;      // messages at least this large are split over the sockets
+  size_t unexpectedBudget = size_t(256) << 20;  // bytes staged for receives not posted yet
+};
+
+std::unique_ptr<Transport> createSocketTransport(GroupIdentity identity, SocketOptions options);
+
+}  // namespace eccl::transport
