@@ -390,11 +390,14 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
   if (broken_) return;
   broken_ = reason;
   brokenCode_ = code;
-  logger().warn("{}", reason);
+  bool pending = false;
   for (auto& [id, c] : conns_) {
     std::deque<OutChunk> keep;
     for (auto& ch : c->sendq) {
-      if (ch.op && !ch.op->req->test()) ch.op->req->fail(code, ch.op->req->what() + " failed: " + reason);
+      if (ch.op && !ch.op->req->test()) {
+        pending = true;
+        ch.op->req->fail(code, ch.op->req->what() + " failed: " + reason);
+      }
       if (ch.sent > 0 && ch.sent < wire::kChunkHeaderBytes + ch.len) {
         if (ch.op && ch.op->owned.empty() && ch.op->bytes) {
           ch.op->owned.assign(ch.op->data, ch.op->data + ch.op->bytes);
@@ -414,6 +417,7 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
     flush(*c);
   }
   for (auto& p : peers_) {
+    pending |= !p.posted.empty() || !p.selfSends.empty();
     for (auto& [k, r] : p.posted) r->req->fail(code, r->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.staged)
       if (s.waiter) s.waiter->req->fail(code, s.waiter->req->what() + " failed: " + reason);
@@ -423,6 +427,9 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
     for (Conn* c : p.conns)
       if (c->target) c->target->req->fail(code, c->target->req->what() + " failed: " + reason);
   }
+  // An abort or a lost peer that cost operations is worth a warning; a quiet teardown is not.
+  if (pending || tellPeers) logger().warn("{}", reason);
+  else logger().debug("{}", reason);
 }
 
 void SocketTransport::setEvents(Conn& c) {

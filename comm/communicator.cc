@@ -1,0 +1,294 @@
+#include "comm/communicator.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "comm/algorithms/binomial_broadcast.h"
+#include "comm/algorithms/bruck_all_gather.h"
+#include "comm/algorithms/collective_context.h"
+#include "comm/algorithms/dissemination_barrier.h"
+#include "comm/algorithms/pairwise_all_to_all.h"
+#include "comm/algorithms/ring_all_gather.h"
+#include "comm/algorithms/ring_reduce_scatter.h"
+#include "transport/env.h"
+#include "transport/error.h"
+#include "transport/logging.h"
+
+namespace eccl {
+namespace {
+
+constexpr transport::Tag kCollectiveBit = transport::Tag(1) << 63;
+constexpr uint32_t kObjTag = 0xffffffffu;  // user P2P tags are 32-bit; sendObj uses its own stream
+
+std::vector<size_t> prefix(const std::vector<size_t>& v) {
+  std::vector<size_t> out(v.size(), 0);
+  for (size_t i = 1; i < v.size(); ++i) out[i] = out[i - 1] + v[i - 1];
+  return out;
+}
+
+// Splits count elements into n nearly equal blocks.
+void split(size_t count, int n, std::vector<size_t>& counts, std::vector<size_t>& offsets) {
+  counts.assign(n, count / n);
+  for (size_t i = 0; i < count % n; ++i) counts[i]++;
+  offsets = prefix(counts);
+}
+
+}  // namespace
+
+Communicator::Communicator(std::unique_ptr<transport::Transport> t, CommOptions options)
+    : id_(t->identity()),
+      timeout_(options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)))),
+      opts_(options),
+      transport_(std::move(t)) {
+  worker_ = std::thread([this] { workerLoop(); });
+}
+
+Communicator::~Communicator() { destroy(); }
+
+void Communicator::checkPeer(int peer, const char* what) const {
+  if (peer < 0 || peer >= id_.size)
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + " on " + id_.describe() + ": peer " + std::to_string(peer) +
+                                                 " is not a rank of the group (0.." + std::to_string(id_.size - 1) + ")");
+}
+
+Work Communicator::isend(const void* buf, size_t bytes, int peer, uint32_t tag) {
+  return batchIsendIrecv({{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag}});
+}
+
+Work Communicator::irecv(void* buf, size_t bytes, int peer, uint32_t tag) {
+  return batchIsendIrecv({{P2POp::kRecv, buf, bytes, peer, tag}});
+}
+
+Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
+  for (auto& op : ops) {
+    checkPeer(op.peer, op.kind == P2POp::kSend ? "send" : "recv");
+    if (op.buf == nullptr && op.bytes > 0)
+      throw Error(ErrorCode::kInvalidArgument, std::string(op.kind == P2POp::kSend ? "send" : "recv") + " of " +
+                                                   std::to_string(op.bytes) + " bytes with peer " + std::to_string(op.peer) +
+                                                   " has a null buffer");
+  }
+  std::string what = ops.size() == 1 ? std::string(ops[0].kind == P2POp::kSend ? "send" : "recv")
+                                     : "batch_isend_irecv of " + std::to_string(ops.size()) + " operations";
+  auto state = std::make_shared<WorkState>(what, timeout_);
+  std::vector<transport::RequestPtr> reqs;
+  reqs.reserve(ops.size());
+  // Receives first: data that arrives early lands straight in its buffer.
+  for (auto& op : ops)
+    if (op.kind == P2POp::kRecv) reqs.push_back(transport_->irecv(op.peer, op.tag, op.buf, op.bytes));
+  for (auto& op : ops)
+    if (op.kind == P2POp::kSend) reqs.push_back(transport_->isend(op.peer, op.tag, op.buf, op.bytes));
+  state->addRequests(std::move(reqs));
+  return Work(state);
+}
+
+Work Communicator::enqueue(std::string what, std::function<void(const algo::CollectiveContext&)> body) {
+  auto state = std::make_shared<WorkState>(what, timeout_);
+  std::lock_guard lock(mu_);
+  if (destroyed_ || stopping_) {
+    state->fail(what + " on " + id_.describe() + ": the communicator was destroyed", static_cast<int>(ErrorCode::kAborted));
+    return Work(state);
+  }
+  queue_.push_back({state, std::move(body), kCollectiveBit | collectiveSeq_++, Deadline::after(timeout_)});
+  cv_.notify_all();
+  return Work(state);
+}
+
+void Communicator::workerLoop() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    const std::string& what = task.state->what();
+    try {
+      if (auto broken = transport_->asyncError())
+        throw Error(ErrorCode::kAborted, "the group is broken: " + *broken);
+      algo::CollectiveContext ctx{*transport_, id_.rank, id_.size, task.tag, task.deadline};
+      task.body(ctx);
+      task.state->finish();
+    } catch (const Error& e) {
+      task.state->fail(what + " failed: " + e.what(), static_cast<int>(e.code()));
+      // Peers may be waiting for our part of it: a timed-out collective leaves the group in an
+      // unknown state, so fail it everywhere rather than let others hang.
+      if (e.code() == ErrorCode::kTimeout) transport_->abort(what + " timed out on rank " + std::to_string(id_.rank));
+    } catch (const std::exception& e) {
+      task.state->fail(what + " failed: " + e.what(), static_cast<int>(ErrorCode::kInvalidArgument));
+    }
+    {
+      std::lock_guard lock(mu_);
+      busy_ = false;
+    }
+    cv_.notify_all();
+  }
+}
+
+Work Communicator::allGatherAsync(const void* send, void* recv, size_t bytes) {
+  auto* out = static_cast<uint8_t*>(recv);
+  std::string what = "all_gather of " + std::to_string(bytes) + " bytes per rank";
+  bool small = bytes < opts_.smallMessageBytes;
+  return enqueue(what, [=, this](const algo::CollectiveContext& c) {
+    if (small) return algo::bruckAllGather(c, send, out, bytes);
+    if (send != out + c.rank * bytes && bytes) std::memcpy(out + c.rank * bytes, send, bytes);
+    std::vector<size_t> counts(c.size, bytes), offsets(c.size);
+    for (int r = 0; r < c.size; ++r) offsets[r] = r * bytes;
+    logger().debug("{} on {}: ring", what, id_.describe());
+    algo::ringAllGatherV(c, out, offsets, counts);
+  });
+}
+
+Work Communicator::allGatherVAsync(const void* send, size_t sendBytes, void* recv, const std::vector<size_t>& recvBytes) {
+  if (static_cast<int>(recvBytes.size()) != id_.size)
+    throw Error(ErrorCode::kInvalidArgument, "all_gather_v on " + id_.describe() + ": " + std::to_string(recvBytes.size()) +
+                                                 " receive sizes for a group of " + std::to_string(id_.size));
+  if (recvBytes[id_.rank] != sendBytes)
+    throw Error(ErrorCode::kInvalidArgument, "all_gather_v on " + id_.describe() + ": sends " + std::to_string(sendBytes) +
+                                                 " bytes but its own receive size is " + std::to_string(recvBytes[id_.rank]));
+  auto offsets = prefix(recvBytes);
+  auto* out = static_cast<uint8_t*>(recv);
+  size_t total = std::accumulate(recvBytes.begin(), recvBytes.end(), size_t(0));
+  return enqueue("all_gather_v of " + std::to_string(total) + " bytes", [=](const algo::CollectiveContext& c) {
+    if (send != out + offsets[c.rank] && sendBytes) std::memcpy(out + offsets[c.rank], send, sendBytes);
+    algo::ringAllGatherV(c, out, offsets, recvBytes);
+  });
+}
+
+Work Communicator::broadcastAsync(void* buf, size_t bytes, int root) {
+  checkPeer(root, "broadcast root");
+  return enqueue("broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root),
+                 [=](const algo::CollectiveContext& c) { algo::binomialBroadcast(c, buf, bytes, root); });
+}
+
+Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+  const size_t es = dataTypeSize(type), bytes = count * es;
+  if (static_cast<int>(op) < 0 || static_cast<int>(op) > 3)
+    throw Error(ErrorCode::kInvalidArgument, "all_reduce: unknown reduce op " + std::to_string(static_cast<int>(op)));
+  auto* out = static_cast<uint8_t*>(recv);
+  bool small = bytes < opts_.smallMessageBytes || count < static_cast<size_t>(id_.size);
+  std::string what = std::string("all_reduce (") + reduceOpName(op) + ") of " + std::to_string(count) + " " +
+                     dataTypeName(type) + " elements";
+  return enqueue(what, [=](const algo::CollectiveContext& c) {
+    if (small) {
+      // Gather everyone's input, then reduce in rank order: same result on every rank.
+      std::vector<uint8_t> all(bytes * c.size);
+      algo::bruckAllGather(c, send, all.data(), bytes);
+      if (bytes) std::memcpy(out, all.data(), bytes);
+      for (int r = 1; r < c.size; ++r) reduceInto(out, all.data() + r * bytes, count, type, op);
+      return;
+    }
+    if (send != out) std::memcpy(out, send, bytes);
+    std::vector<size_t> counts, offsets;
+    split(count, c.size, counts, offsets);
+    algo::ringReduceScatter(c, out, offsets, counts, type, op);
+    std::vector<size_t> byteCounts(c.size), byteOffsets(c.size);
+    for (int r = 0; r < c.size; ++r) {
+      byteCounts[r] = counts[r] * es;
+      byteOffsets[r] = offsets[r] * es;
+    }
+    algo::ringAllGatherV(c, out, byteOffsets, byteCounts);
+  });
+}
+
+Work Communicator::reduceScatterAsync(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op) {
+  const size_t es = dataTypeSize(type);
+  return enqueue(std::string("reduce_scatter (") + reduceOpName(op) + ") of " + std::to_string(recvCount) + " " +
+                     dataTypeName(type) + " elements per rank",
+                 [=](const algo::CollectiveContext& c) {
+                   std::vector<uint8_t> work(recvCount * es * c.size);
+                   if (!work.empty()) std::memcpy(work.data(), send, work.size());
+                   std::vector<size_t> counts(c.size, recvCount), offsets(c.size);
+                   for (int r = 0; r < c.size; ++r) offsets[r] = r * recvCount;
+                   algo::ringReduceScatter(c, work.data(), offsets, counts, type, op);
+                   if (recvCount) std::memcpy(recv, work.data() + c.rank * recvCount * es, recvCount * es);
+                 });
+}
+
+Work Communicator::allToAllVAsync(const void* send, const std::vector<size_t>& sendBytes, const std::vector<size_t>& sendOffsets,
+                                  void* recv, const std::vector<size_t>& recvBytes, const std::vector<size_t>& recvOffsets) {
+  for (auto* v : {&sendBytes, &sendOffsets, &recvBytes, &recvOffsets})
+    if (static_cast<int>(v->size()) != id_.size)
+      throw Error(ErrorCode::kInvalidArgument, "all_to_all_v on " + id_.describe() + ": count/offset lists need " +
+                                                   std::to_string(id_.size) + " entries, got " + std::to_string(v->size()));
+  size_t total = std::accumulate(sendBytes.begin(), sendBytes.end(), size_t(0));
+  return enqueue("all_to_all_v of " + std::to_string(total) + " bytes", [=](const algo::CollectiveContext& c) {
+    algo::pairwiseAllToAllV(c, static_cast<const uint8_t*>(send), sendBytes, sendOffsets, static_cast<uint8_t*>(recv),
+                            recvBytes, recvOffsets);
+  });
+}
+
+Work Communicator::barrierAsync() {
+  return enqueue("barrier", [](const algo::CollectiveContext& c) { algo::disseminationBarrier(c); });
+}
+
+std::vector<std::vector<uint8_t>> Communicator::allGatherObj(const std::vector<uint8_t>& mine) {
+  uint64_t size = mine.size();
+  std::vector<uint64_t> sizes(id_.size);
+  allGather(&size, sizes.data(), sizeof(uint64_t));
+  std::vector<size_t> bytes(sizes.begin(), sizes.end());
+  std::vector<uint8_t> all(std::accumulate(bytes.begin(), bytes.end(), size_t(0)));
+  allGatherV(mine.data(), mine.size(), all.data(), bytes);
+  std::vector<std::vector<uint8_t>> out;
+  size_t at = 0;
+  for (size_t b : bytes) {
+    out.emplace_back(all.begin() + at, all.begin() + at + b);
+    at += b;
+  }
+  return out;
+}
+
+std::vector<uint8_t> Communicator::broadcastObj(const std::vector<uint8_t>& obj, int root) {
+  uint64_t size = obj.size();
+  broadcast(&size, sizeof(size), root);
+  std::vector<uint8_t> out = id_.rank == root ? obj : std::vector<uint8_t>(size);
+  broadcast(out.data(), out.size(), root);
+  return out;
+}
+
+void Communicator::sendObj(const std::vector<uint8_t>& obj, int peer, uint32_t tag) {
+  uint64_t size = obj.size();
+  batchIsendIrecv({{P2POp::kSend, &size, sizeof(size), peer, kObjTag - tag},
+                   {P2POp::kSend, const_cast<uint8_t*>(obj.data()), obj.size(), peer, kObjTag - tag}})
+      .wait();
+}
+
+std::vector<uint8_t> Communicator::recvObj(int peer, uint32_t tag) {
+  uint64_t size = 0;
+  recv(&size, sizeof(size), peer, kObjTag - tag);
+  std::vector<uint8_t> out(size);
+  recv(out.data(), out.size(), peer, kObjTag - tag);
+  return out;
+}
+
+void Communicator::abort(const std::string& reason) {
+  if (transport_) transport_->abort(reason);
+}
+
+std::optional<std::string> Communicator::asyncError() const {
+  return transport_ ? transport_->asyncError() : std::optional<std::string>("the communicator was destroyed");
+}
+
+void Communicator::destroy() {
+  std::deque<Task> dropped;
+  bool inFlight;
+  {
+    std::lock_guard lock(mu_);
+    if (destroyed_) return;
+    destroyed_ = stopping_ = true;
+    dropped.swap(queue_);
+    inFlight = busy_ || !dropped.empty();
+  }
+  cv_.notify_all();
+  // Operations still in flight would leave peers waiting: fail them everywhere.
+  if (inFlight) transport_->abort("rank " + std::to_string(id_.rank) + " destroyed the communicator with operations in flight");
+  for (auto& t : dropped)
+    t.state->fail(t.state->what() + " on " + id_.describe() + ": the communicator was destroyed",
+                  static_cast<int>(ErrorCode::kAborted));
+  if (worker_.joinable()) worker_.join();
+  transport_.reset();  // closes sockets, stops the progress thread, fails pending P2P requests
+}
+
+}  // namespace eccl

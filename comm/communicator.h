@@ -1,0 +1,139 @@
+// The communicator of one group: P2P, batched P2P with HCCL BatchSendRecv semantics, and the
+// collectives, each with an async form returning a Work and a blocking form that waits on it.
+//
+// Collectives run in call order on the communicator's own worker thread (like an NCCL stream);
+// every rank must call them in the same order. P2P operations go straight to the transport.
+// Errors name the operation and what the transport saw (group, epoch, this rank, the peer rank
+// and address, bytes). A timeout or a dead peer breaks the communicator: later operations fail
+// at once, and abort() tells every rank to fail theirs. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/types.h"
+#include "comm/work.h"
+#include "transport/transport.h"
+
+namespace eccl {
+
+namespace algo {
+struct CollectiveContext;
+}
+
+struct P2POp {
+  enum Kind { kSend, kRecv } kind;
+  void* buf;     // read for kSend, written for kRecv; must stay valid until the Work finishes
+  size_t bytes;
+  int peer;
+  uint32_t tag = 0;
+};
+
+struct CommOptions {
+  std::optional<std::chrono::milliseconds> timeout;  // nullopt = $ECCL_TIMEOUT (seconds) or 300 s
+  size_t smallMessageBytes = 32 * 1024;               // below: latency-optimal algorithms
+};
+
+class Communicator {
+ public:
+  // Takes a transport whose connect() has completed.
+  explicit Communicator(std::unique_ptr<transport::Transport> t, CommOptions options = {});
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return id_.rank; }
+  int size() const { return id_.size; }
+  const transport::GroupIdentity& identity() const { return id_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+  // --- point to point; `tag` separates concurrent streams between the same pair
+  Work isend(const void* buf, size_t bytes, int peer, uint32_t tag = 0);
+  Work irecv(void* buf, size_t bytes, int peer, uint32_t tag = 0);
+  void send(const void* buf, size_t bytes, int peer, uint32_t tag = 0) { isend(buf, bytes, peer, tag).wait(); }
+  void recv(void* buf, size_t bytes, int peer, uint32_t tag = 0) { irecv(buf, bytes, peer, tag).wait(); }
+  // All operations start together and complete in whatever order the peers posted theirs (both
+  // sides posting their sends first is fine); one Work for the whole batch. Equal (peer, tag)
+  // pairs match in list order.
+  Work batchIsendIrecv(const std::vector<P2POp>& ops);
+
+  // --- collectives. Buffers must stay valid until the Work finishes.
+  // recv has size()·bytes; in place when send == recv + rank()·bytes.
+  Work allGatherAsync(const void* send, void* recv, size_t bytesPerRank);
+  // recv holds rank r's block at Σ_{q<r} recvBytes[q]; sendBytes must equal recvBytes[rank()].
+  Work allGatherVAsync(const void* send, size_t sendBytes, void* recv, const std::vector<size_t>& recvBytes);
+  Work broadcastAsync(void* buf, size_t bytes, int root);
+  // count elements; in place when send == recv.
+  Work allReduceAsync(const void* send, void* recv, size_t count, DataType type, ReduceOp op);
+  // send has size()·recvCount elements; rank r gets the reduction of block r.
+  Work reduceScatterAsync(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op);
+  // Byte counts and offsets per rank.
+  Work allToAllVAsync(const void* send, const std::vector<size_t>& sendBytes, const std::vector<size_t>& sendOffsets,
+                      void* recv, const std::vector<size_t>& recvBytes, const std::vector<size_t>& recvOffsets);
+  Work barrierAsync();
+
+  void allGather(const void* send, void* recv, size_t bytesPerRank) { allGatherAsync(send, recv, bytesPerRank).wait(); }
+  void allGatherV(const void* send, size_t sendBytes, void* recv, const std::vector<size_t>& recvBytes) {
+    allGatherVAsync(send, sendBytes, recv, recvBytes).wait();
+  }
+  void broadcast(void* buf, size_t bytes, int root) { broadcastAsync(buf, bytes, root).wait(); }
+  void allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+    allReduceAsync(send, recv, count, type, op).wait();
+  }
+  void reduceScatter(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op) {
+    reduceScatterAsync(send, recv, recvCount, type, op).wait();
+  }
+  void allToAllV(const void* send, const std::vector<size_t>& sendBytes, const std::vector<size_t>& sendOffsets, void* recv,
+                 const std::vector<size_t>& recvBytes, const std::vector<size_t>& recvOffsets) {
+    allToAllVAsync(send, sendBytes, sendOffsets, recv, recvBytes, recvOffsets).wait();
+  }
+  void barrier() { barrierAsync().wait(); }
+
+  // --- metadata on bytes (sizes travel first, so any length works; O(N) messages per rank)
+  std::vector<std::vector<uint8_t>> allGatherObj(const std::vector<uint8_t>& mine);
+  std::vector<uint8_t> broadcastObj(const std::vector<uint8_t>& obj, int root);
+  void sendObj(const std::vector<uint8_t>& obj, int peer, uint32_t tag = 0);
+  std::vector<uint8_t> recvObj(int peer, uint32_t tag = 0);
+
+  // Fails every pending operation here and on every other rank of the group. Idempotent.
+  void abort(const std::string& reason);
+  // Frees every thread, socket and buffer; idempotent; works when peers are gone. Operations
+  // still in flight are aborted (and so fail on the other ranks too).
+  void destroy();
+  std::optional<std::string> asyncError() const;
+  transport::Transport& transport() { return *transport_; }
+
+ private:
+  struct Task {
+    std::shared_ptr<WorkState> state;
+    std::function<void(const algo::CollectiveContext&)> body;
+    transport::Tag tag = 0;
+    Deadline deadline = Deadline::never();
+  };
+  Work enqueue(std::string what, std::function<void(const algo::CollectiveContext&)> body);
+  void workerLoop();
+  void checkPeer(int peer, const char* what) const;
+
+  transport::GroupIdentity id_;
+  std::chrono::milliseconds timeout_;
+  CommOptions opts_;
+  std::unique_ptr<transport::Transport> transport_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  bool destroyed_ = false;
+  uint64_t collectiveSeq_ = 0;
+  std::thread worker_;
+};
+
+}  // namespace eccl

@@ -1,0 +1,26 @@
+// Element types and reduction operators of the collectives (the C API's enums mirror these).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace eccl {
+
+enum class DataType : int { kInt8 = 0, kInt32, kInt64, kFloat16, kBFloat16, kFloat32, kFloat64 };
+enum class ReduceOp : int { kSum = 0, kProd, kMin, kMax };
+
+size_t dataTypeSize(DataType t);  // bytes per element; throws Error(kInvalidArgument) for a bad value
+const char* dataTypeName(DataType t);
+const char* reduceOpName(ReduceOp op);
+
+// acc[i] = acc[i] (op) in[i] for i < count. fp16/bf16 are reduced in fp32 and rounded back
+// (round to nearest even). Throws Error(kInvalidArgument) for a bad type or op.
+void reduceInto(void* acc, const void* in, size_t count, DataType type, ReduceOp op);
+
+// IEEE half / bfloat16 conversions (exposed for tests and references).
+float halfToFloat(uint16_t h);
+uint16_t floatToHalf(float f);
+float bf16ToFloat(uint16_t b);
+uint16_t floatToBf16(float f);
+
+}  // namespace eccl

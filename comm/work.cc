@@ -1,0 +1,99 @@
+#include "comm/work.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "transport/error.h"
+
+namespace eccl {
+
+void WorkState::finish() {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void WorkState::fail(const std::string& error, int code) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    done_ = true;
+    error_ = error;
+    code_ = code;
+  }
+  cv_.notify_all();
+}
+
+bool WorkState::test() {
+  if (!requests_.empty()) {
+    for (auto& r : requests_)
+      if (!r->test()) return false;
+    std::lock_guard lock(mu_);
+    if (!done_) {
+      done_ = true;
+      for (auto& r : requests_)
+        if (auto e = r->error()) {
+          error_ = *e;
+          code_ = static_cast<int>(ErrorCode::kRemote);
+          break;
+        }
+    }
+    return true;
+  }
+  std::lock_guard lock(mu_);
+  return done_;
+}
+
+void WorkState::wait(Deadline deadline) {
+  if (!requests_.empty()) {
+    // P2P: wait on every request; the first failure fails the Work, the others are cancelled.
+    std::optional<Error> first;
+    for (auto& r : requests_) {
+      try {
+        if (!first) r->wait(deadline);
+        else r->cancel();
+      } catch (const Error& e) {
+        first = e;
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (!done_) {
+        done_ = true;
+        if (first) {
+          error_ = what_ + ": " + first->what();
+          code_ = static_cast<int>(first->code());
+        }
+      }
+    }
+  } else {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_until(lock, deadline.at(), [&] { return done_; }))
+      throw Error(ErrorCode::kTimeout, what_ + " timed out: not finished by the caller's deadline");
+  }
+  std::lock_guard lock(mu_);
+  if (error_) throw Error(static_cast<ErrorCode>(code_), *error_);
+}
+
+std::optional<std::string> WorkState::error() {
+  test();
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+bool Work::test() const { return !state_ || state_->test(); }
+
+void Work::wait(std::optional<std::chrono::milliseconds> timeout) const {
+  if (!state_) return;
+  // With the default timeout, the operation enforces it itself (and says which peer it was
+  // waiting for); the grace lets that precise error arrive first.
+  constexpr std::chrono::seconds kGrace{5};
+  state_->wait(Deadline::after(timeout ? *timeout : state_->defaultTimeout() + kGrace));
+}
+
+std::optional<std::string> Work::error() const { return state_ ? state_->error() : std::nullopt; }
+
+}  // namespace eccl

@@ -1,0 +1,63 @@
+// Work: the handle of an asynchronous communicator operation (like torch's Work or an NCCL
+// operation on a stream). Copyable; all copies refer to the same operation. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "transport/deadline.h"
+#include "transport/transport.h"
+
+namespace eccl {
+
+class WorkState;
+
+class Work {
+ public:
+  Work() = default;
+  explicit Work(std::shared_ptr<WorkState> s) : state_(std::move(s)) {}
+
+  // True once the operation has finished (successfully or not). Never blocks.
+  bool test() const;
+  // Waits until the operation finishes; throws eccl::Error with the operation's error, or
+  // kTimeout after `timeout` (default: the communicator's timeout, $ECCL_TIMEOUT).
+  void wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
+  std::optional<std::string> error() const;
+  bool valid() const { return state_ != nullptr; }
+
+ private:
+  std::shared_ptr<WorkState> state_;
+};
+
+// Shared completion state. Either finished by whoever runs the operation (finish/fail), or
+// backed by transport requests (P2P), whose completion is the Work's completion.
+class WorkState {
+ public:
+  WorkState(std::string what, std::chrono::milliseconds defaultTimeout) : what_(std::move(what)), timeout_(defaultTimeout) {}
+  void finish();
+  void fail(const std::string& error, int code);
+  void addRequests(std::vector<transport::RequestPtr> reqs) { requests_ = std::move(reqs); }
+
+  bool test();
+  void wait(Deadline deadline);
+  std::optional<std::string> error();
+  std::chrono::milliseconds defaultTimeout() const { return timeout_; }
+  const std::string& what() const { return what_; }
+
+ private:
+  std::string what_;
+  std::chrono::milliseconds timeout_;
+  std::vector<transport::RequestPtr> requests_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::optional<std::string> error_;
+  int code_ = 0;
+};
+
+}  // namespace eccl

@@ -1,0 +1,131 @@
+// Point to point and batch_isend_irecv: random patterns (many ops to one peer, self-sends,
+// every rank posting all its sends before any receive, mixed sizes), byte-exact; the metadata
+// helpers; abort and timeouts.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tests/comm/local_comms.h"
+#include "transport/error.h"
+
+namespace eccl {
+namespace {
+
+using testing::localComms;
+using testing::onEveryRank;
+using testing::pattern;
+
+TEST(BatchP2P, RandomPatternsAreByteExact) {
+  for (int n : {2, 4, 7}) {
+    auto comms = localComms(n);
+    for (int round = 0; round < 5; ++round) {
+      // msgs[from][to] = sizes of the messages from -> to (same on every rank: same seed)
+      std::mt19937 rng(round * 100 + n);
+      std::vector<std::vector<std::vector<size_t>>> msgs(n, std::vector<std::vector<size_t>>(n));
+      for (int a = 0; a < n; ++a)
+        for (int b = 0; b < n; ++b) {
+          int k = rng() % 4;
+          for (int i = 0; i < k; ++i) msgs[a][b].push_back(rng() % 3 == 0 ? (rng() % (3 << 20)) : rng() % 5000);
+        }
+      const bool sendsFirst = round % 2 == 0;
+      onEveryRank(n, [&](int r) {
+        std::vector<std::vector<uint8_t>> out, in;
+        std::vector<P2POp> ops;
+        for (int b = 0; b < n; ++b)
+          for (size_t i = 0; i < msgs[r][b].size(); ++i) {
+            out.push_back(pattern(msgs[r][b][i], r * 1000 + b * 10 + i));
+          }
+        size_t k = 0;
+        for (int b = 0; b < n; ++b)
+          for (size_t i = 0; i < msgs[r][b].size(); ++i, ++k)
+            ops.push_back({P2POp::kSend, out[k].data(), out[k].size(), b, 7});
+        std::vector<P2POp> recvs;
+        for (int a = 0; a < n; ++a)
+          for (size_t i = 0; i < msgs[a][r].size(); ++i) in.emplace_back(msgs[a][r][i]);
+        k = 0;
+        for (int a = 0; a < n; ++a)
+          for (size_t i = 0; i < msgs[a][r].size(); ++i, ++k) recvs.push_back({P2POp::kRecv, in[k].data(), in[k].size(), a, 7});
+        if (sendsFirst) ops.insert(ops.end(), recvs.begin(), recvs.end());
+        else ops.insert(ops.begin(), recvs.begin(), recvs.end());
+        comms[r]->batchIsendIrecv(ops).wait();
+        k = 0;
+        for (int a = 0; a < n; ++a)
+          for (size_t i = 0; i < msgs[a][r].size(); ++i, ++k)
+            ASSERT_TRUE(in[k] == pattern(msgs[a][r][i], a * 1000 + r * 10 + i)) << "from " << a << " #" << i;
+      });
+    }
+  }
+}
+
+TEST(P2P, ObjectHelpers) {
+  const int n = 4;
+  auto comms = localComms(n);
+  onEveryRank(n, [&](int r) {
+    std::vector<uint8_t> mine(r * 1000 + 1, uint8_t(r));
+    auto all = comms[r]->allGatherObj(mine);
+    for (int q = 0; q < n; ++q) ASSERT_EQ(all[q], std::vector<uint8_t>(q * 1000 + 1, uint8_t(q)));
+    auto b = comms[r]->broadcastObj(r == 2 ? std::vector<uint8_t>{1, 2, 3} : std::vector<uint8_t>{}, 2);
+    ASSERT_EQ(b, (std::vector<uint8_t>{1, 2, 3}));
+    if (r == 0) comms[r]->sendObj(std::vector<uint8_t>(77, 5), 3);
+    if (r == 3) {
+      ASSERT_EQ(comms[r]->recvObj(0), std::vector<uint8_t>(77, 5));
+    }
+  });
+}
+
+TEST(P2P, BadArgumentsNameThePeer) {
+  auto comms = localComms(2);
+  uint8_t b[4];
+  try {
+    comms[0]->isend(b, 4, 5);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("peer 5"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(comms[0]->broadcast(b, 4, -1), Error);
+  EXPECT_THROW(comms[0]->irecv(nullptr, 4, 1), Error);
+}
+
+TEST(Failures, AbortFailsEveryRanksPendingCollective) {
+  const int n = 3;
+  auto comms = localComms(n);
+  std::vector<Work> works(n);
+  std::vector<std::vector<uint8_t>> bufs(n, std::vector<uint8_t>(4096 * n));
+  for (int r = 1; r < n; ++r) works[r] = comms[r]->allGatherAsync(bufs[r].data() + r * 4096, bufs[r].data(), 4096);
+  comms[0]->abort("shutting down");
+  for (int r = 1; r < n; ++r) {
+    try {
+      works[r].wait(std::chrono::seconds(30));
+      FAIL() << "rank " << r << " finished";
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_NE(m.find("all_gather"), std::string::npos) << m;
+      EXPECT_NE(m.find("rank 0"), std::string::npos) << m;
+      EXPECT_NE(m.find("shutting down"), std::string::npos) << m;
+    }
+  }
+  // Later operations fail at once.
+  EXPECT_THROW(comms[1]->barrier(), Error);
+  for (auto& c : comms) c->destroy();
+  for (auto& c : comms) c->destroy();  // idempotent
+}
+
+TEST(Failures, TimeoutNamesTheOperationAndBreaksTheGroup) {
+  auto comms = localComms(2, {.timeout = std::chrono::milliseconds(300)});
+  uint8_t b[8] = {0};
+  auto start = Clock::now();
+  try {
+    comms[0]->broadcast(b, 8, 1);  // rank 1 never joins
+    FAIL();
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("broadcast of 8 bytes from rank 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("timed out"), std::string::npos) << m;
+  }
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
+  // The timeout was told to rank 1: its next operation fails instead of hanging.
+  EXPECT_THROW(comms[1]->barrier(), Error);
+}
+
+}  // namespace
+}  // namespace eccl
