@@ -105,25 +105,29 @@ void Communicator::workerLoop() {
       busy_ = true;
     }
     const std::string& what = task.state->what();
+    std::optional<std::pair<std::string, ErrorCode>> failure;
     try {
       if (auto broken = transport_->asyncError())
         throw Error(ErrorCode::kAborted, "the group is broken: " + *broken);
       algo::CollectiveContext ctx{*transport_, id_.rank, id_.size, task.tag, task.deadline};
       task.body(ctx);
-      task.state->finish();
     } catch (const Error& e) {
-      task.state->fail(what + " failed: " + e.what(), static_cast<int>(e.code()));
+      failure = {what + " failed: " + e.what(), e.code()};
       // Peers may be waiting for our part of it: a timed-out collective leaves the group in an
       // unknown state, so fail it everywhere rather than let others hang.
       if (e.code() == ErrorCode::kTimeout) transport_->abort(what + " timed out on rank " + std::to_string(id_.rank));
     } catch (const std::exception& e) {
-      task.state->fail(what + " failed: " + e.what(), static_cast<int>(ErrorCode::kInvalidArgument));
+      failure = {what + " failed: " + e.what(), ErrorCode::kInvalidArgument};
     }
     {
+      // Idle before the caller hears of completion: a destroy() right after wait() must not
+      // mistake the finished operation for one in flight.
       std::lock_guard lock(mu_);
       busy_ = false;
     }
     cv_.notify_all();
+    if (failure) task.state->fail(failure->first, static_cast<int>(failure->second));
+    else task.state->finish();
   }
 }
 

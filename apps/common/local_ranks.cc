@@ -1,6 +1,7 @@
 #include "apps/common/local_ranks.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,9 +25,13 @@ std::string RankExit::describe() const {
 
 pid_t forkChild(const std::function<int()>& fn) {
   std::fflush(nullptr);
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) throwSystemError("fork", errno);
   if (pid > 0) return pid;
+  // A child must not outlive its parent (a crashed test would leave it running forever).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);
   int code = 1;
   try {
     code = fn();

@@ -43,16 +43,15 @@ TcpStoreClient::TcpStoreClient(const SocketAddress& address, TcpStoreClientOptio
       spin_(options.spin.value_or(std::chrono::microseconds(envInt("ECCL_STORE_SPIN_US", kDefaultSpin.count())))) {}
 
 void TcpStoreClient::connect() {
+  Fd fd = openConnection(Deadline::after(timeout_));
   std::lock_guard lock(mu_);
-  ensureConnected(Deadline::after(timeout_));
+  idle_.push_back(std::move(fd));
 }
 
-void TcpStoreClient::ensureConnected(Deadline deadline) {
-  if (fd_) return;
+Fd TcpStoreClient::openConnection(Deadline deadline) {
   Fd fd = connectTcp(address_, deadline);
-  fd_ = std::move(fd);
   try {
-    Reply hello = readFrame(deadline, "the store's greeting");
+    Reply hello = readFrame(fd.get(), deadline, "the store's greeting");
     if (hello.status != Status::kHello || hello.fields.size() != 3)
       throw Error(ErrorCode::kProtocol, "store at " + address_.str() + " sent no greeting: is it an eccl store?");
     bool authRequired = store::decodeU64(hello.fields[1], "auth flag") != 0;
@@ -64,36 +63,36 @@ void TcpStoreClient::ensureConnected(Deadline deadline) {
         throw Error(ErrorCode::kProtocol, "store at " + address_.str() + " sent a malformed challenge");
       store::Nonce nonce;
       std::copy(hello.fields[2].begin(), hello.fields[2].end(), nonce.begin());
-      std::vector<uint8_t> auth;  // not request_: that holds the caller's pending request
+      std::vector<uint8_t> auth;
       FrameWriter(auth, uint8_t(Command::kAuth)).field(store::computeMac(*token_, nonce)).finish();
-      sendAll(fd_.get(), auth.data(), auth.size(), deadline, "store at " + address_.str());
-      Reply r = readFrame(deadline, "authentication");
+      sendAll(fd.get(), auth.data(), auth.size(), deadline, "store at " + address_.str());
+      Reply r = readFrame(fd.get(), deadline, "authentication");
       if (r.status != Status::kOk) throw Error(ErrorCode::kAuth, "store at " + address_.str() + " rejected the token");
     }
   } catch (const Error& e) {
-    fd_.reset();
     if (e.code() == ErrorCode::kConnectionClosed && token_)
       throw Error(ErrorCode::kAuth, "store at " + address_.str() + " closed the connection during authentication (wrong token?)");
     throw;
   }
+  return fd;
 }
 
-TcpStoreClient::Reply TcpStoreClient::readFrame(Deadline deadline, const std::string& what) {
-  // One request is outstanding at a time, so whatever arrives belongs to this reply; a reply
-  // usually arrives whole and one recv takes it.
+TcpStoreClient::Reply TcpStoreClient::readFrame(int fd, Deadline deadline, const std::string& what) {
+  // One request is outstanding per connection, so whatever arrives belongs to this reply; a
+  // reply usually arrives whole and one recv takes it.
   const std::string peer = "store at " + address_.str();
   Reply r;
   r.body.resize(kFirstRead);
   size_t have = 0;
   while (have < store::kHeaderBytes)
-    have += recvSome(fd_.get(), r.body.data() + have, r.body.size() - have, deadline, peer, spin_);
+    have += recvSome(fd, r.body.data() + have, r.body.size() - have, deadline, peer, spin_);
   store::FrameHeader h;
   if (auto bad = store::decodeHeader(r.body.data(), limits_.maxBodyBytes(), h))
     throw Error(ErrorCode::kProtocol, peer + " sent a bad reply to " + what + ": " + *bad);
   const size_t total = store::kHeaderBytes + h.bodyBytes;
   if (have > total) throw Error(ErrorCode::kProtocol, peer + " sent more than one reply to " + what);
   if (r.body.size() < total) r.body.resize(total);
-  if (have < total) recvAll(fd_.get(), r.body.data() + have, total - have, deadline, peer);
+  if (have < total) recvAll(fd, r.body.data() + have, total - have, deadline, peer);
   r.body.erase(r.body.begin(), r.body.begin() + store::kHeaderBytes);
   r.body.resize(h.bodyBytes);
   r.status = static_cast<Status>(h.code);
@@ -101,14 +100,25 @@ TcpStoreClient::Reply TcpStoreClient::readFrame(Deadline deadline, const std::st
   return r;
 }
 
-TcpStoreClient::Reply TcpStoreClient::roundTrip(const std::string& what, Deadline deadline) {
+TcpStoreClient::Reply TcpStoreClient::roundTrip(const std::vector<uint8_t>& request, const std::string& what,
+                                                Deadline deadline) {
+  Fd fd;
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      fd = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
   try {
-    ensureConnected(deadline);
-    sendAll(fd_.get(), request_.data(), request_.size(), deadline, "store at " + address_.str());
-    return readFrame(deadline, what);
+    if (!fd) fd = openConnection(deadline);
+    sendAll(fd.get(), request.data(), request.size(), deadline, "store at " + address_.str());
+    Reply r = readFrame(fd.get(), deadline, what);
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(fd));
+    return r;
   } catch (const Error& e) {
-    // The connection's state is unknown now (a reply may still arrive): start afresh next call.
-    fd_.reset();
+    // The connection's state is unknown now (a reply may still arrive): it is closed, not reused.
     if (e.code() == ErrorCode::kTimeout)
       throw Error(ErrorCode::kTimeout, what + " on store " + address_.str() + ": no reply in time (" + e.what() + ")");
     throw Error(e.code(), what + " on store " + address_.str() + " failed: " + e.what());
@@ -143,18 +153,14 @@ void TcpStoreClient::checkValue(const std::string& key, size_t bytes) const {
 
 TcpStoreClient::Reply TcpStoreClient::call(Command command, const std::string& what, Deadline deadline,
                                            const std::function<void(FrameWriter&)>& build, size_t expectFields) {
-  Reply r;
-  {
-    std::lock_guard lock(mu_);
-    request_.clear();
-    FrameWriter w(request_, uint8_t(command));
-    build(w);
-    w.finish();
-    if (request_.size() - store::kHeaderBytes > limits_.maxBodyBytes())
-      throw Error(ErrorCode::kInvalidArgument, what + " needs a " + std::to_string(request_.size()) +
-                                                   "-byte frame; the limit is " + std::to_string(limits_.maxBodyBytes()));
-    r = roundTrip(what, deadline);
-  }
+  std::vector<uint8_t> request;
+  FrameWriter w(request, uint8_t(command));
+  build(w);
+  w.finish();
+  if (request.size() - store::kHeaderBytes > limits_.maxBodyBytes())
+    throw Error(ErrorCode::kInvalidArgument, what + " needs a " + std::to_string(request.size()) +
+                                                 "-byte frame; the limit is " + std::to_string(limits_.maxBodyBytes()));
+  Reply r = roundTrip(request, what, deadline);
   if (r.status != Status::kOk) fail(r, what);
   if (expectFields != kAnyFields && r.fields.size() != expectFields)
     throw Error(ErrorCode::kProtocol, what + ": store " + address_.str() + " sent " + std::to_string(r.fields.size()) +
@@ -216,13 +222,9 @@ void TcpStoreClient::wait(const std::vector<std::string>& keys, StoreTimeout tim
 std::optional<Bytes> TcpStoreClient::tryGet(const std::string& key) {
   checkKey(key);
   std::string what = "TRY_GET '" + key + "'";
-  Reply r;
-  {
-    std::lock_guard lock(mu_);
-    request_.clear();
-    FrameWriter(request_, uint8_t(Command::kTryGet)).field(key).finish();
-    r = roundTrip(what, Deadline::after(timeout_));
-  }
+  std::vector<uint8_t> request;
+  FrameWriter(request, uint8_t(Command::kTryGet)).field(key).finish();
+  Reply r = roundTrip(request, what, Deadline::after(timeout_));
   if (r.status == Status::kNotFound) return std::nullopt;
   if (r.status != Status::kOk || r.fields.size() != 1) fail(r, what);
   return Bytes(r.fields[0].begin(), r.fields[0].end());

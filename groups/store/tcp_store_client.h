@@ -5,7 +5,8 @@
 // asks for it, with the token from the options or ECCL_STORE_TOKEN / ECCL_STORE_TOKEN_FILE.
 // Errors name the key(s) and the server address.
 //
-// Thread-safety: calls are serialized by a mutex; use one client per thread for concurrency.
+// Thread-safety: thread-safe. Concurrent calls use separate connections (a small pool), so a
+// blocking GET in one thread never holds up a SET in another.
 #pragma once
 
 #include <chrono>
@@ -64,11 +65,11 @@ class TcpStoreClient final : public Store {
     Bytes body;
     std::vector<std::span<const uint8_t>> fields;
   };
-  void ensureConnected(Deadline deadline);
-  // Sends the request in `request_` and reads one reply. `what` names the command and key(s)
-  // for errors.
-  Reply roundTrip(const std::string& what, Deadline deadline);
-  Reply readFrame(Deadline deadline, const std::string& what);
+  Fd openConnection(Deadline deadline);
+  // Sends `request` on a pooled connection and reads one reply. `what` names the command and
+  // key(s) for errors.
+  Reply roundTrip(const std::vector<uint8_t>& request, const std::string& what, Deadline deadline);
+  Reply readFrame(int fd, Deadline deadline, const std::string& what);
   static constexpr size_t kAnyFields = ~size_t(0);
   // Encodes a request with `build`, round-trips it under the lock, and checks the reply is OK
   // with `expectFields` fields.
@@ -85,8 +86,7 @@ class TcpStoreClient final : public Store {
   store::StoreLimits limits_;
   std::chrono::microseconds spin_;
   std::mutex mu_;
-  Fd fd_;
-  std::vector<uint8_t> request_;
+  std::vector<Fd> idle_;  // connected and authenticated, not in use
 };
 
 }  // namespace eccl

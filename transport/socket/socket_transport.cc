@@ -231,9 +231,9 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
   if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req->what() + ": connect() has not completed");
   Peer& p = peers_[peer];
   const uint64_t seq = p.sendSeq[tag]++;
-  req->setCanceller([this, op] {
+  req->setCanceller([this, weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
     std::lock_guard l(mu_);
-    cancelSend(op);
+    if (auto op = weak.lock()) cancelSend(op);
   });
   if (peer == id_.rank) {
     Key key{tag, seq};
@@ -287,9 +287,9 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
   if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req->what() + ": connect() has not completed");
   Peer& p = peers_[peer];
   op->key = {tag, p.recvSeq[tag]++};
-  req->setCanceller([this, peer, op] {
+  req->setCanceller([this, peer, weak = std::weak_ptr<RecvOp>(op)] {  // weak: op owns req
     std::lock_guard l(mu_);
-    cancelRecv(peer, op);
+    if (auto op = weak.lock()) cancelRecv(peer, op);
   });
   if (peer == id_.rank) {
     auto it = p.selfSends.find(op->key);
@@ -587,7 +587,7 @@ void SocketTransport::readFrom(Conn& c) {
       }
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      std::string why = n == 0 ? "closed its connection (did the process exit?)" : std::string("connection failed: ") + std::strerror(errno);
+      std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
       c.dead = true;
       setEvents(c);
       breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, false);

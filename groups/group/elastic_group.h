@@ -1,0 +1,64 @@
+// A group that changes membership without a restart, by epochs: the active group keeps serving
+// while the next epoch is built in the background (a standby group), then every member switches.
+//
+//   auto g = ElasticGroup::join(store, "ep", /*epoch=*/0, rank, size);   // first start, or a new process
+//   g->prepare(Reconfiguration{newSize, oldToNew});   // all current members; builds epoch+1 in the background
+//   ... keep running collectives on g->comm() ...
+//   bool stay = g->switchOver();                     // drains the old epoch, swaps, destroys it
+//
+// New processes join the next epoch directly with ElasticGroup::join(store, "ep", epoch + 1, ...).
+// Thread-safety: one thread drives prepare/switchOver; comm() may be used by others between them.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <vector>
+
+#include "groups/group/stateless_group.h"
+
+namespace eccl {
+
+// The next membership: new size, and for every current rank its rank in the new group (−1 =
+// leaving). New ranks that no current rank maps to are for joining processes.
+struct Reconfiguration {
+  int newSize = 0;
+  std::vector<int> oldToNew;
+};
+
+class ElasticGroup {
+ public:
+  static std::unique_ptr<ElasticGroup> join(std::shared_ptr<Store> store, const std::string& name, uint64_t epoch, int rank,
+                                            int size, GroupOptions options = {});
+  ~ElasticGroup();
+
+  Communicator& comm();
+  int rank() const { return active_->rank(); }
+  int size() const { return active_->size(); }
+  uint64_t epoch() const { return active_->epoch(); }
+  bool member() const { return active_ != nullptr; }
+
+  // Starts building epoch()+1 for this rank's new rank (nothing to build when it leaves).
+  // Throws Error(kInvalidArgument) naming the problem for a malformed plan.
+  void prepare(const Reconfiguration& plan);
+  // This rank's rank in the prepared epoch (−1: leaving), and the mapping of any old rank.
+  int nextRank() const;
+  int newRankOf(int oldRank) const;
+  bool standbyReady() const;
+  // Barrier on the old epoch (every operation issued before it has finished everywhere), then
+  // the standby group becomes active and the old one is destroyed. Returns false when this rank
+  // is not in the new membership; the group is then closed and comm() throws saying so.
+  bool switchOver();
+
+ private:
+  ElasticGroup(std::shared_ptr<Store> store, std::string name, GroupOptions options, std::unique_ptr<StatelessGroup> active)
+      : store_(std::move(store)), name_(std::move(name)), options_(std::move(options)), active_(std::move(active)) {}
+  std::shared_ptr<Store> store_;
+  std::string name_;
+  GroupOptions options_;
+  std::unique_ptr<StatelessGroup> active_;
+  std::optional<Reconfiguration> plan_;
+  std::future<std::unique_ptr<StatelessGroup>> standby_;
+  std::string leftReason_;
+};
+
+}  // namespace eccl

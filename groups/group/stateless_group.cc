@@ -1,0 +1,86 @@
+#include "groups/group/stateless_group.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include "groups/store/prefix_store.h"
+#include "groups/store/tcp_store_client.h"
+#include "transport/env.h"
+#include "transport/error.h"
+#include "transport/logging.h"
+#include "transport/socket/socket.h"
+
+namespace eccl {
+namespace {
+
+std::string interfaceAddress(const std::string& ifname) {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) throwSystemError("getifaddrs", errno);
+  std::string found;
+  for (ifaddrs* i = list; i && found.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || ifname != i->ifa_name || !(i->ifa_flags & IFF_UP)) continue;
+    int fam = i->ifa_addr->sa_family;
+    if (fam != AF_INET && fam != AF_INET6) continue;
+    found = SocketAddress(i->ifa_addr, fam == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)).host();
+  }
+  ::freeifaddrs(list);
+  if (found.empty()) throw Error(ErrorCode::kInvalidArgument, "ECCL_SOCKET_IFNAME=" + ifname + ": no such interface with an address");
+  return found;
+}
+
+}  // namespace
+
+std::string defaultGroupHost(const Store& store) {
+  if (auto ifname = envString("ECCL_SOCKET_IFNAME")) return interfaceAddress(*ifname);
+  // The interface the store is reached by: peers that reach the store can reach us there.
+  std::string where = store.describe();
+  auto addr = SocketAddress::parse(where.substr(0, where.find(' ')));
+  Fd probe(::socket(addr.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!probe || ::connect(probe.get(), addr.sockaddrPtr(), addr.length()) != 0)
+    throw Error(ErrorCode::kConnectFailed, "cannot find a local address towards the store at " + where);
+  return SocketAddress::ofSocket(probe.get()).host();
+}
+
+std::unique_ptr<StatelessGroup> StatelessGroup::create(const std::string& storeAddress, const std::string& name, int rank,
+                                                       int size, GroupOptions options) {
+  TcpStoreClientOptions so;
+  so.timeout = options.timeout;
+  return create(std::make_shared<TcpStoreClient>(storeAddress, so), name, rank, size, std::move(options));
+}
+
+std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> store, const std::string& name, int rank,
+                                                       int size, GroupOptions options) {
+  if (size <= 0 || rank < 0 || rank >= size)
+    throw Error(ErrorCode::kInvalidArgument, "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size));
+  if (name.empty() || name.find('/') != std::string::npos)
+    throw Error(ErrorCode::kInvalidArgument, "group name '" + name + "' must be non-empty and contain no '/'");
+  const auto timeout = options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)));
+  const Deadline deadline = Deadline::after(timeout);
+  transport::GroupIdentity id{name, options.epoch, rank, size};
+  transport::SocketOptions so = options.socket;
+  so.host = !options.host.empty() ? options.host : (so.host.empty() ? defaultGroupHost(*store) : so.host);
+  auto t = transport::createSocketTransport(id, so);
+  PrefixStore ps(store, name + "/" + std::to_string(options.epoch));
+  const std::string mine = "addr/" + std::to_string(rank);
+  auto blob = t->address();
+  ps.set(mine, blob);
+  std::vector<std::string> keys;
+  for (int r = 0; r < size; ++r) keys.push_back("addr/" + std::to_string(r));
+  std::vector<transport::AddressBlob> addrs;
+  try {
+    for (auto& b : ps.multiGet(keys, deadline.remaining())) addrs.emplace_back(b.begin(), b.end());
+  } catch (const Error& e) {
+    throw Error(e.code(), id.describe() + ": not every rank published its address: " + e.what());
+  }
+  t->connect(addrs, deadline);
+  // Everyone who needed our address has connected to us by now (or we to them).
+  ps.deleteKey(mine);
+  logger().info("{}: built ({} ranks, listening on {})", id.describe(), size, std::string(blob.begin(), blob.end()));
+  CommOptions co = options.comm;
+  co.timeout = timeout;
+  return std::unique_ptr<StatelessGroup>(
+      new StatelessGroup(name, options.epoch, std::move(store), std::make_unique<Communicator>(std::move(t), co)));
+}
+
+}  // namespace eccl

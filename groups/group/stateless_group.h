@@ -1,0 +1,65 @@
+// A stateless process group: a communicator built from (store, group name, epoch, rank, size)
+// and nothing process-wide, so any number coexist in one process (same or overlapping ranks,
+// different names or epochs), each destroyed and rebuilt independently.
+//
+// Building: every rank publishes its transport address under "<name>/<epoch>/addr/<rank>" in the
+// store, reads everyone's, and connects the full mesh (the handshake checks name, epoch and
+// ranks). Once connected a rank deletes its own key, so finished epochs leave nothing behind.
+// A rank that never shows up makes the others fail at the deadline with an error naming it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "comm/communicator.h"
+#include "groups/store/store.h"
+#include "transport/socket/socket_transport.h"
+
+namespace eccl {
+
+struct GroupOptions {
+  uint64_t epoch = 0;
+  // Deadline for building and default timeout of every operation; nullopt = $ECCL_TIMEOUT or 300 s.
+  std::optional<std::chrono::milliseconds> timeout;
+  // Address to listen on and publish. Empty = $ECCL_SOCKET_IFNAME's address if set, else the
+  // local address this process uses to reach the store (reachable by anyone who reaches it).
+  std::string host;
+  transport::SocketOptions socket;
+  CommOptions comm;
+};
+
+class StatelessGroup {
+ public:
+  // `store` is shared (one connection can serve many groups). Throws Error naming the missing
+  // rank(s) on timeout, or the refused peer.
+  static std::unique_ptr<StatelessGroup> create(std::shared_ptr<Store> store, const std::string& name, int rank,
+                                                int size, GroupOptions options = {});
+  // Convenience: connects its own client to the store at "host:port".
+  static std::unique_ptr<StatelessGroup> create(const std::string& storeAddress, const std::string& name, int rank,
+                                                int size, GroupOptions options = {});
+  ~StatelessGroup() { destroy(); }
+
+  Communicator& comm() { return *comm_; }
+  int rank() const { return comm_->rank(); }
+  int size() const { return comm_->size(); }
+  uint64_t epoch() const { return epoch_; }
+  const std::string& name() const { return name_; }
+  const std::shared_ptr<Store>& store() const { return store_; }
+  // Idempotent; works when peers are gone.
+  void destroy() { comm_->destroy(); }
+
+ private:
+  StatelessGroup(std::string name, uint64_t epoch, std::shared_ptr<Store> store, std::unique_ptr<Communicator> comm)
+      : name_(std::move(name)), epoch_(epoch), store_(std::move(store)), comm_(std::move(comm)) {}
+  std::string name_;
+  uint64_t epoch_;
+  std::shared_ptr<Store> store_;
+  std::unique_ptr<Communicator> comm_;
+};
+
+// The address a group should listen on (see GroupOptions::host).
+std::string defaultGroupHost(const Store& store);
+
+}  // namespace eccl

@@ -1,0 +1,192 @@
+// Stateless and elastic groups across processes: building through the store, coexisting groups,
+// 200 create/destroy cycles without leaks, 2 -> 4 -> 3 -> 2 ranks while all_gathers keep running,
+// and ranks killed mid-collective or during the build.
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "apps/common/child_store_server.h"
+#include "apps/common/local_ranks.h"
+#include "groups/group/elastic_group.h"
+#include "groups/group/stateless_group.h"
+#include "groups/store/tcp_store_client.h"
+#include "transport/error.h"
+
+namespace eccl {
+namespace {
+
+constexpr auto kTimeout = std::chrono::seconds(60);
+
+std::shared_ptr<Store> client(const ChildStoreServer& s) {
+  return std::make_shared<TcpStoreClient>(s.address(), TcpStoreClientOptions{.timeout = kTimeout});
+}
+
+void expectAllOk(const std::vector<RankExit>& exits) {
+  for (auto& e : exits) EXPECT_TRUE(e.ok()) << e.describe();
+}
+
+// An all_gather of `tag`-dependent data, checked; returns false on a wrong result.
+bool checkedAllGather(Communicator& c, int tag) {
+  std::vector<int64_t> mine(1000, tag * 1000 + c.rank()), all(1000 * c.size());
+  c.allGather(mine.data(), all.data(), mine.size() * sizeof(int64_t));
+  for (int r = 0; r < c.size(); ++r)
+    for (int i = 0; i < 1000; ++i)
+      if (all[r * 1000 + i] != tag * 1000 + r) return false;
+  return true;
+}
+
+TEST(StatelessGroup, ProcessesBuildAGroupAndCollectivesWork) {
+  ChildStoreServer server;
+  auto exits = runLocalRanks(4, [&](int rank) {
+    auto g = StatelessGroup::create(client(server), "world", rank, 4, {.epoch = 7});
+    if (g->epoch() != 7 || g->size() != 4 || g->rank() != rank) return 2;
+    int64_t v = rank + 1, sum = 0;
+    g->comm().allReduce(&v, &sum, 1, DataType::kInt64, ReduceOp::kSum);
+    if (sum != 10) return 3;
+    // A second, independent group over two of the same processes.
+    if (rank < 2) {
+      auto pair = StatelessGroup::create(client(server), "pair", rank, 2);
+      if (!checkedAllGather(pair->comm(), 5)) return 4;
+    }
+    if (!checkedAllGather(g->comm(), 9)) return 5;
+    g->destroy();
+    g->destroy();
+    return 0;
+  }, {kTimeout});
+  expectAllOk(exits);
+  // Built epochs leave no address keys behind.
+  TcpStoreClient c(server.address());
+  EXPECT_FALSE(c.check({"world/7/addr/0"}));
+  EXPECT_FALSE(c.check({"pair/0/addr/1"}));
+}
+
+size_t count(const char* dir) {
+  size_t n = 0;
+  if (DIR* d = ::opendir(dir)) {
+    while (::readdir(d)) ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+TEST(StatelessGroup, TwoHundredCreateDestroyCyclesLeakNothing) {
+  ChildStoreServer server;
+  auto store = client(server);
+  auto cycle = [&](int i) {
+    std::vector<std::unique_ptr<StatelessGroup>> gs(2);
+    std::thread other([&] { gs[1] = StatelessGroup::create(store, "cycle", 1, 2, {.epoch = uint64_t(i)}); });
+    gs[0] = StatelessGroup::create(store, "cycle", 0, 2, {.epoch = uint64_t(i)});
+    other.join();
+    int64_t v = 1, s = 0;
+    std::thread t([&] { int64_t w = 1, u = 0; gs[1]->comm().allReduce(&w, &u, 1, DataType::kInt64, ReduceOp::kSum); });
+    gs[0]->comm().allReduce(&v, &s, 1, DataType::kInt64, ReduceOp::kSum);
+    t.join();
+    ASSERT_EQ(s, 2);
+  };
+  for (int i = 0; i < 10; ++i) cycle(i);  // warm up allocator pools
+  size_t fds = count("/proc/self/fd"), threads = count("/proc/self/task");
+  long rss = rssKiB(::getpid());
+  for (int i = 10; i < 210; ++i) cycle(i);
+  EXPECT_EQ(count("/proc/self/fd"), fds);
+  EXPECT_EQ(count("/proc/self/task"), threads);
+  EXPECT_LT(rssKiB(::getpid()) - rss, 32 * 1024) << "RSS grew from " << rss << " KiB";
+}
+
+TEST(ElasticGroup, TwoFourThreeTwoWhileAllGathersRun) {
+  // Process p's ranks per epoch (−1 = not a member): epoch 0: 2 ranks, 1: 4, 2: 3, 3: 2.
+  const int ranks[4][4] = {{0, 0, 0, 0}, {1, 1, 1, -1}, {-1, 2, 2, 1}, {-1, 3, -1, -1}};
+  const int sizes[4] = {2, 4, 3, 2};
+  ChildStoreServer server;
+  auto exits = runLocalRanks(4, [&](int p) {
+    auto store = client(server);
+    int first = 0;
+    while (ranks[p][first] < 0) ++first;
+    auto g = ElasticGroup::join(store, "ep", first, ranks[p][first], sizes[first], {.timeout = kTimeout});
+    // Every member runs the same collective sequence: joiners take part in the check the
+    // others run right after switching to this epoch.
+    if (first > 0 && !checkedAllGather(g->comm(), 1000 + first - 1)) return 9;
+    for (int e = first; e < 3; ++e) {
+      Reconfiguration plan{sizes[e + 1], {}};
+      for (int q = 0; q < 4; ++q)  // old rank -> new rank, in old-rank order
+        if (ranks[q][e] >= 0) {
+          if (plan.oldToNew.size() <= size_t(ranks[q][e])) plan.oldToNew.resize(ranks[q][e] + 1);
+          plan.oldToNew[ranks[q][e]] = ranks[q][e + 1];
+        }
+      g->prepare(plan);
+      if (g->nextRank() != ranks[p][e + 1]) return 2;
+      // The active group keeps serving while the standby one is built.
+      for (int i = 0; i < 20; ++i)
+        if (!checkedAllGather(g->comm(), e * 100 + i)) return 3;
+      bool stay = g->switchOver();
+      if (stay != (ranks[p][e + 1] >= 0)) return 4;
+      if (!stay) {
+        try {
+          g->comm();
+          return 5;
+        } catch (const Error& err) {
+          return std::string(err.what()).find("not in the new membership") == std::string::npos ? 6 : 0;
+        }
+      }
+      if (g->epoch() != uint64_t(e + 1) || g->rank() != ranks[p][e + 1] || g->size() != sizes[e + 1]) return 7;
+      if (!checkedAllGather(g->comm(), 1000 + e)) return 8;
+    }
+    return 0;
+  }, {kTimeout * 2});
+  expectAllOk(exits);
+}
+
+TEST(Failures, RankKilledMidCollectiveFailsEverySurvivorNamingIt) {
+  ChildStoreServer server;
+  const int n = 4, victim = 2;
+  int pipeFd[2];
+  ASSERT_EQ(::pipe(pipeFd), 0);
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < n; ++rank)
+    pids.push_back(forkChild([&, rank] {
+      auto g = StatelessGroup::create(client(server), "doomed", rank, n, {.timeout = std::chrono::seconds(20)});
+      if (rank == victim) {
+        char c = 1;
+        [[maybe_unused]] auto w = ::write(pipeFd[1], &c, 1);
+        ::pause();  // killed here, while the others are inside all_reduce
+      }
+      std::vector<float> big(1 << 22, 1.0f);
+      try {
+        for (;;) g->comm().allReduce(big.data(), big.data(), big.size(), DataType::kFloat32, ReduceOp::kSum);
+      } catch (const Error& e) {
+        std::string m = e.what();
+        bool named = m.find("rank " + std::to_string(victim)) != std::string::npos;
+        std::fprintf(stderr, "rank %d: %s\n", rank, m.c_str());
+        return named ? 0 : 10;
+      }
+    }));
+  char c;
+  ASSERT_EQ(::read(pipeFd[0], &c, 1), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::kill(pids[victim], SIGKILL);
+  for (int rank = 0; rank < n; ++rank) {
+    RankExit e = reapChild(pids[rank], std::chrono::seconds(30));
+    if (rank == victim) continue;
+    EXPECT_TRUE(e.ok()) << e.describe();
+  }
+}
+
+TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
+  ChildStoreServer server;
+  auto exits = runLocalRanks(3, [&](int rank) {
+    if (rank == 1) return 0;  // never shows up
+    try {
+      StatelessGroup::create(client(server), "incomplete", rank, 3, {.timeout = std::chrono::seconds(2)});
+      return 2;
+    } catch (const Error& e) {
+      std::string m = e.what();
+      std::fprintf(stderr, "rank %d: %s\n", rank, m.c_str());
+      return m.find("addr/1") != std::string::npos || m.find("rank 1") != std::string::npos ? 0 : 3;
+    }
+  }, {std::chrono::seconds(60)});
+  expectAllOk(exits);
+}
+
+}  // namespace
+}  // namespace eccl
