@@ -31,8 +31,13 @@ std::string interfaceAddress(const std::string& ifname) {
 
 }  // namespace
 
-std::string defaultGroupHost(const Store& store) {
+std::optional<std::string> configuredInterfaceAddress() {
   if (auto ifname = envString("ECCL_SOCKET_IFNAME")) return interfaceAddress(*ifname);
+  return std::nullopt;
+}
+
+std::string defaultGroupHost(const Store& store) {
+  if (auto configured = configuredInterfaceAddress()) return *configured;
   // The interface the store is reached by: peers that reach the store can reach us there.
   std::string where = store.describe();
   auto addr = SocketAddress::parse(where.substr(0, where.find(' ')));

@@ -61,5 +61,7 @@ class StatelessGroup {
 
 // The address a group should listen on (see GroupOptions::host).
 std::string defaultGroupHost(const Store& store);
+// The address of the interface named by $ECCL_SOCKET_IFNAME, if it is set.
+std::optional<std::string> configuredInterfaceAddress();
 
 }  // namespace eccl

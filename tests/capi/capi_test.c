@@ -1,0 +1,133 @@
+/* The C API from plain C: rank 0 creates the root info, the other ranks (forked before it, so
+ * no thread is copied) get it through a pipe; then collectives, batched P2P and error handling. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "groups/capi/eccl.h"
+
+#define CHECK(call)                                                                           \
+  do {                                                                                        \
+    ecclResult_t r_ = (call);                                                                 \
+    if (r_ != ecclSuccess) {                                                                  \
+      fprintf(stderr, "rank %u: %s failed: %s: %s\n", rank, #call, ecclGetErrorString(r_),  \
+              ecclGetLastError());                                                            \
+      return 1;                                                                               \
+    }                                                                                         \
+  } while (0)
+
+enum { N = 3 };
+
+static int runRank(uint32_t rank, const ecclRootInfo* root) {
+  ecclComm_t comm;
+  CHECK(ecclCommInitRootInfo(N, root, rank, &comm));
+  uint32_t r = 99, n = 0;
+  CHECK(ecclCommRank(comm, &r));
+  CHECK(ecclCommSize(comm, &n));
+  if (r != rank || n != N) return 2;
+
+  float in[5], out[5];
+  for (int i = 0; i < 5; ++i) in[i] = (float)(rank + i);
+  CHECK(ecclAllReduce(in, out, 5, ecclFloat32, ecclSum, comm));
+  for (int i = 0; i < 5; ++i)
+    if (out[i] != (float)(0 + 1 + 2 + 3 * i)) return 3;
+
+  int32_t mine[2] = {(int32_t)rank, (int32_t)rank * 10}, all[2 * N];
+  CHECK(ecclAllGather(mine, all, 2, ecclInt32, comm));
+  for (int q = 0; q < N; ++q)
+    if (all[2 * q] != q || all[2 * q + 1] != q * 10) return 4;
+
+  int64_t b = rank == 1 ? 4242 : 0;
+  CHECK(ecclBroadcast(&b, 1, ecclInt64, 1, comm));
+  if (b != 4242) return 5;
+
+  int32_t rsIn[N], rsOut;
+  for (int q = 0; q < N; ++q) rsIn[q] = q + 1;
+  CHECK(ecclReduceScatter(rsIn, &rsOut, 1, ecclInt32, ecclMax, comm));
+  if (rsOut != (int32_t)rank + 1) return 6;
+
+  /* all_to_all_v: rank r sends (r + p + 1) elements to p, each equal to 100 r + p. */
+  uint64_t sc[N], sd[N], rc[N], rd[N], so = 0, ro = 0;
+  for (int p = 0; p < N; ++p) {
+    sc[p] = rank + p + 1;
+    rc[p] = p + rank + 1;
+    sd[p] = so;
+    rd[p] = ro;
+    so += sc[p];
+    ro += rc[p];
+  }
+  int32_t* sbuf = malloc(so * 4);
+  int32_t* rbuf = malloc(ro * 4);
+  for (int p = 0; p < N; ++p)
+    for (uint64_t i = 0; i < sc[p]; ++i) sbuf[sd[p] + i] = 100 * (int32_t)rank + p;
+  CHECK(ecclAllToAllV(sbuf, sc, sd, ecclInt32, rbuf, rc, rd, ecclInt32, comm));
+  for (int p = 0; p < N; ++p)
+    for (uint64_t i = 0; i < rc[p]; ++i)
+      if (rbuf[rd[p] + i] != 100 * p + (int32_t)rank) return 7;
+  free(sbuf);
+  free(rbuf);
+
+  /* Batch: everyone sends to everyone else (sends listed first) and receives from everyone. */
+  double sendv = rank * 1.5, recvv[N];
+  ecclSendRecvItem items[2 * N];
+  uint32_t k = 0;
+  for (uint32_t p = 0; p < N; ++p)
+    if (p != rank) items[k++] = (ecclSendRecvItem){ecclSendOp, &sendv, 1, ecclFloat64, p};
+  for (uint32_t p = 0; p < N; ++p)
+    if (p != rank) items[k++] = (ecclSendRecvItem){ecclRecvOp, &recvv[p], 1, ecclFloat64, p};
+  CHECK(ecclBatchSendRecv(items, k, comm));
+  for (uint32_t p = 0; p < N; ++p)
+    if (p != rank && recvv[p] != p * 1.5) return 8;
+
+  if (rank == 0) CHECK(ecclSend(&sendv, 1, ecclFloat64, 2, comm));
+  if (rank == 2) {
+    double got = -1;
+    CHECK(ecclRecv(&got, 1, ecclFloat64, 0, comm));
+    if (got != 0.0) return 9;
+  }
+  CHECK(ecclBarrier(comm));
+
+  /* Errors are results with a message, never crashes. */
+  if (ecclBroadcast(&b, 1, ecclInt64, 7, comm) != ecclInvalidArgument) return 10;
+  if (strstr(ecclGetLastError(), "7") == NULL) return 11;
+  if (ecclAllReduce(in, out, 1, (ecclDataType_t)42, ecclSum, comm) != ecclInvalidArgument) return 12;
+  ecclResult_t async = ecclInternalError;
+  CHECK(ecclCommGetAsyncError(comm, &async));
+  if (async != ecclSuccess) return 13;
+  CHECK(ecclBarrier(comm));
+  CHECK(ecclCommDestroy(comm));
+  return 0;
+}
+
+int main(void) {
+  int fds[2];
+  if (pipe(fds) != 0) return 1;
+  pid_t kids[N];
+  for (uint32_t r = 1; r < N; ++r) {
+    kids[r] = fork();
+    if (kids[r] == 0) {
+      ecclRootInfo root;
+      if (read(fds[0], &root, sizeof(root)) != sizeof(root)) _exit(20);
+      _exit(runRank(r, &root));
+    }
+  }
+  uint32_t rank = 0;
+  ecclRootInfo root;
+  CHECK(ecclGetRootInfo(&root));
+  for (uint32_t r = 1; r < N; ++r)
+    if (write(fds[1], &root, sizeof(root)) != sizeof(root)) return 1;
+  int rc = runRank(0, &root), failed = rc != 0;
+  if (rc) fprintf(stderr, "rank 0 returned %d\n", rc);
+  for (uint32_t r = 1; r < N; ++r) {
+    int status = 0;
+    waitpid(kids[r], &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fprintf(stderr, "rank %u exited with %d\n", r, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+      failed = 1;
+    }
+  }
+  printf(failed ? "C API test FAILED\n" : "C API test passed on %d ranks\n", N);
+  return failed;
+}
