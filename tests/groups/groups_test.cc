@@ -91,7 +91,11 @@ TEST(StatelessGroup, TwoHundredCreateDestroyCyclesLeakNothing) {
   for (int i = 10; i < 210; ++i) cycle(i);
   EXPECT_EQ(count("/proc/self/fd"), fds);
   EXPECT_EQ(count("/proc/self/task"), threads);
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine keeps freed memory resident on purpose
   EXPECT_LT(rssKiB(::getpid()) - rss, 32 * 1024) << "RSS grew from " << rss << " KiB";
+#else
+  (void)rss;
+#endif
 }
 
 TEST(ElasticGroup, TwoFourThreeTwoWhileAllGathersRun) {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -91,6 +92,7 @@ struct Peer {
   std::map<Key, Staged> staged;
   std::map<Key, uint64_t> discarding;  // cancelled receives: bytes still expected
   uint64_t roundRobin = 0;
+  bool departed = false;  // said goodbye: its hang-up ends only the operations that involve it
   // Sends to oneself wait here for their receive.
   std::map<Key, std::shared_ptr<SendOp>> selfSends;
 };
@@ -134,6 +136,7 @@ class SocketTransport final : public Transport {
   void cancelSend(const std::shared_ptr<SendOp>& op);
   void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
+  void peerLeft(int peer);
 
   GroupIdentity id_;
   SocketOptions opts_;
@@ -173,6 +176,29 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts) : id_(std
 }
 
 SocketTransport::~SocketTransport() {
+  // A healthy transport says goodbye first, so peers still finishing an operation with others
+  // do not mistake our hang-up for a crash; the progress thread drains the queues.
+  {
+    std::lock_guard lock(mu_);
+    if (connected_ && !broken_)
+      for (auto& p : peers_)
+        if (!p.conns.empty() && !p.departed && !p.conns.front()->dead) {
+          Conn& c = *p.conns.front();
+          OutChunk bye;
+          wire::encode(wire::ChunkHeader{wire::kBye, 0, 0, 0, 0, 0}, bye.header);
+          c.sendq.push_back(std::move(bye));
+          flush(c);
+        }
+  }
+  for (auto until = Clock::now() + std::chrono::seconds(2); Clock::now() < until;) {
+    {
+      std::lock_guard lock(mu_);
+      bool drained = true;
+      for (auto& [id, c] : conns_) drained &= c->dead || c->sendq.empty();
+      if (drained) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   stop_.store(true);
   uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof(one));
@@ -254,6 +280,10 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
     req->complete();
     return req;
   }
+  if (p.departed) {
+    req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
+    return req;
+  }
   const int n = (bytes >= opts_.stripeMinBytes && p.conns.size() > 1) ? static_cast<int>(p.conns.size()) : 1;
   const size_t per = n == 1 ? bytes : (bytes + n - 1) / n;
   op->chunksLeft = n;
@@ -312,6 +342,8 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
   auto st = p.staged.find(op->key);
   if (st != p.staged.end()) {
     matchStaged(p, op);
+  } else if (p.departed && std::all_of(p.conns.begin(), p.conns.end(), [](Conn* c) { return c->dead; })) {
+    req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
   } else {
     p.posted.emplace(op->key, op);
     resumePaused(peer);
@@ -432,6 +464,24 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
   else logger().debug("{}", reason);
 }
 
+// A peer that said goodbye hung up: only what involves it fails.
+void SocketTransport::peerLeft(int peer) {
+  Peer& p = peers_[peer];
+  const std::string why = peerName(peer) + " left the group (it destroyed its communicator)";
+  for (auto& [k, r] : p.posted) r->req->fail(ErrorCode::kConnectionClosed, r->req->what() + " failed: " + why);
+  p.posted.clear();
+  for (auto& [k, s] : p.staged)
+    if (s.waiter) s.waiter->req->fail(ErrorCode::kConnectionClosed, s.waiter->req->what() + " failed: " + why);
+  for (Conn* c : p.conns) {
+    for (auto& ch : c->sendq)
+      if (ch.op) ch.op->req->fail(ErrorCode::kConnectionClosed, ch.op->req->what() + " failed: " + why);
+    c->sendq.clear();
+    c->dead = true;
+    setEvents(*c);
+  }
+  logger().debug("{}: {}", id_.describe(), why);
+}
+
 void SocketTransport::setEvents(Conn& c) {
   if (c.dead) {  // it would only report the hang-up again
     if (c.events != 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
@@ -468,6 +518,7 @@ void SocketTransport::flush(Conn& c) {
       c.sendq.clear();
       c.dead = true;
       setEvents(c);
+      if (peers_[c.peer].departed) return peerLeft(c.peer);
       breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": connection to " + peerName(c.peer) +
                                                     " failed while sending: " + std::strerror(err), false);
       return;
@@ -495,6 +546,11 @@ bool SocketTransport::route(Conn& c) {
   const wire::ChunkHeader& h = c.h;
   c.left = h.len;
   c.target = nullptr;
+  if (h.type == wire::kBye) {
+    p.departed = true;
+    c.sink = Conn::Sink::kDiscard;
+    return true;
+  }
   if (h.type == wire::kAbort) {
     c.reason.resize(std::min<size_t>(h.len, wire::kMaxAbortReason));
     c.sink = h.len <= wire::kMaxAbortReason ? Conn::Sink::kAbortReason : Conn::Sink::kDiscard;
@@ -587,9 +643,15 @@ void SocketTransport::readFrom(Conn& c) {
       }
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
       c.dead = true;
       setEvents(c);
+      if (peers_[c.peer].departed && !c.inPayload && c.hdrGot == 0) {
+        // Gone once every socket has ended: a striped message may still be arriving on another.
+        for (Conn* o : peers_[c.peer].conns)
+          if (!o->dead) return;
+        return peerLeft(c.peer);
+      }
+      std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
       breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, false);
       return;
     }

@@ -9,7 +9,7 @@
 //   u64 offset, u32 len, u32 0.
 // A message (tag, seq) of `total` bytes is one or more chunks, possibly on different sockets of
 // the same peer (striping); `seq` counts messages per (peer, tag) in posting order.
-// An abort chunk carries the reason as its payload.
+// An abort chunk carries the reason as its payload; a bye chunk (clean teardown) carries none.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +26,8 @@ constexpr size_t kChunkHeaderBytes = 48;
 constexpr uint32_t kMaxGroupName = 4096;
 constexpr uint32_t kMaxAbortReason = 4096;
 
-enum ChunkType : uint16_t { kData = 1, kAbort = 2 };
+// kBye: the sender is tearing down cleanly; its hang-up that follows is not a failure.
+enum ChunkType : uint16_t { kData = 1, kAbort = 2, kBye = 3 };
 
 struct ChunkHeader {
   uint16_t type = kData;
@@ -71,7 +72,7 @@ inline bool decode(const uint8_t* in, ChunkHeader& h) {
   get(p, &h.total, 8);
   get(p, &h.offset, 8);
   get(p, &h.len, 4);
-  return magic == kDataMagic && (h.type == kData || h.type == kAbort) && h.offset + h.len <= h.total;
+  return magic == kDataMagic && (h.type == kData || h.type == kAbort || h.type == kBye) && h.offset + h.len <= h.total;
 }
 
 struct Hello {
