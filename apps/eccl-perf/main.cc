@@ -1,0 +1,106 @@
+// eccl-perf: collective and P2P bandwidth/latency over local ranks, in the manner of nccl-tests.
+//   eccl-perf -o all_gather -b 8 -e 64M -f 2 -n 20 -w 5 -r 4
+// It launches the ranks itself (fork), connects them through a store embedded in rank 0, and
+// prints per size: time (the slowest rank's mean), algbw and busbw in GB/s.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+
+#include "apps/common/local_ranks.h"
+#include "apps/eccl-perf/perf_ops.h"
+#include "groups/group/stateless_group.h"
+#include "groups/store/tcp_store_server.h"
+#include "transport/error.h"
+#include "transport/socket/socket.h"
+
+namespace {
+
+using namespace eccl;
+
+size_t parseSize(const std::string& s) {
+  size_t mult = 1;
+  std::string digits = s;
+  char last = s.empty() ? 0 : s.back();
+  if (last == 'K' || last == 'k') mult = 1 << 10;
+  if (last == 'M' || last == 'm') mult = 1 << 20;
+  if (last == 'G' || last == 'g') mult = size_t(1) << 30;
+  if (mult != 1) digits.pop_back();
+  return std::stoull(digits) * mult;
+}
+
+struct Args {
+  std::string op = "all_gather", begin = "8", end = "64M";
+  double factor = 2;
+  int iters = 20, warmup = 5, ranks = 2, nsocks = -1;
+};
+
+int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAddr) {
+  std::optional<TcpStoreServer> server;
+  if (rank == 0) server.emplace(std::move(listener), TcpStoreServerOptions{});
+  else listener.reset();
+  GroupOptions go;
+  go.socket.nsocks = a.nsocks;
+  go.timeout = std::chrono::seconds(120);
+  auto g = StatelessGroup::create(storeAddr.str(), "perf", rank, a.ranks, go);
+  Communicator& c = g->comm();
+  const perf::OpKind* op = perf::findOp(a.op);
+  if (rank == 0) {
+    std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), socket transport\n", a.op.c_str(), a.ranks, a.iters, a.warmup);
+    std::printf("#%12s %12s %10s %10s %10s\n", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s", "ops");
+  }
+  for (size_t bytes = parseSize(a.begin); bytes <= parseSize(a.end); bytes = std::max(bytes + 1, size_t(bytes * a.factor))) {
+    perf::PreparedOp p = op->prepare(c, bytes);
+    for (int i = 0; i < a.warmup; ++i) p.run();
+    c.barrier();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < a.iters; ++i) p.run();
+    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / a.iters;
+    double slowest = 0;
+    c.allReduce(&us, &slowest, 1, DataType::kFloat64, ReduceOp::kMax);
+    if (rank == 0) {
+      double algbw = p.size / slowest / 1e3;
+      std::printf(" %12zu %12.2f %10.3f %10.3f %10d\n", p.size, slowest, algbw, algbw * op->busFactor(a.ranks), a.iters);
+      std::fflush(stdout);
+    }
+  }
+  c.barrier();  // rank 0 hosts the store: everyone is done with it before it goes
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"eccl-perf: measure eccl collectives and P2P on local ranks (nccl-tests style)"};
+  Args a;
+  std::string ops;
+  for (auto& o : perf::allOps()) ops += (ops.empty() ? "" : ", ") + o.name;
+  app.add_option("-o,--op", a.op, "operation: " + ops)->capture_default_str();
+  app.add_option("-b,--minbytes", a.begin, "smallest size (K/M/G suffixes)")->capture_default_str();
+  app.add_option("-e,--maxbytes", a.end, "largest size")->capture_default_str();
+  app.add_option("-f,--stepfactor", a.factor, "size multiplier between steps")->check(CLI::Range(1.01, 1e6))->capture_default_str();
+  app.add_option("-n,--iters", a.iters, "timed iterations per size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)");
+  CLI11_PARSE(app, argc, argv);
+  if (!perf::findOp(a.op)) {
+    std::fprintf(stderr, "eccl-perf: unknown op '%s' (expected one of: %s)\n", a.op.c_str(), ops.c_str());
+    return 2;
+  }
+  try {
+    Fd listener = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+    SocketAddress storeAddr = SocketAddress::ofSocket(listener.get());
+    auto exits = runLocalRanks(a.ranks, [&](int rank) { return rankMain(rank, a, listener, storeAddr); },
+                               {std::chrono::minutes(30)});
+    int failed = 0;
+    for (auto& e : exits)
+      if (!e.ok()) {
+        std::fprintf(stderr, "eccl-perf: %s\n", e.describe().c_str());
+        ++failed;
+      }
+    return failed ? 1 : 0;
+  } catch (const eccl::Error& e) {
+    std::fprintf(stderr, "eccl-perf: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,89 @@
+#include "apps/eccl-perf/perf_ops.h"
+
+#include <numeric>
+#include <random>
+
+namespace eccl::perf {
+namespace {
+
+// Buffers live in the closure for as long as the prepared op does.
+struct Buffers {
+  std::vector<uint8_t> send, recv;
+};
+
+PreparedOp allGather(Communicator& c, size_t bytes) {
+  const size_t per = bytes / c.size();
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(per, 1);
+  b->recv.resize(per * c.size());
+  return {[&c, b, per] { c.allGather(b->send.data(), b->recv.data(), per); }, per * c.size()};
+}
+
+PreparedOp allReduce(Communicator& c, size_t bytes) {
+  const size_t count = bytes / 4;
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(count * 4, 0);
+  b->recv.resize(count * 4);
+  return {[&c, b, count] { c.allReduce(b->send.data(), b->recv.data(), count, DataType::kFloat32, ReduceOp::kSum); },
+          count * 4};
+}
+
+PreparedOp sendRecv(Communicator& c, size_t bytes) {
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(bytes, 1);
+  b->recv.resize(bytes);
+  const int right = (c.rank() + 1) % c.size(), left = (c.rank() + c.size() - 1) % c.size();
+  return {[&c, b, bytes, right, left] {
+            c.batchIsendIrecv({{P2POp::kSend, b->send.data(), bytes, right}, {P2POp::kRecv, b->recv.data(), bytes, left}}).wait();
+          },
+          bytes};
+}
+
+// The expert-move pattern: every rank sends 16 messages of `bytes` to peers chosen round-robin
+// and receives 16; one batch_isend_irecv. The size column is the bytes one rank sends.
+PreparedOp batchP2P(Communicator& c, size_t bytes) {
+  constexpr int kMessages = 16;
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(bytes * kMessages, 1);
+  b->recv.resize(bytes * kMessages);
+  std::vector<P2POp> ops;
+  for (int i = 0; i < kMessages; ++i) {
+    int shift = 1 + i % std::max(1, c.size() - 1);
+    ops.push_back({P2POp::kSend, b->send.data() + i * bytes, bytes, (c.rank() + shift) % c.size()});
+    ops.push_back({P2POp::kRecv, b->recv.data() + i * bytes, bytes, (c.rank() + c.size() - shift) % c.size()});
+  }
+  return {[&c, b, ops] { c.batchIsendIrecv(ops).wait(); }, bytes * kMessages};
+}
+
+PreparedOp allToAll(Communicator& c, size_t bytes) {
+  const size_t per = bytes / c.size();
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(per * c.size(), 1);
+  b->recv.resize(per * c.size());
+  std::vector<size_t> counts(c.size(), per), offsets(c.size());
+  for (int r = 0; r < c.size(); ++r) offsets[r] = r * per;
+  return {[&c, b, counts, offsets] { c.allToAllV(b->send.data(), counts, offsets, b->recv.data(), counts, offsets); },
+          per * c.size()};
+}
+
+}  // namespace
+
+double OpKind::busFactor(int n) const {
+  if (name == "all_gather" || name == "all_to_all") return double(n - 1) / n;
+  if (name == "all_reduce") return 2.0 * (n - 1) / n;
+  return 1.0;
+}
+
+const std::vector<OpKind>& allOps() {
+  static const std::vector<OpKind> ops = {{"all_gather", allGather}, {"all_reduce", allReduce}, {"sendrecv", sendRecv},
+                                          {"batch_p2p", batchP2P},   {"all_to_all", allToAll}};
+  return ops;
+}
+
+const OpKind* findOp(const std::string& name) {
+  for (auto& op : allOps())
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
+}  // namespace eccl::perf
