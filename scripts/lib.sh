@@ -11,6 +11,7 @@ ECCL_PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libibverbs-dev libfabric-dev
+  libgloo-dev
 )
 
 ensure_packages() {

@@ -5,9 +5,13 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/common/local_ranks.h"
 #include "apps/eccl-perf/perf_ops.h"
+#ifdef ECCL_HAVE_GLOO
+#include "apps/eccl-perf/gloo_compare.h"
+#endif
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_server.h"
 #include "transport/error.h"
@@ -32,6 +36,8 @@ struct Args {
   std::string op = "all_gather", begin = "8", end = "64M";
   double factor = 2;
   int iters = 20, warmup = 5, ranks = 2, nsocks = -1;
+  std::string compare;  // "gloo": the same op through Gloo, side by side
+  std::string glooDir;
 };
 
 int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAddr) {
@@ -44,9 +50,15 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
   auto g = StatelessGroup::create(storeAddr.str(), "perf", rank, a.ranks, go);
   Communicator& c = g->comm();
   const perf::OpKind* op = perf::findOp(a.op);
+#ifdef ECCL_HAVE_GLOO
+  std::unique_ptr<perf::GlooPeer> gloo;
+  if (!a.compare.empty()) gloo = std::make_unique<perf::GlooPeer>(rank, a.ranks, a.glooDir);
+#endif
   if (rank == 0) {
     std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), socket transport\n", a.op.c_str(), a.ranks, a.iters, a.warmup);
-    std::printf("#%12s %12s %10s %10s %10s\n", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s", "ops");
+    std::printf("#%12s %12s %10s %10s", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s");
+    if (!a.compare.empty()) std::printf(" | %14s %10s %12s", "gloo time (us)", "gloo busbw", "eccl / gloo");
+    std::printf("\n");
   }
   for (size_t bytes = parseSize(a.begin); bytes <= parseSize(a.end); bytes = std::max(bytes + 1, size_t(bytes * a.factor))) {
     perf::PreparedOp p = op->prepare(c, bytes);
@@ -57,9 +69,19 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
     double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / a.iters;
     double slowest = 0;
     c.allReduce(&us, &slowest, 1, DataType::kFloat64, ReduceOp::kMax);
+    double glooSlowest = 0;
+#ifdef ECCL_HAVE_GLOO
+    if (gloo) {
+      double g = a.op == "all_gather" ? gloo->allGatherUs(p.size, a.iters, a.warmup) : gloo->sendRecvUs(p.size, a.iters, a.warmup);
+      c.allReduce(&g, &glooSlowest, 1, DataType::kFloat64, ReduceOp::kMax);
+    }
+#endif
     if (rank == 0) {
-      double algbw = p.size / slowest / 1e3;
-      std::printf(" %12zu %12.2f %10.3f %10.3f %10d\n", p.size, slowest, algbw, algbw * op->busFactor(a.ranks), a.iters);
+      double algbw = p.size / slowest / 1e3, bus = op->busFactor(a.ranks);
+      std::printf(" %12zu %12.2f %10.3f %10.3f", p.size, slowest, algbw, algbw * bus);
+      if (glooSlowest > 0)
+        std::printf(" | %14.2f %10.3f %11.2fx", glooSlowest, p.size / glooSlowest / 1e3 * bus, glooSlowest / slowest);
+      std::printf("\n");
       std::fflush(stdout);
     }
   }
@@ -82,7 +104,25 @@ int main(int argc, char** argv) {
   app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)");
+  app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));
   CLI11_PARSE(app, argc, argv);
+  if (!a.compare.empty()) {
+#ifndef ECCL_HAVE_GLOO
+    std::fprintf(stderr, "eccl-perf: built without Gloo; install libgloo-dev and reconfigure to use --compare gloo\n");
+    return 2;
+#else
+    if (!perf::GlooPeer::supports(a.op)) {
+      std::fprintf(stderr, "eccl-perf: --compare gloo supports all_gather and sendrecv, not %s\n", a.op.c_str());
+      return 2;
+    }
+    char dir[] = "/tmp/eccl-perf-gloo-XXXXXX";
+    if (!::mkdtemp(dir)) {
+      std::perror("eccl-perf: mkdtemp");
+      return 1;
+    }
+    a.glooDir = dir;
+#endif
+  }
   if (!perf::findOp(a.op)) {
     std::fprintf(stderr, "eccl-perf: unknown op '%s' (expected one of: %s)\n", a.op.c_str(), ops.c_str());
     return 2;
@@ -98,6 +138,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "eccl-perf: %s\n", e.describe().c_str());
         ++failed;
       }
+    if (!a.glooDir.empty()) std::filesystem::remove_all(a.glooDir);
     return failed ? 1 : 0;
   } catch (const eccl::Error& e) {
     std::fprintf(stderr, "eccl-perf: %s\n", e.what());

@@ -64,17 +64,29 @@ eccl::Communicator& commOf(ecclComm_t comm) {
   return comm->group->comm();
 }
 
-eccl::DataType typeOf(ecclDataType_t t) {
-  if (t < ecclInt8 || t > ecclFloat64) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "unknown data type " + std::to_string(t));
-  return static_cast<eccl::DataType>(t);
+// C callers may pass any integer as an enum; reading it as the C++ enum type would be undefined
+// behaviour when it is out of range, so look at its bytes.
+template <class E>
+int raw(const E& e) {
+  static_assert(sizeof(E) == sizeof(int));
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
 }
 
-eccl::ReduceOp opOf(ecclRedOp_t op) {
-  if (op < ecclSum || op > ecclMax) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "unknown reduce op " + std::to_string(op));
-  return static_cast<eccl::ReduceOp>(op);
+eccl::DataType typeOf(const ecclDataType_t& t) {
+  int v = raw(t);
+  if (v < ecclInt8 || v > ecclFloat64) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "unknown data type " + std::to_string(v));
+  return static_cast<eccl::DataType>(v);
 }
 
-size_t bytesOf(uint64_t count, ecclDataType_t t) { return count * eccl::dataTypeSize(typeOf(t)); }
+eccl::ReduceOp opOf(const ecclRedOp_t& op) {
+  int v = raw(op);
+  if (v < ecclSum || v > ecclMax) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "unknown reduce op " + std::to_string(v));
+  return static_cast<eccl::ReduceOp>(v);
+}
+
+size_t bytesOf(uint64_t count, const ecclDataType_t& t) { return count * eccl::dataTypeSize(typeOf(t)); }
 
 ecclResult_t initComm(const std::string& storeAddress, const std::string& name, uint64_t epoch, uint32_t rank,
                       uint32_t nRanks, std::shared_ptr<eccl::TcpStoreServer> server, ecclComm_t* comm) {
@@ -201,9 +213,10 @@ ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclCo
     if (items == nullptr && itemNum > 0) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "items is null");
     std::vector<eccl::P2POp> ops;
     for (uint32_t i = 0; i < itemNum; ++i) {
-      if (items[i].type != ecclSendOp && items[i].type != ecclRecvOp)
+      const int kind = raw(items[i].type);
+      if (kind != ecclSendOp && kind != ecclRecvOp)
         throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "item " + std::to_string(i) + " is neither a send nor a receive");
-      ops.push_back({items[i].type == ecclSendOp ? eccl::P2POp::kSend : eccl::P2POp::kRecv, items[i].buf,
+      ops.push_back({kind == ecclSendOp ? eccl::P2POp::kSend : eccl::P2POp::kRecv, items[i].buf,
                      bytesOf(items[i].count, items[i].dataType), static_cast<int>(items[i].remoteRank)});
     }
     commOf(comm).batchIsendIrecv(ops).wait();
