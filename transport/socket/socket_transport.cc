@@ -124,6 +124,8 @@ class SocketTransport final : public Transport {
  private:
   std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
   void checkPeer(int peer, const char* op, size_t bytes) const;
+  bool admit(RequestState& req, int peer);
+  void matchSelf(SendOp& s, RecvOp& r);
   void progressLoop();
   void onEvent(Conn& c, uint32_t events);
   void readFrom(Conn& c);
@@ -234,6 +236,28 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   logger().debug("{}: connected to {} peers over {} socket(s) each", id_.describe(), id_.size - 1, nsocks_);
 }
 
+// Under mu_: false (and the request failed) when the transport is broken.
+bool SocketTransport::admit(RequestState& req, int peer) {
+  if (broken_) {
+    req.fail(brokenCode_, req.what() + " failed: " + *broken_);
+    return false;
+  }
+  if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req.what() + ": connect() has not completed");
+  return true;
+}
+
+// A send to oneself meets its receive: a local copy.
+void SocketTransport::matchSelf(SendOp& s, RecvOp& r) {
+  if (s.bytes != r.bytes) {
+    s.req->fail(ErrorCode::kInvalidArgument, s.req->what() + ": the matching receive expects " + std::to_string(r.bytes) + " bytes");
+    r.req->fail(ErrorCode::kInvalidArgument, r.req->what() + ": the matching send has " + std::to_string(s.bytes) + " bytes");
+    return;
+  }
+  if (s.bytes) std::memcpy(r.data, s.data, s.bytes);
+  s.req->complete();
+  r.req->complete();
+}
+
 void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {
   if (peer < 0 || peer >= id_.size)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + op + " of " + std::to_string(bytes) +
@@ -250,11 +274,7 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
   op->data = static_cast<const uint8_t*>(data);
   op->bytes = bytes;
   std::lock_guard lock(mu_);
-  if (broken_) {
-    req->fail(brokenCode_, req->what() + " failed: " + *broken_);
-    return req;
-  }
-  if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req->what() + ": connect() has not completed");
+  if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
   const uint64_t seq = p.sendSeq[tag]++;
   req->setCanceller([this, weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
@@ -270,14 +290,7 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
     }
     auto r = it->second;
     p.posted.erase(it);
-    if (r->bytes != bytes) {
-      r->req->fail(ErrorCode::kInvalidArgument, r->req->what() + ": the matching send has " + std::to_string(bytes) + " bytes");
-      req->fail(ErrorCode::kInvalidArgument, req->what() + ": the matching receive expects " + std::to_string(r->bytes) + " bytes");
-      return req;
-    }
-    if (bytes) std::memcpy(r->data, data, bytes);
-    r->req->complete();
-    req->complete();
+    matchSelf(*op, *r);
     return req;
   }
   if (p.departed) {
@@ -310,11 +323,7 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
   op->data = static_cast<uint8_t*>(data);
   op->bytes = bytes;
   std::lock_guard lock(mu_);
-  if (broken_) {
-    req->fail(brokenCode_, req->what() + " failed: " + *broken_);
-    return req;
-  }
-  if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req->what() + ": connect() has not completed");
+  if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
   op->key = {tag, p.recvSeq[tag]++};
   req->setCanceller([this, peer, weak = std::weak_ptr<RecvOp>(op)] {  // weak: op owns req
@@ -329,14 +338,7 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
     }
     auto s = it->second;
     p.selfSends.erase(it);
-    if (s->bytes != bytes) {
-      s->req->fail(ErrorCode::kInvalidArgument, s->req->what() + ": the matching receive expects " + std::to_string(bytes) + " bytes");
-      req->fail(ErrorCode::kInvalidArgument, req->what() + ": the matching send has " + std::to_string(s->bytes) + " bytes");
-      return req;
-    }
-    if (bytes) std::memcpy(data, s->data, bytes);
-    s->req->complete();
-    req->complete();
+    matchSelf(*s, *op);
     return req;
   }
   auto st = p.staged.find(op->key);
