@@ -1,0 +1,154 @@
+// The socket transport's internals, shared by its two source files: socket_transport.cc
+// (lifecycle, sending, abort, the progress loop) and socket_receive.cc (reading chunks, routing
+// them to receives or staging, matching, cancelling receives). Not installed API.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "transport/request_state.h"
+#include "transport/socket/address.h"
+#include "transport/socket/fd.h"
+#include "transport/socket/socket_transport.h"
+#include "transport/socket/socket_wire.h"
+
+namespace eccl::transport::sockets {
+
+using Key = std::pair<Tag, uint64_t>;
+inline constexpr size_t kReadBudgetPerEvent = 8u << 20;  // then let other sockets have a turn
+inline constexpr size_t kScratchBytes = 64 * 1024;
+inline constexpr uint64_t kWakeId = ~uint64_t(0);
+
+struct SendOp {
+  std::shared_ptr<RequestState> req;
+  const uint8_t* data = nullptr;
+  size_t bytes = 0;
+  std::vector<uint8_t> owned;  // a cancelled or aborted send finishes from this copy
+  int chunksLeft = 0;
+};
+
+struct OutChunk {
+  std::shared_ptr<SendOp> op;  // null for an abort chunk
+  uint8_t header[wire::kChunkHeaderBytes];
+  size_t offset = 0;  // of the payload within the message
+  uint32_t len = 0;
+  std::vector<uint8_t> control;  // abort reason
+  size_t sent = 0;               // of header + payload
+  const uint8_t* payload() const { return op ? op->data + offset : control.data(); }
+};
+
+struct RecvOp {
+  std::shared_ptr<RequestState> req;
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
+  size_t received = 0;
+  Key key;
+};
+
+// Data that arrived before its receive was posted.
+struct Staged {
+  std::vector<uint8_t> data;
+  size_t received = 0;
+  std::shared_ptr<RecvOp> waiter;  // a receive posted while chunks were still arriving
+  bool orphan = false;             // its receive was cancelled: drop it once complete
+};
+
+struct Conn {
+  Fd fd;
+  int peer = -1;
+  uint64_t id = 0;
+  uint32_t events = 0;
+  std::deque<OutChunk> sendq;
+  // Receive side: header, then `left` payload bytes into dest (or into scratch when discarding).
+  uint8_t hdr[wire::kChunkHeaderBytes];
+  size_t hdrGot = 0;
+  wire::ChunkHeader h;
+  bool inPayload = false;
+  bool paused = false;  // header read, nowhere to put the payload yet
+  bool dead = false;    // the peer closed or broke this connection
+  uint8_t* dest = nullptr;
+  size_t left = 0;
+  enum class Sink { kRecv, kStaged, kDiscard, kAbortReason } sink = Sink::kDiscard;
+  std::shared_ptr<RecvOp> target;
+  std::vector<uint8_t> reason;
+};
+
+struct Peer {
+  std::string address;
+  std::vector<Conn*> conns;
+  std::unordered_map<Tag, uint64_t> sendSeq, recvSeq;
+  std::map<Key, std::shared_ptr<RecvOp>> posted;
+  std::map<Key, Staged> staged;
+  std::map<Key, uint64_t> discarding;  // cancelled receives: bytes still expected
+  uint64_t roundRobin = 0;
+  bool departed = false;  // said goodbye: its hang-up ends only the operations that involve it
+  // Sends to oneself wait here for their receive.
+  std::map<Key, std::shared_ptr<SendOp>> selfSends;
+};
+
+class SocketTransport final : public Transport {
+ public:
+  SocketTransport(GroupIdentity id, SocketOptions opts);
+  ~SocketTransport() override;
+
+  const GroupIdentity& identity() const override { return id_; }
+  AddressBlob address() const override {
+    std::string a = listenAddr_.str();
+    return AddressBlob(a.begin(), a.end());
+  }
+  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) override;
+  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes) override;
+  RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes) override;
+  MemoryRegion registerMemory(void* ptr, size_t bytes) override { return {ptr, bytes, 0}; }
+  void deregisterMemory(const MemoryRegion&) override {}
+  void abort(const std::string& reason) override;
+  std::optional<std::string> asyncError() const override {
+    std::lock_guard lock(mu_);
+    return broken_;
+  }
+  std::string peerAddress(int peer) const override {
+    return peer >= 0 && peer < id_.size ? peers_[peer].address : std::string("?");
+  }
+
+ private:
+  std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
+  void checkPeer(int peer, const char* op, size_t bytes) const;
+  bool admit(RequestState& req, int peer);
+  void matchSelf(SendOp& s, RecvOp& r);
+  void progressLoop();
+  void onEvent(Conn& c, uint32_t events);
+  void readFrom(Conn& c);
+  bool route(Conn& c);
+  void chunkDone(Conn& c);
+  void flush(Conn& c);
+  void setEvents(Conn& c);
+  void resumePaused(int peer);
+  void matchStaged(Peer& p, const std::shared_ptr<RecvOp>& op);
+  void cancelSend(const std::shared_ptr<SendOp>& op);
+  void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
+  void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
+  void peerLeft(int peer);
+
+  GroupIdentity id_;
+  SocketOptions opts_;
+  int nsocks_;
+  Fd listener_, epoll_, wake_;
+  SocketAddress listenAddr_;
+  mutable std::mutex mu_;
+  std::vector<Peer> peers_;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::optional<std::string> broken_;
+  ErrorCode brokenCode_ = ErrorCode::kAborted;
+  size_t stagedBytes_ = 0;
+  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(kScratchBytes);
+  std::atomic<bool> stop_{false};
+  bool connected_ = false;
+  std::thread thread_;
+};
+
+}  // namespace eccl::transport::sockets
