@@ -30,10 +30,11 @@ BENCHMARK(BM_StoreGetRoundTrip)->Arg(8)->Arg(4096)->UseRealTime();
 void BM_StoreOpsManyClients(benchmark::State& state) {
   const int clients = static_cast<int>(state.range(0));
   const int opsPerClient = 5000;
-  TcpStoreClient(server().address()).set("bench/key", Bytes(8, 1));
+  const SocketAddress addr = server().address();  // started here, before any fork
+  TcpStoreClient(addr).set("bench/key", Bytes(8, 1));
   for (auto _ : state) {
     double secs = runTimedRanks(clients, [&](int, const std::function<void()>& ready) {
-      TcpStoreClient c(server().address());
+      TcpStoreClient c(addr);
       c.ping();  // connected before the clock starts
       ready();
       for (int i = 0; i < opsPerClient; ++i) c.get("bench/key");
@@ -47,12 +48,13 @@ BENCHMARK(BM_StoreOpsManyClients)->Arg(8)->UseManualTime()->Iterations(5);
 
 void BM_StoreRendezvous(benchmark::State& state) {
   const int ranks = static_cast<int>(state.range(0));
+  const SocketAddress addr = server().address();  // started here, before any fork
   int round = 0;
   for (auto _ : state) {
     std::string prefix = "rdzv/" + std::to_string(round++);
     double secs = runTimedRanks(ranks, [&](int rank, const std::function<void()>& ready) {
       ready();  // the clock includes connecting: a fresh rank starts with nothing
-      auto c = std::make_shared<TcpStoreClient>(server().address());
+      auto c = std::make_shared<TcpStoreClient>(addr);
       PrefixStore s(c, prefix);
       s.set("addr/" + std::to_string(rank), asBytes("127.0.0.1:" + std::to_string(40000 + rank)));
       std::vector<std::string> keys;
