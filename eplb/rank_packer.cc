@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <set>
+#include <queue>
 
 namespace eccl::eplb {
 
@@ -79,24 +79,32 @@ std::optional<LayerPlacement> RankPacker::lpt(const std::vector<int>& counts) co
   };
 
   // Fast path (one window, one node): the least-loaded eligible rank is the first one in load
-  // order that has a free slot and lacks the expert; only holders of the expert are skipped.
+  // order that has a free slot and lacks the expert. A min-heap of (load, rank); the few ranks
+  // that hold the expert are set aside and pushed back.
   const bool ordered = W_ == 1 && nodes_ == 1;
-  std::set<std::pair<double, int>> byLoad;
+  using Entry = std::pair<double, int>;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> byLoad;
+  std::vector<Entry> aside;
   if (ordered)
-    for (int r = 0; r < ranks_; ++r) byLoad.insert({0.0, r});
+    for (int r = 0; r < ranks_; ++r) byLoad.push({0.0, r});
 
   for (const Item& it : items) {
     const int e = it.expert;
     if (ordered) {
-      auto pick = byLoad.begin();
-      while (pick != byLoad.end() && holds[size_t(pick->second) * experts_ + e]) ++pick;
-      if (pick != byLoad.end()) {
-        int r = pick->second;
-        byLoad.erase(pick);
-        add(r, used[r]++, e);
-        if (used[r] < slots_) byLoad.insert({load[r], r});
-        continue;
+      aside.clear();
+      while (!byLoad.empty() && holds[size_t(byLoad.top().second) * experts_ + e]) {
+        aside.push_back(byLoad.top());
+        byLoad.pop();
       }
+      const bool found = !byLoad.empty();
+      if (found) {
+        int r = byLoad.top().second;
+        byLoad.pop();
+        add(r, used[r]++, e);
+        if (used[r] < slots_) byLoad.push({load[r], r});
+      }
+      for (auto& a : aside) byLoad.push(a);
+      if (found) continue;
     }
     int fewest = std::numeric_limits<int>::max();
     for (int r = 0; r < ranks_; ++r)
@@ -117,10 +125,7 @@ std::optional<LayerPlacement> RankPacker::lpt(const std::vector<int>& counts) co
       add(best, used[best]++, e);
       continue;
     }
-    if (ordered) {
-      // The repair below changes two ranks' loads: rebuild the order afterwards.
-      byLoad.clear();
-    }
+    if (ordered) byLoad = {};  // the repair below changes two ranks' loads: rebuild afterwards
     // Every rank with a free slot already holds e: move some other replica y from a rank r2 that
     // lacks e into the free slot of r1 (which lacks y), and put e where y was.
     bool repaired = false;
@@ -141,7 +146,7 @@ std::optional<LayerPlacement> RankPacker::lpt(const std::vector<int>& counts) co
     if (!repaired) return std::nullopt;
     if (ordered)
       for (int r = 0; r < ranks_; ++r)
-        if (used[r] < slots_) byLoad.insert({load[r], r});
+        if (used[r] < slots_) byLoad.push({load[r], r});
   }
   return p;
 }
