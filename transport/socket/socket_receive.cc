@@ -97,6 +97,7 @@ bool SocketTransport::route(Conn& c) {
   c.target = nullptr;
   if (h.type == wire::kBye) {
     p.departed = true;
+    c.byeSeen = true;
     c.sink = Conn::Sink::kDiscard;
     return true;
   }
@@ -194,7 +195,7 @@ void SocketTransport::readFrom(Conn& c) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       c.dead = true;
       setEvents(c);
-      if (peers_[c.peer].departed && !c.inPayload && c.hdrGot == 0) {
+      if (c.byeSeen && !c.inPayload && c.hdrGot == 0) {
         // Gone once every socket has ended: a striped message may still be arriving on another.
         for (Conn* o : peers_[c.peer].conns)
           if (!o->dead) return;

@@ -43,14 +43,14 @@ SocketTransport::~SocketTransport() {
   // do not mistake our hang-up for a crash; the progress thread drains the queues.
   {
     std::lock_guard lock(mu_);
+    // On every connection: hang-ups are seen per connection, in no particular order.
     if (connected_ && !broken_)
-      for (auto& p : peers_)
-        if (!p.conns.empty() && !p.departed && !p.conns.front()->dead) {
-          Conn& c = *p.conns.front();
+      for (auto& [id, c] : conns_)
+        if (!c->dead && !peers_[c->peer].departed) {
           OutChunk bye;
           wire::encode(wire::ChunkHeader{wire::kBye, 0, 0, 0, 0, 0}, bye.header);
-          c.sendq.push_back(std::move(bye));
-          flush(c);
+          c->sendq.push_back(std::move(bye));
+          flush(*c);
         }
   }
   for (auto until = Clock::now() + std::chrono::seconds(2); Clock::now() < until;) {

@@ -71,6 +71,7 @@ struct Conn {
   bool inPayload = false;
   bool paused = false;  // header read, nowhere to put the payload yet
   bool dead = false;    // the peer closed or broke this connection
+  bool byeSeen = false; // the peer said goodbye on this connection: its hang-up is clean
   uint8_t* dest = nullptr;
   size_t left = 0;
   enum class Sink { kRecv, kStaged, kDiscard, kAbortReason } sink = Sink::kDiscard;
