@@ -193,6 +193,45 @@ TEST(CollectivesLarge, SixtyFourMiB) {
   });
 }
 
+TEST(CollectivesLarge, SixtyFourMiBForTheOtherCollectives) {
+  auto comms = localComms(2);
+  const size_t bytes = 64u << 20;
+  auto expectRs = reference(2, bytes / 4, DataType::kFloat32, ReduceOp::kSum);
+  auto expectBf = reference(2, bytes / 2, DataType::kBFloat16, ReduceOp::kSum);
+  onEveryRank(2, [&](int r) {
+    // reduce_scatter: 64 MiB in, 32 MiB out per rank
+    auto in = makeInput(r, bytes / 4, DataType::kFloat32, ReduceOp::kSum);
+    std::vector<uint8_t> half(bytes / 2);
+    comms[r]->reduceScatter(in.data(), half.data(), bytes / 8, DataType::kFloat32, ReduceOp::kSum);
+    ASSERT_TRUE(std::equal(half.begin(), half.end(), expectRs.begin() + r * half.size()));
+    // all_reduce in bf16
+    auto bf = makeInput(r, bytes / 2, DataType::kBFloat16, ReduceOp::kSum);
+    comms[r]->allReduce(bf.data(), bf.data(), bytes / 2, DataType::kBFloat16, ReduceOp::kSum);
+    ASSERT_TRUE(bf == expectBf);
+    // broadcast
+    auto b = r == 1 ? block(1, bytes) : std::vector<uint8_t>(bytes);
+    comms[r]->broadcast(b.data(), bytes, 1);
+    ASSERT_TRUE(b == block(1, bytes));
+    // all_gather_v: 48 MiB from rank 0, 16 MiB from rank 1
+    std::vector<size_t> sizes{48u << 20, 16u << 20};
+    auto mine = block(r + 10, sizes[r]);
+    std::vector<uint8_t> all(bytes);
+    comms[r]->allGatherV(mine.data(), mine.size(), all.data(), sizes);
+    auto b0 = block(10, sizes[0]), b1 = block(11, sizes[1]);
+    ASSERT_TRUE(std::equal(b0.begin(), b0.end(), all.begin()));
+    ASSERT_TRUE(std::equal(b1.begin(), b1.end(), all.begin() + sizes[0]));
+    // all_to_all_v: 32 MiB to each rank
+    std::vector<size_t> cnt{bytes / 2, bytes / 2}, off{0, bytes / 2};
+    auto send = block(r + 20, bytes);
+    std::vector<uint8_t> recv(bytes);
+    comms[r]->allToAllV(send.data(), cnt, off, recv.data(), cnt, off);
+    for (int p = 0; p < 2; ++p) {
+      auto from = block(p + 20, bytes);
+      ASSERT_TRUE(std::equal(recv.begin() + off[p], recv.begin() + off[p] + cnt[p], from.begin() + off[r]));
+    }
+  });
+}
+
 TEST(Reductions, HalfAndBfloatRoundTrip) {
   for (float f : {0.0f, 1.0f, -2.5f, 65504.0f, 1e-5f, 3.14159f}) {
     EXPECT_NEAR(halfToFloat(floatToHalf(f)), f, std::abs(f) * 1e-3 + 1e-7) << f;
