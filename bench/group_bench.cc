@@ -3,7 +3,7 @@
 // in its own process and is already up; the ranks are released together.
 #include <benchmark/benchmark.h>
 
-#include "apps/common/child_store_server.h"
+#include "bench/bench_store.h"
 #include "bench/timed_ranks.h"
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_client.h"
@@ -11,14 +11,9 @@
 namespace eccl::bench {
 namespace {
 
-ChildStoreServer& server() {
-  static ChildStoreServer s;
-  return s;
-}
-
 void BM_GroupBuild(benchmark::State& state) {
   const int ranks = static_cast<int>(state.range(0));
-  const SocketAddress storeAddr = server().address();  // started here, before any fork
+  const SocketAddress storeAddr = benchStore().address();  // started here, before any fork
   uint64_t epoch = 0;
   for (auto _ : state) {
     const uint64_t e = epoch++;

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "apps/common/child_store_server.h"
+#include "bench/bench_store.h"
 #include "bench/timed_ranks.h"
 #include "groups/store/prefix_store.h"
 #include "groups/store/tcp_store_client.h"
@@ -13,13 +13,8 @@
 namespace eccl::bench {
 namespace {
 
-ChildStoreServer& server() {
-  static ChildStoreServer s;
-  return s;
-}
-
 void BM_StoreGetRoundTrip(benchmark::State& state) {
-  TcpStoreClient c(server().address());
+  TcpStoreClient c(benchStore().address());
   c.set("bench/key", Bytes(static_cast<size_t>(state.range(0)), 1));
   for (auto _ : state) benchmark::DoNotOptimize(c.get("bench/key"));
   state.SetItemsProcessed(state.iterations());
@@ -30,7 +25,7 @@ BENCHMARK(BM_StoreGetRoundTrip)->Arg(8)->Arg(4096)->UseRealTime();
 void BM_StoreOpsManyClients(benchmark::State& state) {
   const int clients = static_cast<int>(state.range(0));
   const int opsPerClient = 5000;
-  const SocketAddress addr = server().address();  // started here, before any fork
+  const SocketAddress addr = benchStore().address();  // started here, before any fork
   TcpStoreClient(addr).set("bench/key", Bytes(8, 1));
   for (auto _ : state) {
     double secs = runTimedRanks(clients, [&](int, const std::function<void()>& ready) {
@@ -48,7 +43,7 @@ BENCHMARK(BM_StoreOpsManyClients)->Arg(8)->UseManualTime()->Iterations(5);
 
 void BM_StoreRendezvous(benchmark::State& state) {
   const int ranks = static_cast<int>(state.range(0));
-  const SocketAddress addr = server().address();  // started here, before any fork
+  const SocketAddress addr = benchStore().address();  // started here, before any fork
   int round = 0;
   for (auto _ : state) {
     std::string prefix = "rdzv/" + std::to_string(round++);
