@@ -55,6 +55,18 @@ double lowerBound(const std::vector<double>& loads, int ranks, int slots) {
   return std::max(bound, least);
 }
 
+double lowerBoundRatio(const std::vector<double>& loads, int ranks, int slots) {
+  double mean = std::accumulate(loads.begin(), loads.end(), 0.0) / ranks;
+  return mean > 0 ? lowerBound(loads, ranks, slots) / mean : 1.0;
+}
+
+double meanEpisodeImbalance(const LayerPlacement& p, const LayerLoads& loads) {
+  auto windows = loads.windows();
+  double sum = 0;
+  for (auto& w : windows) sum += imbalance(p, w);
+  return windows.empty() ? 1.0 : sum / windows.size();
+}
+
 int expertsMoved(const LayerPlacement& before, const LayerPlacement& after) {
   int moved = 0;
   for (size_t i = 0; i < after.flat().size(); ++i) moved += before.flat()[i] != after.flat()[i];

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "eplb/expert_loads.h"
 #include "eplb/placement.h"
 
 namespace eccl::eplb {
@@ -12,6 +13,14 @@ namespace eccl::eplb {
 std::vector<double> rankLoads(const LayerPlacement& p, const std::vector<double>& loads);
 // max / mean of rankLoads; 1 when every load is 0.
 double imbalance(const LayerPlacement& p, const std::vector<double>& loads);
+
+// lowerBound() relative to the mean rank load (1 when every load is 0): the best imbalance any
+// placement could reach.
+double lowerBoundRatio(const std::vector<double>& loads, int ranks, int slots);
+
+// Mean over the layer's episodes (or its aggregate alone) of the per-episode imbalance: what
+// each serving step sees.
+double meanEpisodeImbalance(const LayerPlacement& p, const LayerLoads& loads);
 
 // A lower bound on the max rank load of any valid placement with these loads:
 // max(total / N, the least T with Σ_e max(1, ⌈load_e / T⌉) ≤ N·S).

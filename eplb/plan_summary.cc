@@ -1,19 +1,11 @@
 #include "eplb/plan_summary.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "eplb/cost_model.h"
 
 namespace eccl::eplb {
 namespace {
-
-double episodeImbalance(const LayerPlacement& p, const LayerLoads& loads) {
-  auto windows = loads.windows();
-  double sum = 0;
-  for (auto& w : windows) sum += imbalance(p, w);
-  return windows.empty() ? 1.0 : sum / windows.size();
-}
 
 PlanSummary summarize(const Placement& placement, const ExpertLoads& loads, const std::vector<LayerStats>* stats) {
   PlanSummary s;
@@ -21,12 +13,12 @@ PlanSummary summarize(const Placement& placement, const ExpertLoads& loads, cons
   for (int l = 0; l < s.layers; ++l) {
     const auto& p = placement.layers[l];
     const auto& total = loads.layers[l].total;
-    double imb = imbalance(p, total);
-    double mean = std::accumulate(total.begin(), total.end(), 0.0) / placement.ranks;
-    double lb = mean > 0 ? lowerBound(total, placement.ranks, placement.slots) / mean : 1.0;
+    // A plan's stats already hold these; an existing placement is measured here.
+    double imb = stats ? (*stats)[l].imbalanceAfter : imbalance(p, total);
+    double lb = stats ? (*stats)[l].lowerBound : lowerBoundRatio(total, placement.ranks, placement.slots);
     s.meanImbalance += imb;
     s.maxImbalance = std::max(s.maxImbalance, imb);
-    s.episodeImbalance += episodeImbalance(p, loads.layers[l]);
+    s.episodeImbalance += meanEpisodeImbalance(p, loads.layers[l]);
     s.meanGap += imb / lb - 1;
     if (stats) {
       s.totalMoved += (*stats)[l].moved;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <limits>
-#include <numeric>
 
 #include "eplb/cost_model.h"
 #include "eplb/default_policy.h"
@@ -43,10 +42,9 @@ PolicyResult PlacementPolicy::plan(const PolicyInput& in) const {
     LayerStats st;
     LayerPlacement next = planLayer(loads.layers[l], cur, in, st.replanned);
     const auto& total = loads.layers[l].total;
-    double mean = std::accumulate(total.begin(), total.end(), 0.0) / in.ranks;
     st.imbalanceBefore = cur ? imbalance(*cur, total) : std::numeric_limits<double>::quiet_NaN();
     st.imbalanceAfter = imbalance(next, total);
-    st.lowerBound = mean > 0 ? lowerBound(total, in.ranks, in.slots) / mean : 1.0;
+    st.lowerBound = lowerBoundRatio(total, in.ranks, in.slots);
     st.moved = cur ? expertsMoved(*cur, next) : 0;
     out.placement.layers.push_back(std::move(next));
     out.layers.push_back(st);

@@ -50,11 +50,10 @@ void RequestState::wait(Deadline deadline) {
       cv_.wait(lock, [&] { return done_.load(); });
     } else if (!cv_.wait_until(lock, deadline.at(), [&] { return done_.load(); })) {
       lock.unlock();
-      cancel();
-      std::lock_guard relock(mu_);
-      if (failed_ && code_ == ErrorCode::kAborted && error_.find("was cancelled") != std::string::npos) {
-        throw Error(ErrorCode::kTimeout, what_ + " timed out");
-      }
+      // Withdraw it (nothing touches its buffer afterwards), then record the timeout as its
+      // error — unless it finished in between, in which case its own result stands.
+      if (canceller_) canceller_();
+      finish(std::pair{ErrorCode::kTimeout, what_ + " timed out"});
     }
   }
   std::lock_guard lock(mu_);

@@ -1,6 +1,5 @@
 #include "apps/eccl-eplb/layer_table.h"
 
-#include <numeric>
 
 #include "eplb/cost_model.h"
 
@@ -11,13 +10,9 @@ void printLayerTable(std::FILE* out, const eplb::Placement& p, const eplb::Exper
   std::fprintf(out, "%6s %10s %10s %12s %14s %7s\n", "layer", "before", "after", "lower bound", "per-episode", "moved");
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const auto& total = loads.layers[l].total;
-    double mean = std::accumulate(total.begin(), total.end(), 0.0) / p.ranks;
-    double lb = mean > 0 ? eplb::lowerBound(total, p.ranks, p.slots) / mean : 1.0;
-    double after = eplb::imbalance(p.layers[l], total);
-    double episodes = 0;
-    auto windows = loads.layers[l].windows();
-    for (auto& w : windows) episodes += eplb::imbalance(p.layers[l], w);
-    episodes /= windows.size();
+    double lb = stats ? (*stats)[l].lowerBound : eplb::lowerBoundRatio(total, p.ranks, p.slots);
+    double after = stats ? (*stats)[l].imbalanceAfter : eplb::imbalance(p.layers[l], total);
+    double episodes = eplb::meanEpisodeImbalance(p.layers[l], loads.layers[l]);
     char beforeText[32] = "-";
     if (before) std::snprintf(beforeText, sizeof(beforeText), "%.4f", eplb::imbalance(before->layers[l], total));
     int moved = stats ? (*stats)[l].moved : (before ? eplb::expertsMoved(before->layers[l], p.layers[l]) : 0);

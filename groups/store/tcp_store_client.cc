@@ -162,7 +162,7 @@ TcpStoreClient::Reply TcpStoreClient::call(Command command, const std::string& w
                                                  "-byte frame; the limit is " + std::to_string(limits_.maxBodyBytes()));
   Reply r = roundTrip(request, what, deadline);
   if (r.status != Status::kOk) fail(r, what);
-  if (expectFields != kAnyFields && r.fields.size() != expectFields)
+  if (r.fields.size() != expectFields)
     throw Error(ErrorCode::kProtocol, what + ": store " + address_.str() + " sent " + std::to_string(r.fields.size()) +
                                           " reply fields, expected " + std::to_string(expectFields));
   return r;

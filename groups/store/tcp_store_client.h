@@ -70,7 +70,6 @@ class TcpStoreClient final : public Store {
   // key(s) for errors.
   Reply roundTrip(const std::vector<uint8_t>& request, const std::string& what, Deadline deadline);
   Reply readFrame(int fd, Deadline deadline, const std::string& what);
-  static constexpr size_t kAnyFields = ~size_t(0);
   // Encodes a request with `build`, round-trips it under the lock, and checks the reply is OK
   // with `expectFields` fields.
   Reply call(store::Command command, const std::string& what, Deadline deadline,
