@@ -18,7 +18,7 @@ namespace eccl {
 namespace {
 
 constexpr transport::Tag kCollectiveBit = transport::Tag(1) << 63;
-constexpr uint32_t kObjTag = 0xffffffffu;  // user P2P tags are 32-bit; sendObj uses its own stream
+constexpr P2PTag kObjBit = P2PTag(1) << 62;  // sendObj/recvObj: a tag stream of their own
 
 std::vector<size_t> prefix(const std::vector<size_t>& v) {
   std::vector<size_t> out(v.size(), 0);
@@ -45,21 +45,33 @@ Communicator::Communicator(std::unique_ptr<transport::Transport> t, CommOptions 
 
 Communicator::~Communicator() { destroy(); }
 
+P2PTag Communicator::checkedTag(P2PTag tag) const {
+  if (tag > kMaxP2PTag)
+    throw Error(ErrorCode::kInvalidArgument, "P2P tag " + std::to_string(tag) + " on " + id_.describe() +
+                                                 " is above the largest allowed, 2^62 - 1");
+  return tag;
+}
+
 void Communicator::checkPeer(int peer, const char* what) const {
   if (peer < 0 || peer >= id_.size)
     throw Error(ErrorCode::kInvalidArgument, std::string(what) + " on " + id_.describe() + ": peer " + std::to_string(peer) +
                                                  " is not a rank of the group (0.." + std::to_string(id_.size - 1) + ")");
 }
 
-Work Communicator::isend(const void* buf, size_t bytes, int peer, uint32_t tag) {
+Work Communicator::isend(const void* buf, size_t bytes, int peer, P2PTag tag) {
   return batchIsendIrecv({{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag}});
 }
 
-Work Communicator::irecv(void* buf, size_t bytes, int peer, uint32_t tag) {
+Work Communicator::irecv(void* buf, size_t bytes, int peer, P2PTag tag) {
   return batchIsendIrecv({{P2POp::kRecv, buf, bytes, peer, tag}});
 }
 
 Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
+  for (auto& op : ops) checkedTag(op.tag);
+  return postBatch(ops);
+}
+
+Work Communicator::postBatch(const std::vector<P2POp>& ops) {
   for (auto& op : ops) {
     checkPeer(op.peer, op.kind == P2POp::kSend ? "send" : "recv");
     if (op.buf == nullptr && op.bytes > 0)
@@ -252,18 +264,20 @@ std::vector<uint8_t> Communicator::broadcastObj(const std::vector<uint8_t>& obj,
   return out;
 }
 
-void Communicator::sendObj(const std::vector<uint8_t>& obj, int peer, uint32_t tag) {
+void Communicator::sendObj(const std::vector<uint8_t>& obj, int peer, P2PTag tag) {
   uint64_t size = obj.size();
-  batchIsendIrecv({{P2POp::kSend, &size, sizeof(size), peer, kObjTag - tag},
-                   {P2POp::kSend, const_cast<uint8_t*>(obj.data()), obj.size(), peer, kObjTag - tag}})
+  const P2PTag t = kObjBit | checkedTag(tag);
+  postBatch({{P2POp::kSend, &size, sizeof(size), peer, t},
+             {P2POp::kSend, const_cast<uint8_t*>(obj.data()), obj.size(), peer, t}})
       .wait();
 }
 
-std::vector<uint8_t> Communicator::recvObj(int peer, uint32_t tag) {
+std::vector<uint8_t> Communicator::recvObj(int peer, P2PTag tag) {
   uint64_t size = 0;
-  recv(&size, sizeof(size), peer, kObjTag - tag);
+  const P2PTag t = kObjBit | checkedTag(tag);
+  postBatch({{P2POp::kRecv, &size, sizeof(size), peer, t}}).wait();
   std::vector<uint8_t> out(size);
-  recv(out.data(), out.size(), peer, kObjTag - tag);
+  postBatch({{P2POp::kRecv, out.data(), out.size(), peer, t}}).wait();
   return out;
 }
 

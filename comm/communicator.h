@@ -29,12 +29,17 @@ namespace algo {
 struct CollectiveContext;
 }
 
+// P2P tags: any value up to kMaxP2PTag (62 bits); the rest of the 64-bit transport tag space
+// belongs to collectives and the *Obj helpers.
+using P2PTag = uint64_t;
+inline constexpr P2PTag kMaxP2PTag = (P2PTag(1) << 62) - 1;
+
 struct P2POp {
   enum Kind { kSend, kRecv } kind;
   void* buf;     // read for kSend, written for kRecv; must stay valid until the Work finishes
   size_t bytes;
   int peer;
-  uint32_t tag = 0;
+  P2PTag tag = 0;
 };
 
 struct CommOptions {
@@ -56,10 +61,10 @@ class Communicator {
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   // --- point to point; `tag` separates concurrent streams between the same pair
-  Work isend(const void* buf, size_t bytes, int peer, uint32_t tag = 0);
-  Work irecv(void* buf, size_t bytes, int peer, uint32_t tag = 0);
-  void send(const void* buf, size_t bytes, int peer, uint32_t tag = 0) { isend(buf, bytes, peer, tag).wait(); }
-  void recv(void* buf, size_t bytes, int peer, uint32_t tag = 0) { irecv(buf, bytes, peer, tag).wait(); }
+  Work isend(const void* buf, size_t bytes, int peer, P2PTag tag = 0);
+  Work irecv(void* buf, size_t bytes, int peer, P2PTag tag = 0);
+  void send(const void* buf, size_t bytes, int peer, P2PTag tag = 0) { isend(buf, bytes, peer, tag).wait(); }
+  void recv(void* buf, size_t bytes, int peer, P2PTag tag = 0) { irecv(buf, bytes, peer, tag).wait(); }
   // All operations start together and complete in whatever order the peers posted theirs (both
   // sides posting their sends first is fine); one Work for the whole batch. Equal (peer, tag)
   // pairs match in list order.
@@ -100,8 +105,8 @@ class Communicator {
   // --- metadata on bytes (sizes travel first, so any length works; O(N) messages per rank)
   std::vector<std::vector<uint8_t>> allGatherObj(const std::vector<uint8_t>& mine);
   std::vector<uint8_t> broadcastObj(const std::vector<uint8_t>& obj, int root);
-  void sendObj(const std::vector<uint8_t>& obj, int peer, uint32_t tag = 0);
-  std::vector<uint8_t> recvObj(int peer, uint32_t tag = 0);
+  void sendObj(const std::vector<uint8_t>& obj, int peer, P2PTag tag = 0);
+  std::vector<uint8_t> recvObj(int peer, P2PTag tag = 0);
 
   // Fails every pending operation here and on every other rank of the group. Idempotent.
   void abort(const std::string& reason);
@@ -121,6 +126,8 @@ class Communicator {
   Work enqueue(std::string what, std::function<void(const algo::CollectiveContext&)> body);
   void workerLoop();
   void checkPeer(int peer, const char* what) const;
+  P2PTag checkedTag(P2PTag tag) const;
+  Work postBatch(const std::vector<P2POp>& ops);  // batchIsendIrecv without the user-tag check
 
   transport::GroupIdentity id_;
   std::chrono::milliseconds timeout_;

@@ -78,6 +78,23 @@ void WorkState::wait(Deadline deadline) {
   if (error_) throw Error(static_cast<ErrorCode>(code_), *error_);
 }
 
+void WorkState::cancel() {
+  if (requests_.empty()) throw Error(ErrorCode::kInvalidArgument, what_ + " is a collective: abort the communicator instead");
+  bool finishedBefore = true;
+  for (auto& r : requests_) finishedBefore = r->test() && finishedBefore;
+  for (auto& r : requests_) r->cancel();
+  if (finishedBefore) {
+    test();
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (!done_) {
+    done_ = true;
+    error_ = what_ + " was cancelled";
+    code_ = static_cast<int>(ErrorCode::kAborted);
+  }
+}
+
 std::optional<std::string> WorkState::error() {
   test();
   std::lock_guard lock(mu_);
@@ -92,6 +109,10 @@ void Work::wait(std::optional<std::chrono::milliseconds> timeout) const {
   // waiting for); the grace lets that precise error arrive first.
   constexpr std::chrono::seconds kGrace{5};
   state_->wait(Deadline::after(timeout ? *timeout : state_->defaultTimeout() + kGrace));
+}
+
+void Work::cancel() const {
+  if (state_) state_->cancel();
 }
 
 std::optional<std::string> Work::error() const { return state_ ? state_->error() : std::nullopt; }

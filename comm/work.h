@@ -28,6 +28,11 @@ class Work {
   // kTimeout after `timeout` (default: the communicator's timeout, $ECCL_TIMEOUT).
   void wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
   std::optional<std::string> error() const;
+  // P2P Works (isend/irecv/batchIsendIrecv): cancels every pending request; once it returns no
+  // buffer of the operation is read or written, and the Work has failed with kAborted unless it
+  // had already finished. A collective cannot be cancelled alone (abort the communicator): for
+  // one this throws Error(kInvalidArgument).
+  void cancel() const;
   bool valid() const { return state_ != nullptr; }
 
  private:
@@ -45,6 +50,7 @@ class WorkState {
 
   bool test();
   void wait(Deadline deadline);
+  void cancel();
   std::optional<std::string> error();
   std::chrono::milliseconds defaultTimeout() const { return timeout_; }
   const std::string& what() const { return what_; }

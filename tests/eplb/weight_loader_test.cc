@@ -1,0 +1,181 @@
+// ExpertWeights and WeightLoader: staged changes are invisible until committed and vanish when
+// dropped; readers never see a mix of two versions; ranks detect a disagreeing plan; expert
+// moves across processes keep every byte (checksums after every layer); a peer that dies
+// mid-transfer fails the others with its rank and leaves the old layer in force.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "apps/common/child_store_server.h"
+#include "apps/common/local_ranks.h"
+#include "eplb/policy.h"
+#include "eplb/transfer_plan.h"
+#include "eplb/weight_loader.h"
+#include "groups/group/stateless_group.h"
+#include "groups/store/tcp_store_client.h"
+#include "tests/comm/local_comms.h"
+#include "tests/eplb/eplb_test_util.h"
+#include "transport/error.h"
+
+namespace eccl::eplb {
+namespace {
+
+using namespace testing;
+constexpr auto kTimeout = std::chrono::seconds(60);
+
+TEST(ExpertWeights, StagedChangesAppearOnlyOnCommitAndDropCleanly) {
+  ExpertLayout layout = ExpertLayout::ffn(16 * 1024);
+  ExpertWeights w(layout, 2, 3);
+  Placement p{4, 2, 3, {LayerPlacement::fromRows({{0, 1, 2}, {3, 0, 1}}), LayerPlacement::fromRows({{0, 1, 2}, {3, 0, 1}})}};
+  loadWeights(w, p, 0);
+  EXPECT_EQ(verifyLayer(w, 0), "");
+  const int spares = w.freeSpares();
+  {
+    auto st = w.stage(0, {1});
+    fillExpert(st.buffer(1), layout, 0, 3);
+    EXPECT_EQ(w.read(0).maps().row, (std::vector<int>{0, 1, 2}));
+    EXPECT_THROW(w.stage(0, {2}), Error);  // one staging per layer
+  }  // dropped
+  EXPECT_EQ(w.freeSpares(), spares);
+  EXPECT_EQ(verifyLayer(w, 0), "");
+  auto st = w.stage(0, {1});
+  fillExpert(st.buffer(1), layout, 0, 3);
+  LayerPlacement next = LayerPlacement::fromRows({{0, 3, 2}, {3, 0, 1}});
+  w.commit(std::move(st), layerMaps(next, 0, 4));
+  EXPECT_EQ(w.read(0).maps().row, (std::vector<int>{0, 3, 2}));
+  EXPECT_EQ(w.read(0).maps().log2phy, next.log2phy(0, 4));
+  EXPECT_EQ(verifyLayer(w, 0), "");
+  EXPECT_EQ(w.freeSpares(), spares);
+  EXPECT_THROW(w.remap(0, layerMaps(p.layers[0], 0, 4)), Error) << "remap must not change the row";
+}
+
+TEST(ExpertWeights, ReadersNeverSeeAMixOfVersions) {
+  ExpertLayout layout = ExpertLayout::ffn(8 * 1024);
+  const int S = 4, E = 8;
+  ExpertWeights w(layout, 1, S);
+  LayerPlacement a = LayerPlacement::fromRows({{0, 1, 2, 3}, {4, 5, 6, 7}});
+  LayerPlacement b = LayerPlacement::fromRows({{4, 5, 6, 7}, {0, 1, 2, 3}});
+  w.load(0, layerMaps(a, 0, E), [&](int s, uint8_t* blk) { fillExpert(blk, layout, 0, a.at(0, s)); });
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad{0};
+  std::thread reader([&] {
+    while (!stop) {
+      auto view = w.read(0);
+      const auto& m = view.maps();
+      for (int s = 0; s < S; ++s)
+        if (m.expertMap[m.row[s]] != s || expertChecksum(view.slot(s), layout) != expectedChecksum(layout, 0, m.row[s])) bad++;
+      reads++;
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    const LayerPlacement& next = i % 2 ? a : b;
+    auto st = w.stage(0, {0, 1, 2, 3});
+    for (int s = 0; s < S; ++s) fillExpert(st.buffer(s), layout, 0, next.at(0, s));
+    w.commit(std::move(st), layerMaps(next, 0, E));
+  }
+  while (reads < 50) std::this_thread::yield();
+  stop = true;
+  reader.join();
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(WeightLoader, RanksWithADifferentPlanAreNamed) {
+  auto comms = eccl::testing::localComms(3, {.timeout = kTimeout});
+  std::mt19937 rng(2);
+  Placement from = randomPlacement(2, 6, 3, 3, rng), to = randomPlacement(2, 6, 3, 3, rng), odd = randomPlacement(2, 6, 3, 3, rng);
+  ExpertLayout layout = ExpertLayout::ffn(4096);
+  eccl::testing::onEveryRank(3, [&](int r) {
+    TransferPlan plan = TransferPlan::build(from, r == 2 ? odd : to, layout);
+    try {
+      verifyPlanAgreement(*comms[r], plan);
+      ADD_FAILURE() << "rank " << r << " accepted disagreeing plans";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 2 has"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("rank 1 has"), std::string::npos) << e.what();
+    }
+  });
+}
+
+std::shared_ptr<Store> client(const ChildStoreServer& s) {
+  return std::make_shared<TcpStoreClient>(s.address(), TcpStoreClientOptions{.timeout = kTimeout});
+}
+
+// Each rank: three policy-driven rebalances applied layer by layer, start() before a "forward"
+// (an all_reduce on the same communicator) and finish() after it, checksums after every commit.
+TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
+  ChildStoreServer server;
+  const int N = 4, S = 5, E = 16, L = 3;
+  auto exits = runLocalRanks(N, [&](int rank) {
+    auto g = StatelessGroup::create(client(server), "loader", rank, N, {.timeout = kTimeout});
+    ExpertLayout layout({{"w13", {64, 96}, DataType::kBFloat16}, {"w2", {96, 32}, DataType::kBFloat16},
+                         {"scale", {7}, DataType::kFloat32}});
+    ExpertWeights w(layout, L, S);
+    Placement current = initialPlacement(L, E, N, S);
+    loadWeights(w, current, rank);
+    WeightLoader loader(w, g->comm());
+    const char* policies[] = {"default", "swift", "flash"};
+    for (int cycle = 0; cycle < 3; ++cycle) {
+      ExpertLoads loads = zipfLoads(L, E, 1.2, 100 + cycle);
+      Placement next = makePolicy(policies[cycle])->plan({&loads, &current, N, S}).placement;
+      TransferPlan plan = TransferPlan::build(current, next, layout);
+      verifyPlanAgreement(g->comm(), plan);
+      for (int l = 0; l < L; ++l) {
+        loader.start(plan, l);
+        int64_t v = 1, sum = 0;
+        g->comm().allReduce(&v, &sum, 1, DataType::kInt64, ReduceOp::kSum);
+        if (sum != N) return 2;
+        loader.finish(l, next.layers[l], rank);
+        if (auto err = verifyLayer(w, l); !err.empty()) {
+          std::fprintf(stderr, "rank %d cycle %d: %s\n", rank, cycle, err.c_str());
+          return 3;
+        }
+        if (w.read(l).maps().log2phy != next.layers[l].log2phy(rank, E)) return 4;
+      }
+      current = next;
+    }
+    return 0;
+  }, {kTimeout * 2});
+  for (auto& e : exits) EXPECT_TRUE(e.ok()) << e.describe();
+}
+
+TEST(WeightLoader, APeerDyingMidTransferLeavesTheOldLayer) {
+  ChildStoreServer server;
+  const int N = 3, S = 4, E = 8, victim = 2;
+  auto exits = runLocalRanks(N, [&](int rank) {
+    auto g = StatelessGroup::create(client(server), "dying", rank, N, {.timeout = std::chrono::seconds(20)});
+    ExpertLayout layout = ExpertLayout::ffn(1 << 20);
+    ExpertWeights w(layout, 1, S);
+    Placement current = initialPlacement(1, E, N, S);
+    // Everyone receives something from the victim: rotate rows.
+    Placement next = current;
+    for (int r = 0; r < N; ++r)
+      for (int s = 0; s < S; ++s) next.layers[0].set(r, s, current.layers[0].at((r + 1) % N, s));
+    loadWeights(w, current, rank);
+    WeightLoader loader(w, g->comm());
+    TransferPlan plan = TransferPlan::build(current, next, layout);
+    g->comm().barrier();
+    if (rank == victim) ::raise(SIGKILL);  // dies with the others' transfers in flight
+    loader.start(plan, 0);
+    try {
+      loader.wait();
+      return 2;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
+      if (std::string(e.what()).find("rank " + std::to_string(victim)) == std::string::npos) return 3;
+      if (std::string(e.what()).find("keeps its old placement") == std::string::npos) return 4;
+    }
+    if (w.read(0).maps().row != current.layers[0].row(rank)) return 5;
+    if (!verifyLayer(w, 0).empty()) return 6;
+    if (!loader.stagedLayers().empty()) return 7;
+    return 0;
+  }, {kTimeout});
+  for (auto& e : exits)
+    if (e.rank != victim) {
+      EXPECT_TRUE(e.ok()) << e.describe();
+    }
+}
+
+}  // namespace
+}  // namespace eccl::eplb
