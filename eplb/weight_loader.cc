@@ -77,7 +77,8 @@ void WeightLoader::start(const TransferPlan& plan, int layer) {
   const int me = comm_.rank();
   const LayerTransferPlan& lp = plan.layer(layer);
 
-  InFlight f{Work(), Staged{weights_.stage(layer, lp.changedSlots(me)), {}, plan.experts()}, {}, std::chrono::steady_clock::now()};
+  InFlight f{Work(), StagedLayer{layer, weights_.stage(layer, lp.changedSlots(me)), {}, plan.experts()}, {},
+             std::chrono::steady_clock::now()};
   f.stats.layer = layer;
   registerNewChunks();  // the staging may have grown the pool
   std::vector<P2POp> ops;
@@ -132,17 +133,30 @@ TransferStats WeightLoader::wait() {
   return f.stats;
 }
 
+void commitStaged(ExpertWeights& weights, StagedLayer&& staged, const LayerPlacement& next, int rank) {
+  const int layer = staged.layer;
+  if (rank < 0 || rank >= next.ranks() || next.slots() != weights.slots())
+    invalid("commit of layer " + std::to_string(layer) + " for rank " + std::to_string(rank) + " of a " + std::to_string(next.ranks()) +
+            " x " + std::to_string(next.slots()) + " placement (weights have " + std::to_string(weights.slots()) + " slots)");
+  if (next.row(rank) != staged.row)
+    invalid("layer " + std::to_string(layer) + ": the new placement's row for rank " + std::to_string(rank) +
+            " does not match the experts that were moved there");
+  weights.commit(std::move(staged.staging), layerMaps(next, rank, staged.experts));
+}
+
 void WeightLoader::commit(int layer, const LayerPlacement& next, int rank) {
   auto it = staged_.find(layer);
   if (it == staged_.end()) invalid("layer " + std::to_string(layer) + " has nothing staged to commit");
-  if (rank < 0 || rank >= next.ranks() || next.slots() != weights_.slots())
-    invalid("commit of layer " + std::to_string(layer) + " for rank " + std::to_string(rank) + " of a " + std::to_string(next.ranks()) +
-            " x " + std::to_string(next.slots()) + " placement (weights have " + std::to_string(weights_.slots()) + " slots)");
-  if (next.row(rank) != it->second.row)
-    invalid("layer " + std::to_string(layer) + ": the new placement's row for rank " + std::to_string(rank) +
-            " does not match the experts that were moved there");
-  weights_.commit(std::move(it->second.staging), layerMaps(next, rank, it->second.experts));
+  StagedLayer s = std::move(it->second);
   staged_.erase(it);
+  commitStaged(weights_, std::move(s), next, rank);
+}
+
+std::vector<StagedLayer> WeightLoader::takeStaged() {
+  std::vector<StagedLayer> out;
+  for (auto& [l, s] : staged_) out.push_back(std::move(s));
+  staged_.clear();
+  return out;
 }
 
 std::vector<int> WeightLoader::stagedLayers() const {

@@ -30,6 +30,16 @@ LayerMaps layerMaps(const LayerPlacement& p, int rank, int experts);
 // that planned from different loads or placements). Collective on `comm`.
 void verifyPlanAgreement(Communicator& comm, const TransferPlan& plan);
 
+// A layer whose experts have arrived but are not visible yet (see WeightLoader::takeStaged).
+struct StagedLayer {
+  int layer;
+  ExpertWeights::Staging staging;
+  std::vector<int> row;  // the layer's row once committed
+  int experts;
+};
+// Makes `staged` visible in `weights` (see WeightLoader::commit).
+void commitStaged(ExpertWeights& weights, StagedLayer&& staged, const LayerPlacement& next, int rank);
+
 struct TransferStats {
   int layer = -1;
   uint64_t bytesSent = 0, bytesReceived = 0, bytesCopied = 0;
@@ -65,16 +75,14 @@ class WeightLoader {
   }
   std::vector<int> stagedLayers() const;
   void discardStaged() { staged_.clear(); }
+  // Hands the staged layers over, to commit after this loader (and its communicator) are gone —
+  // an elastic switch destroys the group the experts moved over.
+  std::vector<StagedLayer> takeStaged();
 
  private:
-  struct Staged {
-    ExpertWeights::Staging staging;
-    std::vector<int> row;  // the layer's row once committed
-    int experts = 0;
-  };
   struct InFlight {
     Work work;
-    Staged staged;
+    StagedLayer staged;
     TransferStats stats;
     std::chrono::steady_clock::time_point started;
   };
@@ -85,7 +93,7 @@ class WeightLoader {
   std::optional<std::chrono::milliseconds> timeout_;
   std::vector<transport::MemoryRegion> regions_;
   std::optional<InFlight> inflight_;
-  std::map<int, Staged> staged_;
+  std::map<int, StagedLayer> staged_;
 };
 
 }  // namespace eccl::eplb

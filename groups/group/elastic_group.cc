@@ -65,7 +65,14 @@ int ElasticGroup::newRankOf(int oldRank) const {
 }
 
 bool ElasticGroup::standbyReady() const {
-  return standby_.valid() && standby_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  return standbyGroup_ != nullptr || (standby_.valid() && standby_.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+}
+
+Communicator& ElasticGroup::standbyComm() {
+  if (!plan_) throw Error(ErrorCode::kInvalidArgument, "group '" + name_ + "': no reconfiguration has been prepared");
+  if (nextRank() < 0) throw Error(ErrorCode::kInvalidArgument, "group '" + name_ + "': this rank is leaving; it has no standby group");
+  if (!standbyGroup_) standbyGroup_ = standby_.get();
+  return standbyGroup_->comm();
 }
 
 bool ElasticGroup::switchOver() {
@@ -76,7 +83,7 @@ bool ElasticGroup::switchOver() {
   const int next = nextRank();
   const uint64_t oldEpoch = epoch();
   std::unique_ptr<StatelessGroup> fresh;
-  if (next >= 0) fresh = standby_.get();  // rethrows the build's error, naming the missing rank
+  if (next >= 0) fresh = standbyGroup_ ? std::move(standbyGroup_) : standby_.get();  // rethrows a failed build's error
   logger().info("group '{}': rank {} of epoch {} -> {}", name_, rank(), oldEpoch,
                 next >= 0 ? "rank " + std::to_string(next) + " of epoch " + std::to_string(oldEpoch + 1) : "leaving");
   active_->destroy();

@@ -44,6 +44,10 @@ class ElasticGroup {
   int nextRank() const;
   int newRankOf(int oldRank) const;
   bool standbyReady() const;
+  // The prepared epoch's communicator, waiting for its build (rethrowing a failed build's error);
+  // for moving state to joining ranks before switchOver(). Throws Error(kInvalidArgument) when
+  // nothing is prepared or this rank is leaving.
+  Communicator& standbyComm();
   // Barrier on the old epoch (every operation issued before it has finished everywhere), then
   // the standby group becomes active and the old one is destroyed. Returns false when this rank
   // is not in the new membership; the group is then closed and comm() throws saying so.
@@ -58,6 +62,7 @@ class ElasticGroup {
   std::unique_ptr<StatelessGroup> active_;
   std::optional<Reconfiguration> plan_;
   std::future<std::unique_ptr<StatelessGroup>> standby_;
+  std::unique_ptr<StatelessGroup> standbyGroup_;  // standby_'s result once taken
   std::string leftReason_;
 };
 
