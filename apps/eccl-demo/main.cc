@@ -1,21 +1,31 @@
-// eccl-demo: the main job run by scripts/demo.sh.
+// eccl-demo: the main job run by scripts/demo.sh (see moe_demo.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "apps/eccl-demo/rendezvous_demo.h"
+#include "apps/eccl-demo/moe_demo.h"
 #include "transport/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"eccl demo: local ranks rendezvous through an embedded store"};
-  eccl::demo::RendezvousOptions opts;
-  double timeoutSec = 60;
-  app.add_option("--ranks", opts.ranks, "number of local rank processes")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--timeout", timeoutSec, "seconds before a rank gives up")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--seed", opts.seed, "seed for the start order and delays")->capture_default_str();
+  CLI::App app{"eccl demo: a synthetic MoE on local ranks with EPLB, elastic scale-up and scale-down"};
+  eccl::demo::DemoOptions o;
+  double timeoutSec = 120;
+  app.add_option("--ranks", o.ranks, "serving ranks at the start")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--scale-to", o.scaleTo, "ranks to scale to (more: up, then back down; fewer: down)")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--layers", o.layers, "MoE layers")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--experts", o.experts, "logical experts per layer")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--slots", o.slots, "expert slots per rank and layer")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--expert-bytes", o.expertBytes, "bytes per expert (bf16 w13 + w2; rounded down to 1536-byte rows)")
+      ->check(CLI::Range(size_t(1536), size_t(1) << 32))->capture_default_str();
+  app.add_option("--policy", o.policy, "EPLB policy")->check(CLI::IsMember({"default", "swift", "flash"}))->capture_default_str();
+  app.add_option("--steps", o.steps, "serving steps per serving phase")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--heat-steps", o.heatSteps, "EPLB heat window H (0: steps/3)")->check(CLI::Range(0, 1000000))->capture_default_str();
+  app.add_option("--algorithm-steps", o.algorithmSteps, "EPLB algorithm interval A")->check(CLI::Range(0, 1000000))->capture_default_str();
+  app.add_option("--timeout", timeoutSec, "seconds before a rank gives up on a peer")->check(CLI::PositiveNumber)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  opts.timeout = std::chrono::milliseconds(static_cast<long long>(timeoutSec * 1000));
+  o.timeout = std::chrono::milliseconds(static_cast<long long>(timeoutSec * 1000));
   try {
-    return eccl::demo::runRendezvousDemo(opts);
+    return eccl::demo::runMoeDemo(o);
   } catch (const eccl::Error& e) {
     std::fprintf(stderr, "eccl-demo: %s\n", e.what());
     return 1;

@@ -1,4 +1,5 @@
-// The main job's rendezvous phase, run as the README runs it.
+// The main job, run as the README runs it (small sizes): EPLB cycles, a scale-up and a
+// scale-down while serving, and every expert verified at the end.
 #include <gtest/gtest.h>
 
 #include "tests/apps/spawn.h"
@@ -6,18 +7,45 @@
 namespace eccl {
 namespace {
 
-TEST(EcclDemo, RanksInRandomOrderRendezvousAndExitZero) {
-  for (int ranks : {1, 4, 16}) {
-    std::string log = testing::scratchPath("demo");
-    pid_t pid = testing::spawnProgram({ECCL_DEMO_BIN, "--ranks", std::to_string(ranks), "--seed", "7"}, log);
-    RankExit e = reapChild(pid, std::chrono::seconds(120));
-    std::string out = testing::readFile(log);
-    EXPECT_EQ(e.exitCode, 0) << out;
-    EXPECT_NE(out.find("rendezvous ok: " + std::to_string(ranks) + "/" + std::to_string(ranks)), std::string::npos) << out;
-    // Every rank printed the full peer table.
-    for (int r = 0; r < ranks; ++r) EXPECT_NE(out.find("rank " + std::to_string(r) + " (pid"), std::string::npos) << out;
-    ::unlink(log.c_str());
-  }
+std::string runDemo(const std::vector<std::string>& args, int& exitCode) {
+  std::vector<std::string> argv{ECCL_DEMO_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string log = testing::scratchPath("demo");
+  pid_t pid = testing::spawnProgram(argv, log);
+  RankExit e = reapChild(pid, std::chrono::seconds(240));
+  std::string out = testing::readFile(log);
+  ::unlink(log.c_str());
+  exitCode = e.exitCode;
+  return out;
+}
+
+TEST(EcclDemo, ServesRebalancesScalesUpAndDownAndVerifiesEveryExpert) {
+  int code = -1;
+  std::string out = runDemo({"--ranks", "3", "--scale-to", "5", "--layers", "4", "--experts", "16", "--slots", "6",
+                             "--expert-bytes", "262144", "--steps", "60"}, code);
+  EXPECT_EQ(code, 0) << out;
+  for (const char* line : {"EPLB cycle 1", "scale-up 3 -> 5 ranks", "moved to the joiners over the standby group",
+                           "scale-down 5 -> 3 ranks", "moved off the leavers over the old group", "left the group cleanly",
+                           "rebalance on 5 ranks", "rebalance on 3 ranks",
+                           "verify: all 72 expert replicas on 3 ranks match their checksums", "eccl-demo ok"})
+    EXPECT_NE(out.find(line), std::string::npos) << "missing '" << line << "' in:\n" << out;
+}
+
+TEST(EcclDemo, ScaleDownOnlyWithTheFlashPolicy) {
+  int code = -1;
+  std::string out = runDemo({"--ranks", "4", "--scale-to", "3", "--layers", "2", "--experts", "8", "--slots", "4",
+                             "--expert-bytes", "65536", "--steps", "30", "--policy", "flash"}, code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("scale-down 4 -> 3 ranks"), std::string::npos) << out;
+  EXPECT_EQ(out.find("scale-up"), std::string::npos) << out;
+  EXPECT_NE(out.find("verify: all 24 expert replicas on 3 ranks"), std::string::npos) << out;
+}
+
+TEST(EcclDemo, ExpertsThatDoNotFitAreRefusedByName) {
+  int code = -1;
+  std::string out = runDemo({"--ranks", "2", "--scale-to", "2", "--experts", "40", "--slots", "10"}, code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("40 experts do not fit in 2 ranks x 10 slots"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,0 +1,322 @@
+#include "apps/eccl-demo/moe_demo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "apps/common/local_ranks.h"
+#include "apps/eccl-demo/synthetic_moe.h"
+#include "eplb/elastic_transition.h"
+#include "eplb/eplb_updater.h"
+#include "groups/store/tcp_store_client.h"
+#include "groups/store/tcp_store_server.h"
+#include "transport/error.h"
+#include "transport/socket/socket.h"
+
+namespace eccl::demo {
+namespace {
+
+using namespace eplb;
+using Clock = std::chrono::steady_clock;
+constexpr const char* kGroup = "moe";
+
+double mib(double bytes) { return bytes / 1048576.0; }
+
+// One rank process of the demo.
+class DemoRank {
+ public:
+  DemoRank(const DemoOptions& o, int process, std::shared_ptr<Store> store)
+      : o_(o),
+        process_(process),
+        store_(std::move(store)),
+        weights_(ExpertLayout::ffn(o.expertBytes), o.layers, o.slots),
+        router_(o.layers, o.experts, 1.1, std::max(1, o.steps / 2)) {}
+
+  // Initial members: a group of N, the default layout, weights "loaded from the checkpoint".
+  void start() {
+    group_ = ElasticGroup::join(store_, kGroup, 0, process_, o_.ranks, groupOptions());
+    placement_ = initialPlacement(o_.layers, o_.experts, o_.ranks, o_.slots);
+    for (int l = 0; l < o_.layers; ++l)
+      weights_.load(l, layerMaps(placement_.layers[l], rank(), o_.experts),
+                    [&](int s, uint8_t* b) { fillExpert(b, weights_.layout(), l, placement_.layers[l].at(rank(), s)); });
+    newUpdater();
+    say("== %d ranks serve a synthetic MoE: %d layers x %d experts, %d slots per rank, experts of %s (%.2f MiB)\n",
+        o_.ranks, o_.layers, o_.experts, o_.slots, weights_.layout().describe().c_str(), mib(weights_.layout().payloadBytes()));
+    say("   EPLB policy %s, heat window %d steps, algorithm interval %d steps, one layer moved per step\n", o_.policy.c_str(),
+        heatSteps(), o_.algorithmSteps);
+  }
+
+  void serve(int steps, const char* phase) {
+    say("== serving %d steps on %d ranks (%s)\n", steps, size(), phase);
+    for (int i = 0; i < steps; ++i) {
+      step(true);
+      if ((i + 1) % std::max(1, steps / 4) == 0 && i + 1 < steps)
+        say("   ... step %d/%d, served imbalance %.3f\n", i + 1, steps, servedImbalance(false));
+    }
+  }
+
+  // Serves until the updater is between cycles, so an elastic change never interrupts a transfer.
+  void drainUpdater() {
+    while (updater_->schedule().phase() != UpdaterSchedule::Phase::kCollecting) step(true);
+  }
+
+  void scaleUp(int to) {
+    drainUpdater();
+    std::vector<int> map(size());
+    for (int r = 0; r < size(); ++r) map[r] = r;
+    elastic("scale-up", to, map);
+  }
+
+  void scaleDown(int to) {
+    drainUpdater();
+    std::vector<int> map(size());
+    for (int r = 0; r < size(); ++r) map[r] = r < to ? r : -1;
+    elastic("scale-down", to, map);
+  }
+
+  // A process that joins the next epoch with empty slots.
+  void joinAt(uint64_t epoch, int newRank, int newSize) {
+    ElasticReport rep;
+    auto [g, plan] = ElasticTransition::join(store_, kGroup, epoch, newRank, newSize, weights_, groupOptions(), &rep);
+    group_ = std::move(g);
+    rep.standbySeconds = 0;  // a joiner waits in join() from its start: not the standby build time
+    afterSwitch(plan, rep, "scale-up", 0, 0.0);
+  }
+
+  bool left() const { return !group_ || !group_->member(); }
+
+  // Every slot of every layer holds the bytes of the expert its row names, and the maps are
+  // the placement's. Returns the mismatches over all ranks.
+  int verify() {
+    double bad = 0, checked = 0;
+    for (int l = 0; l < o_.layers; ++l) {
+      auto view = weights_.read(l);
+      if (view.maps().row != placement_.layers[l].row(rank()) ||
+          view.maps().log2phy != placement_.layers[l].log2phy(rank(), o_.experts))
+        bad++;
+      for (int s = 0; s < o_.slots; ++s) {
+        const int e = view.maps().row[s];
+        checked++;
+        if (e < 0 || expertChecksum(view.slot(s), weights_.layout()) != expectedChecksum(weights_.layout(), l, e)) bad++;
+      }
+    }
+    double v[2] = {bad, checked};
+    comm().allReduce(v, v, 2, DataType::kFloat64, ReduceOp::kSum);
+    if (v[0] == 0)
+      say("== verify: all %.0f expert replicas on %d ranks match their checksums (SHA-256), maps match the placement\n", v[1], size());
+    else
+      say("== verify FAILED: %.0f of %.0f expert replicas or maps are wrong\n", v[0], v[1]);
+    return static_cast<int>(v[0]);
+  }
+
+ private:
+  Communicator& comm() { return group_->comm(); }
+  int rank() const { return group_->rank(); }
+  int size() const { return group_->size(); }
+  int heatSteps() const { return o_.heatSteps > 0 ? o_.heatSteps : std::max(1, o_.steps / 3); }
+  GroupOptions groupOptions() const { return {.timeout = o_.timeout}; }
+
+  template <typename... A>
+  void say(const char* fmt, A... args) {
+    if (group_ && group_->member() && rank() == 0) {
+      std::printf(fmt, args...);
+      std::fflush(stdout);
+    }
+  }
+
+  void newUpdater() {
+    updater_.reset();
+    updater_ = std::make_unique<EplbUpdater>(comm(), weights_, placement_,
+                                             UpdaterOptions{.heatSteps = heatSteps(), .algorithmSteps = o_.algorithmSteps,
+                                                            .policy = o_.policy});
+  }
+
+  // One forward step: route every layer's tokens by this rank's log2phy, exchange the counts
+  // (the dispatch), record what arrived at this rank's slots.
+  void step(bool withUpdater) {
+    const int N = size(), L = o_.layers, S = o_.slots, me = rank();
+    if (withUpdater) updater_->beforeForward();
+    std::vector<double> counts(size_t(N) * L * S, 0.0);  // [rank][layer][slot]
+    for (int l = 0; l < L; ++l) {
+      auto view = weights_.read(l);  // the layer's weights and maps for this forward
+      const auto& m = view.maps();
+      auto tokens = router_.tokens(step_, l, me);
+      for (int e = 0; e < o_.experts; ++e) {
+        const int p = m.log2phy[e];
+        if (p < 0 || p >= N * S) throw Error(ErrorCode::kInvalidArgument, "layer " + std::to_string(l) + ": expert " + std::to_string(e) + " has no route");
+        counts[(size_t(p / S) * L + l) * S + p % S] += tokens[e];
+      }
+    }
+    comm().allReduce(counts.data(), counts.data(), counts.size(), DataType::kFloat64, ReduceOp::kSum);
+    double imb = 0;
+    for (int l = 0; l < L; ++l) {
+      if (withUpdater) updater_->record(l, std::span<const double>(counts.data() + (size_t(me) * L + l) * S, S));
+      double maxLoad = 0, total = 0;
+      for (int r = 0; r < N; ++r) {
+        double load = 0;
+        for (int s = 0; s < S; ++s) load += counts[(size_t(r) * L + l) * S + s];
+        maxLoad = std::max(maxLoad, load);
+        total += load;
+      }
+      imb += total > 0 ? maxLoad / (total / N) : 1.0;
+      // Logical loads (identical on every rank: the all_reduce gives everyone the same sums).
+      if (recent_.layers.empty()) recent_ = {o_.experts, std::vector<LayerLoads>(L, LayerLoads{std::vector<double>(o_.experts, 0.0), {}})};
+      for (int r = 0; r < N; ++r)
+        for (int s = 0; s < S; ++s)
+          if (int e = placement_.layers[l].at(r, s); e >= 0) recent_.layers[l].total[e] += counts[(size_t(r) * L + l) * S + s];
+    }
+    imbSum_ += imb / L;
+    imbSteps_++;
+    if (withUpdater) {
+      updater_->afterForward();
+      placement_ = updater_->placement();
+      if (auto rep = updater_->takeReport()) cycleDone(*rep);
+    }
+    step_++;
+  }
+
+  double servedImbalance(bool reset) {
+    double v = imbSteps_ ? imbSum_ / imbSteps_ : 0;
+    if (reset) imbSum_ = imbSteps_ = 0;
+    return v;
+  }
+
+  void cycleDone(const CycleReport& rep) {
+    double slow[1] = {rep.transferSeconds};
+    comm().allReduce(slow, slow, 1, DataType::kFloat64, ReduceOp::kMax);
+    const double served = servedImbalance(true);
+    if (std::isnan(rep.imbalanceBefore))
+      say("   rebalance on %d ranks at step %d: %d layers, %d replicas changed, %.1f MiB moved (minimum %.1f), transfer %.0f ms "
+          "(slowest rank, start to commit, summed over layers) = %.2f GB/s\n",
+          size(), step_, rep.layersChanged, rep.slotsChanged, mib(rep.networkBytes), mib(rep.minimumBytes), slow[0] * 1e3,
+          slow[0] > 0 ? rep.networkBytes / slow[0] / 1e9 : 0.0);
+    else
+      say("   EPLB cycle %d at step %d: imbalance %.3f -> %.3f (policy, on the gathered loads; served since the last cycle "
+          "%.3f); %d layers, %d replicas changed, %.1f MiB moved (minimum %.1f), transfer %.0f ms (slowest rank, start to "
+          "commit, summed over layers) = %.2f GB/s, policy %.1f ms in the background\n",
+          rep.cycle + 1, step_, rep.imbalanceBefore, rep.imbalanceAfter, served, rep.layersChanged, rep.slotsChanged,
+          mib(rep.networkBytes), mib(rep.minimumBytes), slow[0] * 1e3, slow[0] > 0 ? rep.networkBytes / slow[0] / 1e9 : 0.0,
+          rep.policySeconds * 1e3);
+  }
+
+  void elastic(const char* what, int to, const std::vector<int>& map) {
+    say("== %s %d -> %d ranks while serving (policy %s)\n", what, size(), to, o_.policy.c_str());
+    const int from = size();
+    ExpertLoads loads = recent_;
+    if (loads.layers.empty()) throw Error(ErrorCode::kInvalidArgument, std::string(what) + " before any step was served");
+    updater_.reset();  // its loader is on the group that is about to be replaced
+    auto t0 = Clock::now();
+    ElasticTransition t(*group_, weights_, placement_, loads, to, map, o_.policy);
+    int served = 0;
+    while (!t.step()) {
+      step(false);
+      served++;
+    }
+    const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (t.left()) {
+      std::printf("   process %d left the group cleanly after sending its experts\n", process_);
+      std::fflush(stdout);
+      return;
+    }
+    say("   %d -> %d: rank 0 served %d steps on the old group meanwhile\n", from, to, served);
+    afterSwitch(t.plan(), t.report(), what, step_, total);
+  }
+
+  // Every member of the new group, right after the switch (or the join).
+  void afterSwitch(const ElasticPlan& plan, const ElasticReport& rep, const char* what, int step, double total) {
+    int64_t s = step;
+    comm().broadcast(&s, sizeof(s), 0);  // joiners learn where serving is
+    step_ = static_cast<int>(s);
+    double t[4] = {rep.standbySeconds, rep.moveSeconds, rep.switchSeconds, total};
+    comm().allReduce(t, t, 4, DataType::kFloat64, ReduceOp::kMax);  // the slowest rank's times
+    say("   %s: standby group ready after %.0f ms; %d replicas (%.1f MiB) moved %s in %.0f ms (%.2f GB/s, interleaved with "
+        "serving); switch %.0f ms; reconfigure time %.0f ms in all\n",
+        what, t[0] * 1e3, rep.transfers, mib(rep.networkBytes),
+        plan.growing() ? "to the joiners over the standby group" : "off the leavers over the old group", t[1] * 1e3,
+        t[1] > 0 ? rep.networkBytes / t[1] / 1e9 : 0.0, t[2] * 1e3, t[3] * 1e3);
+    placement_ = plan.staged;
+    recent_ = {};
+    newUpdater();
+    updater_->applyPlacement(plan.target);  // the policy's placement for the new membership, layer by layer
+  }
+
+  const DemoOptions& o_;
+  int process_;
+  std::shared_ptr<Store> store_;
+  std::unique_ptr<ElasticGroup> group_;
+  ExpertWeights weights_;
+  Placement placement_;
+  std::unique_ptr<EplbUpdater> updater_;
+  SyntheticRouter router_;
+  ExpertLoads recent_;
+  int step_ = 0;
+  double imbSum_ = 0;
+  int imbSteps_ = 0;
+};
+
+int rankMain(const DemoOptions& o, int process, int processes, Fd& listener, const SocketAddress& storeAddr) {
+  // Process 0 serves the store on the socket the launcher bound before forking (no port race).
+  std::optional<TcpStoreServer> server;
+  if (process == 0) server.emplace(std::move(listener), TcpStoreServerOptions{});
+  else listener.reset();
+  auto store = std::make_shared<TcpStoreClient>(storeAddr, TcpStoreClientOptions{.timeout = o.timeout});
+  int mismatches = 0;
+  {
+    DemoRank r(o, process, store);
+    const int low = std::min(o.ranks, o.scaleTo), high = std::max(o.ranks, o.scaleTo);
+    if (process < o.ranks) {
+      r.start();
+      r.serve(o.steps, "EPLB rebalances as loads drift");
+    }
+    if (o.scaleTo > o.ranks) {
+      if (process < o.ranks) r.scaleUp(high);
+      else r.joinAt(1, process, high);
+      r.serve(o.steps, "after the scale-up");
+      r.scaleDown(low);
+    } else if (o.scaleTo < o.ranks) {
+      r.scaleDown(low);
+    }
+    if (!r.left()) {
+      r.serve(o.steps / 2, "final membership");
+      mismatches = r.verify();
+    }
+  }
+  // Process 0 hosts the store, so it leaves last.
+  store->set("left/" + std::to_string(process), asBytes("1"));
+  if (process == 0) {
+    std::vector<std::string> keys;
+    for (int p = 0; p < processes; ++p) keys.push_back("left/" + std::to_string(p));
+    store->wait(keys);
+  }
+  return mismatches ? 2 : 0;
+}
+
+}  // namespace
+
+int runMoeDemo(const DemoOptions& o) {
+  if (o.ranks < 1 || o.scaleTo < 1 || o.layers < 1 || o.experts < 1 || o.slots < 1 || o.steps < 1)
+    throw Error(ErrorCode::kInvalidArgument, "ranks, scale-to, layers, experts, slots and steps must all be positive");
+  if (o.experts > std::min(o.ranks, o.scaleTo) * o.slots)
+    throw Error(ErrorCode::kInvalidArgument, std::to_string(o.experts) + " experts do not fit in " +
+                                                 std::to_string(std::min(o.ranks, o.scaleTo)) + " ranks x " + std::to_string(o.slots) + " slots");
+  const int processes = std::max(o.ranks, o.scaleTo);
+  Fd listener = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  SocketAddress storeAddr = SocketAddress::ofSocket(listener.get());
+  std::printf("== eccl-demo: %d local processes; process 0 embeds the store at %s\n", processes, storeAddr.str().c_str());
+  std::fflush(stdout);
+  auto t0 = Clock::now();
+  auto exits = runLocalRanks(processes, [&](int p) { return rankMain(o, p, processes, listener, storeAddr); },
+                             {o.timeout * 4});
+  int failed = 0;
+  for (auto& e : exits)
+    if (!e.ok()) {
+      ++failed;
+      std::printf("   FAILED: %s\n", e.describe().c_str());
+    }
+  std::printf("== eccl-demo %s in %.1f s\n", failed ? "FAILED" : "ok", std::chrono::duration<double>(Clock::now() - t0).count());
+  return failed ? 1 : 0;
+}
+
+}  // namespace eccl::demo
