@@ -142,22 +142,28 @@ TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
 
 TEST(WeightLoader, APeerDyingMidTransferLeavesTheOldLayer) {
   ChildStoreServer server;
-  const int N = 3, S = 4, E = 8, victim = 2;
+  const int N = 3, S = 4, E = 12, victim = 2;  // no redundant replicas: every expert has one holder
   auto exits = runLocalRanks(N, [&](int rank) {
     auto g = StatelessGroup::create(client(server), "dying", rank, N, {.timeout = std::chrono::seconds(20)});
     ExpertLayout layout = ExpertLayout::ffn(1 << 20);
     ExpertWeights w(layout, 1, S);
     Placement current = initialPlacement(1, E, N, S);
-    // Everyone receives something from the victim: rotate rows.
+    // Ranks 0 and 1 take the victim's experts (it is their only source); the victim takes rank 0's.
     Placement next = current;
-    for (int r = 0; r < N; ++r)
-      for (int s = 0; s < S; ++s) next.layers[0].set(r, s, current.layers[0].at((r + 1) % N, s));
+    for (int s = 0; s < S; ++s) {
+      next.layers[0].set(0, s, current.layers[0].at(victim, s));
+      next.layers[0].set(1, s, current.layers[0].at(victim, s));
+      next.layers[0].set(victim, s, current.layers[0].at(0, s));
+    }
     loadWeights(w, current, rank);
     WeightLoader loader(w, g->comm());
     TransferPlan plan = TransferPlan::build(current, next, layout);
-    g->comm().barrier();
-    if (rank == victim) ::raise(SIGKILL);  // dies with the others' transfers in flight
+    if (rank == victim) {  // dies once the others' transfers are in flight
+      g->store()->wait({"dying/started/0", "dying/started/1"});
+      ::raise(SIGKILL);
+    }
     loader.start(plan, 0);
+    g->store()->set("dying/started/" + std::to_string(rank), asBytes("1"));
     try {
       loader.wait();
       return 2;
