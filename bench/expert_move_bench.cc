@@ -108,10 +108,5 @@ int main(int argc, char** argv) {
     }
     return 0;
   }, {std::chrono::seconds(600)});
-  for (auto& e : exits)
-    if (!e.ok()) {
-      std::fprintf(stderr, "%s\n", e.describe().c_str());
-      return 1;
-    }
-  return 0;
+  return allRanksOk(exits) ? 0 : 1;
 }

@@ -96,11 +96,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       return 0;
     }, {std::chrono::seconds(600)});
-    for (auto& e : exits)
-      if (!e.ok()) {
-        std::fprintf(stderr, "%s\n", e.describe().c_str());
-        return 1;
-      }
+    if (!allRanksOk(exits)) return 1;
   }
   return 0;
 }

@@ -104,4 +104,14 @@ std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& f
   return out;
 }
 
+bool allRanksOk(const std::vector<RankExit>& exits) {
+  bool ok = true;
+  for (auto& e : exits)
+    if (!e.ok()) {
+      std::fprintf(stderr, "%s\n", e.describe().c_str());
+      ok = false;
+    }
+  return ok;
+}
+
 }  // namespace eccl

@@ -35,6 +35,9 @@ struct LocalRanksOptions {
 // (the sanitizer allocator's, a logger's) stays locked forever in the child.
 std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& fn, LocalRanksOptions options = {});
 
+// True when every rank exited 0; prints each failed one's describe() to stderr.
+bool allRanksOk(const std::vector<RankExit>& exits);
+
 // Forks one child running fn() and returns its pid; the caller reaps it with reapChild.
 pid_t forkChild(const std::function<int()>& fn);
 // Waits for `pid` until the timeout, then SIGKILLs and reaps it.
