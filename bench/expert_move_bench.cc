@@ -22,17 +22,15 @@ using namespace eccl::eplb;
 using Clock = std::chrono::steady_clock;
 
 // Rank r holds experts r·K .. r·K+K-1; in the other placement each goes to rank r+1+(slot mod 3)
-// (mod N), so every rank receives K experts from up to three peers and sends K.
+// (mod N ≥ 4), so every rank receives K experts from three peers (one per residue) and sends K.
 Placement movedPlacement(int N, int K) {
   Placement p{N * K, N, K, {LayerPlacement(N, K)}};
   std::vector<int> fill(N, 0);
   for (int r = 0; r < N; ++r)
     for (int s = 0; s < K; ++s) {
-      const int to = (r + 1 + s % std::min(3, std::max(1, N - 1))) % N;
+      const int to = (r + 1 + s % 3) % N;
       p.layers[0].set(to, fill[to]++, r * K + s);
     }
-  for (int r = 0; r < N; ++r)  // ragged when N < 4: top up with what is left (still a permutation)
-    if (fill[r] != K) throw std::runtime_error("use --ranks >= 4 or a multiple-friendly size");
   return p;
 }
 
@@ -73,7 +71,7 @@ int main(int argc, char** argv) {
     std::vector<uint8_t> sendBuf(payload * K, 1), recvBuf(payload * K);
     std::vector<P2POp> raw;
     for (int i = 0; i < K; ++i) {
-      const int shift = 1 + i % std::min(3, N - 1);
+      const int shift = 1 + i % 3;
       raw.push_back({P2POp::kSend, sendBuf.data() + i * payload, payload, (rank + shift) % N, uint64_t(i)});
       raw.push_back({P2POp::kRecv, recvBuf.data() + i * payload, payload, (rank + N - shift) % N, uint64_t(i)});
     }

@@ -6,6 +6,7 @@
 
 #include "eplb/eplb_json.h"
 #include "eplb/load_recorder.h"
+#include "eplb/plan_summary.h"
 #include "transport/error.h"
 #include "transport/logging.h"
 
@@ -13,14 +14,6 @@ namespace eccl::eplb {
 namespace {
 
 [[noreturn]] void invalid(const std::string& m) { throw Error(ErrorCode::kInvalidArgument, "EPLB updater: " + m); }
-
-double meanOf(const std::vector<LayerStats>& layers, double LayerStats::*field) {
-  double sum = 0;
-  int n = 0;
-  for (auto& l : layers)
-    if (std::isfinite(l.*field)) sum += l.*field, ++n;
-  return n ? sum / n : 0;
-}
 
 }  // namespace
 
@@ -101,8 +94,12 @@ void EplbUpdater::gatherAndPlan() {
   // The policy sees copies: the forward loop goes on while it runs.
   policy_ = std::async(std::launch::async, [loads = std::move(loads), current = committed_, N, S, o = opts_]() mutable {
     auto t0 = std::chrono::steady_clock::now();
-    PolicyResult r = makePolicy(o.policy)->plan({&loads, &current, N, S, o.nodes});
-    return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    PlannedCycle c{makePolicy(o.policy)->plan({&loads, &current, N, S, o.nodes}), {}};
+    c.report.policySeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The same whole-model figures eccl-eplb prints, off the forward path.
+    c.report.imbalanceBefore = summarizePlacement(current, loads).meanImbalance;
+    c.report.imbalanceAfter = summarizePlan(c.result, loads).meanImbalance;
+    return c;
   });
 }
 
@@ -113,12 +110,8 @@ void EplbUpdater::checkPlan() {
     schedule_.planNotReady();
     return;
   }
-  auto [result, seconds] = policy_.get();
-  CycleReport report;
-  report.imbalanceBefore = meanOf(result.layers, &LayerStats::imbalanceBefore);
-  report.imbalanceAfter = meanOf(result.layers, &LayerStats::imbalanceAfter);
-  report.policySeconds = seconds;
-  beginApplying(result.placement, report);
+  PlannedCycle c = policy_.get();
+  beginApplying(c.result.placement, c.report);
 }
 
 void EplbUpdater::applyPlacement(const Placement& target) {

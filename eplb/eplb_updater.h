@@ -86,7 +86,11 @@ class EplbUpdater {
   UpdaterSchedule schedule_;
   WeightLoader loader_;
   std::vector<double> heat_;  // episodes × layers × slots, this rank's slots
-  std::future<std::pair<PolicyResult, double>> policy_;
+  struct PlannedCycle {
+    PolicyResult result;
+    CycleReport report;  // imbalances and policy time filled in
+  };
+  std::future<PlannedCycle> policy_;
   std::optional<Placement> target_;
   std::optional<TransferPlan> plan_;
   std::vector<int> layersToApply_;

@@ -139,6 +139,7 @@ class DemoRank {
     const int N = size(), L = o_.layers, S = o_.slots, me = rank();
     if (withUpdater) updater_->beforeForward();
     std::vector<double> counts(size_t(N) * L * S, 0.0);  // [rank][layer][slot]
+    if (recent_.layers.empty()) recent_ = {o_.experts, std::vector<LayerLoads>(L, LayerLoads{std::vector<double>(o_.experts, 0.0), {}})};
     for (int l = 0; l < L; ++l) {
       auto view = weights_.read(l);  // the layer's weights and maps for this forward
       const auto& m = view.maps();
@@ -162,7 +163,6 @@ class DemoRank {
       }
       imb += total > 0 ? maxLoad / (total / N) : 1.0;
       // Logical loads (identical on every rank: the all_reduce gives everyone the same sums).
-      if (recent_.layers.empty()) recent_ = {o_.experts, std::vector<LayerLoads>(L, LayerLoads{std::vector<double>(o_.experts, 0.0), {}})};
       for (int r = 0; r < N; ++r)
         for (int s = 0; s < S; ++s)
           if (int e = placement_.layers[l].at(r, s); e >= 0) recent_.layers[l].total[e] += counts[(size_t(r) * L + l) * S + s];
