@@ -40,10 +40,29 @@ void RequestState::cancel() {
   fail(ErrorCode::kAborted, what_ + " was cancelled");
 }
 
+// Polls the transport while polling moves bytes (up to the deadline), or without a transport
+// to poll spins a little: most loopback completions arrive within tens of microseconds.
+void RequestState::spin(Deadline deadline) {
+  if (!progress_ || progress_->window().count() == 0) {
+    for (auto until = Clock::now() + std::chrono::microseconds(30); !test() && Clock::now() < until;)
+      std::this_thread::yield();
+    return;
+  }
+  progress_->beginSpin();
+  for (auto lastMoved = Clock::now(); !test();) {
+    if (progress_->poll()) {
+      lastMoved = Clock::now();
+      continue;
+    }
+    auto now = Clock::now();
+    if (now - lastMoved >= progress_->window() || now >= deadline.at()) break;
+    std::this_thread::yield();  // with more ranks than cores, the peer we wait for needs this core
+  }
+  progress_->endSpin();
+}
+
 void RequestState::wait(Deadline deadline) {
-  // Spin a little: most loopback completions arrive within tens of microseconds.
-  for (auto spinUntil = Clock::now() + std::chrono::microseconds(30); !test() && Clock::now() < spinUntil;)
-    std::this_thread::yield();
+  spin(deadline);
   if (!test()) {
     std::unique_lock lock(mu_);
     if (deadline.at() == Clock::time_point::max()) {

@@ -1,5 +1,6 @@
 // The Request implementation transports share: a completion flag, an error, and waiting that
-// spins briefly before sleeping (a loopback reply often lands within microseconds).
+// first polls the transport from the waiting thread (see CallerProgress), or without one spins
+// briefly, before sleeping (a loopback reply often lands within microseconds).
 #pragma once
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include "transport/caller_progress.h"
 #include "transport/error.h"
 #include "transport/transport.h"
 
@@ -16,7 +18,9 @@ namespace eccl::transport {
 class RequestState final : public Request {
  public:
   // `what` names the operation for errors, e.g. "recv of 4096 bytes from rank 3 (10.0.0.2:1234), tag 7".
-  explicit RequestState(std::string what) : what_(std::move(what)) {}
+  // `progress`, if given, is polled by wait() before it sleeps.
+  explicit RequestState(std::string what, std::shared_ptr<CallerProgress> progress = nullptr)
+      : what_(std::move(what)), progress_(std::move(progress)) {}
 
   bool test() const override { return done_.load(std::memory_order_acquire); }
   void wait(Deadline deadline) override;
@@ -32,8 +36,10 @@ class RequestState final : public Request {
 
  private:
   bool finish(std::optional<std::pair<ErrorCode, std::string>> err);
+  void spin(Deadline deadline);
 
   std::string what_;
+  std::shared_ptr<CallerProgress> progress_;
   std::atomic<bool> done_{false};
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -32,7 +32,8 @@ TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
   auto g = localGroup(2, {.nsocks = 3});
   auto a = pattern(n, 1), b = pattern(n, 2);
   std::vector<uint8_t> ra(n), rb(n);
-  // Receive posted before the send (direct into the buffer) and after it (staged).
+  // Receive posted before the send (direct into the buffer) and after it (staged when small,
+  // announced and sent on the receiver's go-ahead when large).
   auto r1 = g[1]->irecv(0, 5, rb.data(), n);
   auto s1 = g[0]->isend(1, 5, a.data(), n);
   auto s2 = g[1]->isend(0, 6, b.data(), n);
@@ -63,7 +64,8 @@ TEST(SocketTransport, EqualTagsMatchInPostingOrder) {
 }
 
 TEST(SocketTransport, StagingBudgetPausesThenResumes) {
-  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20});
+  // Every message eager (no rendezvous), so these large ones are staged until the budget runs out.
+  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20, .rendezvousBytes = 1ll << 40});
   auto big = pattern(16 << 20, 3);
   std::vector<RequestPtr> sends;
   for (int i = 0; i < 3; ++i) sends.push_back(g[0]->isend(1, i, big.data(), big.size()));
@@ -74,6 +76,79 @@ TEST(SocketTransport, StagingBudgetPausesThenResumes) {
   for (auto& r : recvs) r->wait(kLong());
   for (auto& s : sends) s->wait(kLong());
   for (auto& o : out) EXPECT_TRUE(o == big);
+}
+
+TEST(SocketTransport, LargeMessagesWaitForTheirReceiveInsteadOfStaging) {
+  // No staging budget at all: an eager message with no receive would stop its socket, so the
+  // receive for the last message could never complete before the others are posted.
+  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 0});
+  std::vector<std::vector<uint8_t>> in, out(3);
+  std::vector<RequestPtr> sends;
+  for (int i = 0; i < 3; ++i) in.push_back(pattern((1 << 20) + i, 10 + i));
+  for (int i = 0; i < 3; ++i) sends.push_back(g[0]->isend(1, i, in[i].data(), in[i].size()));
+  std::this_thread::sleep_for(Millis(50));
+  for (int i = 2; i >= 0; --i) {
+    out[i].resize(in[i].size());
+    g[1]->irecv(0, i, out[i].data(), out[i].size())->wait(Deadline::after(std::chrono::seconds(30)));
+    EXPECT_TRUE(out[i] == in[i]) << "message " << i;
+  }
+  for (auto& s : sends) s->wait(kLong());
+}
+
+TEST(SocketTransport, LargeSizeMismatchesFailTheReceiveAndKeepTheStream) {
+  auto g = localGroup(2);
+  auto big = pattern(1 << 20, 6), bigger = pattern(2 << 20, 7), small = pattern(100, 8);
+  std::vector<uint8_t> r(1 << 20), rs(100);
+  struct Case {
+    const char* name;
+    std::vector<uint8_t>* recv;
+    std::vector<uint8_t>* send;
+    bool recvFirst;
+  };
+  for (auto c : {Case{"large receive, larger send", &r, &bigger, true}, Case{"small receive, large send", &rs, &big, false},
+                 Case{"small receive first, large send", &rs, &big, true}, Case{"large receive, small send", &r, &small, true}}) {
+    SCOPED_TRACE(c.name);
+    RequestPtr recv, send;
+    if (c.recvFirst) recv = g[1]->irecv(0, 3, c.recv->data(), c.recv->size());
+    send = g[0]->isend(1, 3, c.send->data(), c.send->size());
+    if (!c.recvFirst) {
+      std::this_thread::sleep_for(Millis(20));
+      recv = g[1]->irecv(0, 3, c.recv->data(), c.recv->size());
+    }
+    expectError(recv, kLong(), {std::to_string(c.send->size()) + " bytes", "size mismatch", "rank 0"});
+    send->wait(kLong());
+    // The next message on the same tag matches the next receive.
+    auto next = g[1]->irecv(0, 3, r.data(), r.size());
+    g[0]->isend(1, 3, big.data(), big.size())->wait(kLong());
+    next->wait(kLong());
+    EXPECT_TRUE(r == big);
+  }
+}
+
+TEST(SocketTransport, TimedOutLargeReceiveDropsItsMessage) {
+  auto g = localGroup(2);
+  std::vector<uint8_t> buf(1 << 20);
+  expectError(g[1]->irecv(0, 9, buf.data(), buf.size()), Deadline::after(Millis(100)), {"timed out", "rank 0"});
+  auto first = pattern(buf.size(), 1), second = pattern(buf.size(), 2);
+  g[0]->isend(1, 9, first.data(), first.size())->wait(kLong());  // granted, then dropped
+  auto s = g[0]->isend(1, 9, second.data(), second.size());
+  g[1]->irecv(0, 9, buf.data(), buf.size())->wait(kLong());
+  s->wait(kLong());
+  EXPECT_TRUE(buf == second);
+}
+
+TEST(SocketTransport, DestroyWhileAnotherThreadWaits) {
+  // The waiter polls the transport's sockets itself; destroying the transport under it must
+  // fail its request, not pull the sockets from under its feet.
+  for (int round = 0; round < 20; ++round) {
+    auto g = localGroup(2);
+    std::vector<uint8_t> buf(64);
+    auto r = g[1]->irecv(0, 1, buf.data(), buf.size());
+    std::thread waiter([&] { expectError(r, kLong(), {"destroyed"}); });
+    std::this_thread::sleep_for(std::chrono::microseconds(100 * round));
+    g[1].reset();
+    waiter.join();
+  }
 }
 
 TEST(SocketTransport, SelfSendAndSizeMismatch) {
@@ -177,10 +252,13 @@ TEST(SocketTransport, KilledPeerFailsPendingOpsNamingIt) {
   t0->connect({addr0, a1}, Deadline::after(std::chrono::seconds(30)));
   std::vector<uint8_t> buf(16);
   auto r = t0->irecv(1, 1, buf.data(), buf.size());
+  auto big = pattern(1 << 20, 1);
+  auto s = t0->isend(1, 2, big.data(), big.size());  // large: waits for rank 1's go-ahead
   ::kill(child, SIGKILL);
   auto start = Clock::now();
   std::string addr1(a1.begin(), a1.end());
   expectError(r, Deadline::after(std::chrono::seconds(30)), {"rank 1", addr1, "closed its connection"});
+  expectError(s, Deadline::after(std::chrono::seconds(30)), {"send of 1048576 bytes", "rank 1", "closed its connection"});
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
   reapChild(child, std::chrono::seconds(10));
 }

@@ -71,6 +71,8 @@ void SocketTransport::peerLeft(int peer) {
   p.posted.clear();
   for (auto& [k, s] : p.staged)
     if (s.waiter) s.waiter->req->fail(ErrorCode::kConnectionClosed, s.waiter->req->what() + " failed: " + why);
+  for (auto& [k, s] : p.awaitingCts) s->req->fail(ErrorCode::kConnectionClosed, s->req->what() + " failed: " + why);
+  p.awaitingCts.clear();
   for (Conn* c : p.conns) {
     for (auto& ch : c->sendq)
       if (ch.op) ch.op->req->fail(ErrorCode::kConnectionClosed, ch.op->req->what() + " failed: " + why);
@@ -86,6 +88,7 @@ void SocketTransport::resumePaused(int peer) {
     if (c->paused && (peer < 0 || c->peer == peer) && route(*c)) {
       c->paused = false;
       setEvents(*c);
+      if (c->inEnd > c->inStart) readFrom(*c);  // already read off the socket: no event will come for it
     }
 }
 
@@ -108,9 +111,21 @@ bool SocketTransport::route(Conn& c) {
     return true;
   }
   Key key{h.tag, h.seq};
+  c.sink = Conn::Sink::kDiscard;
+  if (h.type == wire::kReadyToSend) {
+    onReadyToSend(c.peer, key, h.total);
+    return true;
+  }
+  if (h.type == wire::kClearToSend) {
+    onClearToSend(c.peer, key);
+    return true;
+  }
+  // Granted (rendezvous) data was sent because its receive is posted; if that receive has been
+  // withdrawn meanwhile the data is dropped, never staged.
+  const bool granted = h.flags & wire::kGranted;
   if (auto d = p.discarding.find(key); d != p.discarding.end()) {
-    c.sink = Conn::Sink::kDiscard;
-    if ((d->second -= std::min<uint64_t>(d->second, h.len)) == 0) p.discarding.erase(d);
+    if (granted) p.discarding.erase(d);  // the count was for eager chunks; later granted ones drop anyway
+    else if ((d->second -= std::min<uint64_t>(d->second, h.len)) == 0) p.discarding.erase(d);
     return true;
   }
   if (auto it = p.posted.find(key); it != p.posted.end()) {
@@ -119,8 +134,7 @@ bool SocketTransport::route(Conn& c) {
       op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": " + peerName(c.peer) + " sent " +
                                                      std::to_string(h.total) + " bytes for this message (size mismatch)");
       p.posted.erase(it);
-      c.sink = Conn::Sink::kDiscard;
-      if (h.total > h.len) p.discarding[key] = h.total - h.len;
+      if (!granted && h.total > h.len) p.discarding[key] = h.total - h.len;  // its other chunks
       return true;
     }
     c.sink = Conn::Sink::kRecv;
@@ -128,6 +142,7 @@ bool SocketTransport::route(Conn& c) {
     c.dest = op->data + h.offset;
     return true;
   }
+  if (granted) return true;
   auto st = p.staged.find(key);
   if (st == p.staged.end()) {
     if (stagedBytes_ + h.total > opts_.unexpectedBudget && h.len > 0) return false;  // wait for a receive
@@ -174,58 +189,92 @@ void SocketTransport::chunkDone(Conn& c) {
   }
   c.target = nullptr;
   c.inPayload = false;
-  c.hdrGot = 0;
 }
 
+// Reads and dispatches what the socket has, until it is drained (a recv came back short; the
+// epoll is level-triggered, so a wrong guess only costs a wake-up), the connection pauses, or
+// the read budget is spent. Bytes already in `c.in` are always dispatched: no event would come
+// for them.
 void SocketTransport::readFrom(Conn& c) {
   size_t budget = kReadBudgetPerEvent;
-  while (budget > 0 && !c.paused) {
-    ssize_t n;
-    if (!c.inPayload) {
-      n = ::recv(c.fd.get(), c.hdr + c.hdrGot, wire::kChunkHeaderBytes - c.hdrGot, MSG_DONTWAIT);
-    } else {
-      uint8_t* into = c.sink == Conn::Sink::kDiscard ? scratch_.data() : c.dest;
-      size_t want = c.sink == Conn::Sink::kDiscard ? std::min(c.left, scratch_.size()) : c.left;
-      n = want ? ::recv(c.fd.get(), into, want, MSG_DONTWAIT) : 0;
-      if (want == 0) {
-        chunkDone(c);
-        continue;
+  bool drained = false;
+  while (!c.paused && !c.dead) {
+    const size_t buffered = c.inEnd - c.inStart;
+    if (c.inPayload && c.left == 0) {
+      chunkDone(c);
+    } else if (c.inPayload && buffered > 0) {
+      const size_t k = std::min(buffered, c.left);
+      if (c.sink != Conn::Sink::kDiscard) {
+        std::memcpy(c.dest, c.in.data() + c.inStart, k);
+        c.dest += k;
       }
-    }
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      c.dead = true;
-      setEvents(c);
-      if (c.byeSeen && !c.inPayload && c.hdrGot == 0) {
-        // Gone once every socket has ended: a striped message may still be arriving on another.
-        for (Conn* o : peers_[c.peer].conns)
-          if (!o->dead) return;
-        return peerLeft(c.peer);
-      }
-      std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
-      breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, false);
-      return;
-    }
-    if (n < 0) return;  // EAGAIN
-    budget -= std::min(budget, static_cast<size_t>(n));
-    if (!c.inPayload) {
-      if ((c.hdrGot += n) < wire::kChunkHeaderBytes) continue;
-      if (!wire::decode(c.hdr, c.h)) {
+      c.inStart += k;
+      c.left -= k;
+    } else if (!c.inPayload && buffered >= wire::kChunkHeaderBytes) {
+      if (!wire::decode(c.in.data() + c.inStart, c.h)) {
         c.dead = true;
         setEvents(c);
         breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(c.peer) + " sent a malformed chunk header", false);
         return;
       }
+      c.inStart += wire::kChunkHeaderBytes;
       c.inPayload = true;
       if (!route(c)) {
         c.paused = true;  // resumed by irecv or freed budget
         setEvents(c);
-        return;
       }
-      continue;
+    } else if (drained || budget == 0) {
+      return;
+    } else if (!receive(c, budget, drained)) {
+      return;
     }
-    if (c.sink != Conn::Sink::kDiscard) c.dest += n;
-    if ((c.left -= static_cast<size_t>(n)) == 0) chunkDone(c);
   }
+}
+
+// One recv: a large payload straight into its destination (or scratch when discarding), else
+// into `c.in`. False when the connection ended (handled here) or has nothing now.
+bool SocketTransport::receive(Conn& c, size_t& budget, bool& drained) {
+  uint8_t* into;
+  size_t want;
+  const bool direct = c.inPayload && c.left >= kInBufferBytes;
+  if (direct) {
+    into = c.sink == Conn::Sink::kDiscard ? scratch_.data() : c.dest;
+    want = c.sink == Conn::Sink::kDiscard ? std::min(c.left, scratch_.size()) : c.left;
+  } else {
+    if (c.inStart == c.inEnd) c.inStart = c.inEnd = 0;
+    if (c.inStart > 0) {  // keep a partial header at the front
+      std::memmove(c.in.data(), c.in.data() + c.inStart, c.inEnd - c.inStart);
+      c.inEnd -= c.inStart;
+      c.inStart = 0;
+    }
+    into = c.in.data() + c.inEnd;
+    want = c.in.size() - c.inEnd;
+  }
+  ssize_t n = ::recv(c.fd.get(), into, want, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  if (n <= 0) {
+    c.dead = true;
+    setEvents(c);
+    if (c.byeSeen && !c.inPayload && c.inStart == c.inEnd) {
+      // Gone once every socket has ended: a striped message may still be arriving on another.
+      for (Conn* o : peers_[c.peer].conns)
+        if (!o->dead) return false;
+      peerLeft(c.peer);
+      return false;
+    }
+    std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
+    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, false);
+    return false;
+  }
+  drained = static_cast<size_t>(n) < want;
+  budget -= std::min(budget, static_cast<size_t>(n));
+  if (!direct) {
+    c.inEnd += n;
+  } else {
+    if (c.sink != Conn::Sink::kDiscard) c.dest += n;
+    c.left -= static_cast<size_t>(n);
+  }
+  return true;
 }
 
 }  // namespace eccl::transport::sockets

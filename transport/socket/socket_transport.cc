@@ -24,6 +24,8 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts) : id_(std
   if (opts_.host.empty()) throw Error(ErrorCode::kInvalidArgument, "socket transport needs a host address to listen on");
   nsocks_ = opts_.nsocks > 0 ? opts_.nsocks : static_cast<int>(envInt("ECCL_SOCKET_NSOCKS", 2));
   if (nsocks_ < 1 || nsocks_ > 64) throw Error(ErrorCode::kInvalidArgument, "ECCL_SOCKET_NSOCKS must be 1..64, got " + std::to_string(nsocks_));
+  rendezvousBytes_ = static_cast<size_t>(opts_.rendezvousBytes >= 0 ? opts_.rendezvousBytes
+                                                                     : envInt("ECCL_SOCKET_RENDEZVOUS_BYTES", 64 * 1024));
   listener_ = listenTcp(SocketAddress::resolve(opts_.host, 0), 1024);
   listenAddr_ = SocketAddress::ofSocket(listener_.get());
   epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
@@ -35,10 +37,12 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts) : id_(std
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
   peers_.resize(id_.size);
   peers_[id_.rank].address = listenAddr_.str();
+  progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
   thread_ = std::thread([this] { progressLoop(); });
 }
 
 SocketTransport::~SocketTransport() {
+  progress_->detach();  // from here on only the progress thread moves bytes
   // A healthy transport says goodbye first, so peers still finishing an operation with others
   // do not mistake our hang-up for a crash; the progress thread drains the queues.
   {
@@ -129,7 +133,7 @@ void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {
 RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t bytes) {
   checkPeer(peer, "send", bytes);
   auto req = std::make_shared<RequestState>(id_.describe() + ": send of " + std::to_string(bytes) + " bytes to " +
-                                            peerName(peer) + ", tag " + std::to_string(tag));
+                                            peerName(peer) + ", tag " + std::to_string(tag), progress_);
   auto op = std::make_shared<SendOp>();
   op->req = req;
   op->data = static_cast<const uint8_t*>(data);
@@ -158,6 +162,21 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
     req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
     return req;
   }
+  const Key key{tag, seq};
+  const bool granted = p.clearToSend.erase(key) > 0;  // (a CTS for a small message is just dropped)
+  if (bytes < rendezvousBytes_ || granted) {
+    queueData(peer, op, key, granted);
+  } else {
+    p.awaitingCts.emplace(key, op);
+    queueControl(peer, wire::kReadyToSend, key, bytes);
+  }
+  return req;
+}
+
+// Queues the message's chunks: striped over the peer's sockets when large.
+void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted) {
+  Peer& p = peers_[peer];
+  const size_t bytes = op->bytes;
   const int n = (bytes >= opts_.stripeMinBytes && p.conns.size() > 1) ? static_cast<int>(p.conns.size()) : 1;
   const size_t per = n == 1 ? bytes : (bytes + n - 1) / n;
   op->chunksLeft = n;
@@ -167,18 +186,19 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
     chunk.op = op;
     chunk.offset = std::min(bytes, per * i);
     chunk.len = static_cast<uint32_t>(std::min(per, bytes - chunk.offset));
-    wire::encode(wire::ChunkHeader{wire::kData, tag, seq, bytes, chunk.offset, chunk.len}, chunk.header);
+    wire::ChunkHeader h{wire::kData, key.first, key.second, bytes, chunk.offset, chunk.len};
+    h.flags = granted ? wire::kGranted : 0;
+    wire::encode(h, chunk.header);
     c->sendq.push_back(std::move(chunk));
     if (c->sendq.size() == 1) flush(*c);  // nothing queued ahead: write straight from this thread
     if (broken_) break;
   }
-  return req;
 }
 
 RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
   checkPeer(peer, "receive", bytes);
   auto req = std::make_shared<RequestState>(id_.describe() + ": receive of " + std::to_string(bytes) + " bytes from " +
-                                            peerName(peer) + ", tag " + std::to_string(tag));
+                                            peerName(peer) + ", tag " + std::to_string(tag), progress_);
   auto op = std::make_shared<RecvOp>();
   op->req = req;
   op->data = static_cast<uint8_t*>(data);
@@ -209,6 +229,9 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
     req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
   } else {
     p.posted.emplace(op->key, op);
+    // Large: tell the sender now, so its data never waits for a round trip once it posts.
+    // Announced: the sender waits for exactly this (a size mismatch shows when its data comes).
+    if (bytes >= rendezvousBytes_ || p.announced.erase(op->key)) grant(peer, *op);
     resumePaused(peer);
   }
   return req;
@@ -266,8 +289,11 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
     for (auto& [k, s] : p.staged)
       if (s.waiter) s.waiter->req->fail(code, s.waiter->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.selfSends) s->req->fail(code, s->req->what() + " failed: " + reason);
+    for (auto& [k, s] : p.awaitingCts) s->req->fail(code, s->req->what() + " failed: " + reason);
+    pending |= !p.awaitingCts.empty();
     p.posted.clear();
     p.selfSends.clear();
+    p.awaitingCts.clear();
     for (Conn* c : p.conns)
       if (c->target) c->target->req->fail(code, c->target->req->what() + " failed: " + reason);
   }
@@ -339,25 +365,53 @@ void SocketTransport::onEvent(Conn& c, uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readFrom(c);
 }
 
+// Under mu_: handles what epoll reported; true if any connection had an event.
+bool SocketTransport::handleEvents(const epoll_event* events, int n) {
+  bool any = false;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == kWakeId) continue;  // the progress thread's own stop signal
+    auto it = conns_.find(events[i].data.u64);
+    if (it == conns_.end()) continue;
+    onEvent(*it->second, events[i].events);
+    any = true;
+  }
+  return any;
+}
+
+// A waiting thread's turn at the sockets (see CallerProgress). Never blocks: when the progress
+// thread or a caller holds the lock, it is moving these bytes already.
+bool SocketTransport::pollOnce() {
+  epoll_event events[64];
+  int n = ::epoll_wait(epoll_.get(), events, 64, 0);
+  if (n <= 0) return false;
+  std::unique_lock lock(mu_, std::try_to_lock);
+  return lock && handleEvents(events, n);
+}
+
 void SocketTransport::progressLoop() {
   epoll_event events[64];
   while (!stop_.load()) {
+    if (progress_->spinning(std::chrono::microseconds(1000))) {
+      // Waiters are polling these sockets (or just were, between two waits): leave the sockets to
+      // them instead of being woken by every message and fighting them for the lock. Look again
+      // soon: a waiter stops polling after a while without progress, and sleeps.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      continue;
+    }
     int n = ::epoll_wait(epoll_.get(), events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       logger().error("{}: epoll_wait failed: {}", id_.describe(), std::strerror(errno));
       return;
     }
-    std::lock_guard lock(mu_);
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < n; ++i)
       if (events[i].data.u64 == kWakeId) {
         uint64_t v;
         [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof(v));
-        continue;
       }
-      auto it = conns_.find(events[i].data.u64);
-      if (it != conns_.end()) onEvent(*it->second, events[i].events);
-    }
+    if (progress_->spinning(std::chrono::microseconds(0))) continue;  // a waiter is at them now
+    std::lock_guard lock(mu_);
+    handleEvents(events, n);
   }
 }
 

@@ -1,8 +1,11 @@
-// The socket (TCP) transport: non-blocking sockets, one epoll progress thread per transport,
-// `nsocks` connections per peer with large messages striped over them. A receive posted before
-// its data arrives is filled straight from the socket into the caller's buffer; data that arrives
-// first is staged within a memory budget (beyond it, that socket pauses until a receive is
-// posted). TCP_NODELAY; IPv4 and IPv6.
+// The socket (TCP) transport: non-blocking sockets, one epoll progress thread per transport (and
+// waiting threads that poll the sockets themselves, see CallerProgress), `nsocks` connections per
+// peer with large messages striped over them. Every byte of a message goes straight from the
+// socket into the receive's buffer when the receive is posted first. Large messages always do:
+// they wait for the receiver's go-ahead (rendezvous), costing nothing when the receive is
+// already posted and one round trip when it is not. Small messages that arrive first are staged
+// within a memory budget (beyond it, that socket pauses until a receive is posted).
+// TCP_NODELAY; IPv4 and IPv6.
 //
 // A peer whose connection breaks, or an abort (local or from a peer), fails every pending and
 // later request with an error naming the rank and its address.
@@ -21,6 +24,9 @@ struct SocketOptions {
   int nsocks = -1;                         // connections per peer; -1 = $ECCL_SOCKET_NSOCKS or 2
   size_t stripeMinBytes = 256 * 1024;      // messages at least this large are split over the sockets
   size_t unexpectedBudget = size_t(256) << 20;  // bytes staged for receives not posted yet
+  // Messages (and receives) at least this large use rendezvous; -1 = $ECCL_SOCKET_RENDEZVOUS_BYTES
+  // or 64 KiB. Smaller ones are sent eagerly.
+  long long rendezvousBytes = -1;
 };
 
 std::unique_ptr<Transport> createSocketTransport(GroupIdentity identity, SocketOptions options);

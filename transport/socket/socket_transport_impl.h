@@ -3,14 +3,18 @@
 // them to receives or staging, matching, cancelling receives). Not installed API.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
+#include "transport/caller_progress.h"
 #include "transport/request_state.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
@@ -22,6 +26,7 @@ namespace eccl::transport::sockets {
 using Key = std::pair<Tag, uint64_t>;
 inline constexpr size_t kReadBudgetPerEvent = 8u << 20;  // then let other sockets have a turn
 inline constexpr size_t kScratchBytes = 64 * 1024;
+inline constexpr size_t kInBufferBytes = 16 * 1024;
 inline constexpr uint64_t kWakeId = ~uint64_t(0);
 
 struct SendOp {
@@ -48,6 +53,7 @@ struct RecvOp {
   size_t bytes = 0;
   size_t received = 0;
   Key key;
+  bool granted = false;  // we sent the peer a CTS for it
 };
 
 // Data that arrived before its receive was posted.
@@ -65,8 +71,10 @@ struct Conn {
   uint32_t events = 0;
   std::deque<OutChunk> sendq;
   // Receive side: header, then `left` payload bytes into dest (or into scratch when discarding).
-  uint8_t hdr[wire::kChunkHeaderBytes];
-  size_t hdrGot = 0;
+  // Headers and small payloads are read through `in` (bytes [inStart, inEnd)), so one recv
+  // brings a small message whole, or many; large payloads go straight into their buffer.
+  std::vector<uint8_t> in = std::vector<uint8_t>(kInBufferBytes);
+  size_t inStart = 0, inEnd = 0;
   wire::ChunkHeader h;
   bool inPayload = false;
   bool paused = false;  // header read, nowhere to put the payload yet
@@ -90,6 +98,12 @@ struct Peer {
   bool departed = false;  // said goodbye: its hang-up ends only the operations that involve it
   // Sends to oneself wait here for their receive.
   std::map<Key, std::shared_ptr<SendOp>> selfSends;
+  // Rendezvous, sending side: large sends announced (RTS) and waiting for the peer's CTS; CTS
+  // that came before their send was posted.
+  std::map<Key, std::shared_ptr<SendOp>> awaitingCts;
+  std::set<Key> clearToSend;
+  // Rendezvous, receiving side: RTS for which no receive is posted yet (key → message bytes).
+  std::map<Key, uint64_t> announced;
 };
 
 class SocketTransport final : public Transport {
@@ -121,9 +135,17 @@ class SocketTransport final : public Transport {
   void checkPeer(int peer, const char* op, size_t bytes) const;
   bool admit(RequestState& req, int peer);
   void matchSelf(SendOp& s, RecvOp& r);
+  void queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted);
+  void queueControl(int peer, uint16_t type, Key key, uint64_t total);
+  void grant(int peer, RecvOp& op);
+  void onReadyToSend(int peer, Key key, uint64_t total);
+  void onClearToSend(int peer, Key key);
   void progressLoop();
+  bool pollOnce();
+  bool handleEvents(const epoll_event* events, int n);
   void onEvent(Conn& c, uint32_t events);
   void readFrom(Conn& c);
+  bool receive(Conn& c, size_t& budget, bool& drained);
   bool route(Conn& c);
   void chunkDone(Conn& c);
   void flush(Conn& c);
@@ -138,6 +160,7 @@ class SocketTransport final : public Transport {
   GroupIdentity id_;
   SocketOptions opts_;
   int nsocks_;
+  size_t rendezvousBytes_;
   Fd listener_, epoll_, wake_;
   SocketAddress listenAddr_;
   mutable std::mutex mu_;
@@ -147,6 +170,7 @@ class SocketTransport final : public Transport {
   ErrorCode brokenCode_ = ErrorCode::kAborted;
   size_t stagedBytes_ = 0;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(kScratchBytes);
+  std::shared_ptr<CallerProgress> progress_;
   std::atomic<bool> stop_{false};
   bool connected_ = false;
   std::thread thread_;

@@ -5,11 +5,18 @@
 //          u64 epoch, u32 group length, group name bytes.
 //   Reply: u32 magic, u32 ok (1/0), u32 message length, message (why it was refused).
 // Data (any number of chunks afterwards, both directions): a 48-byte header then `len` bytes.
-//   u32 magic "ECSD", u16 type (1 data, 2 abort), u16 0, u64 tag, u64 seq, u64 total,
-//   u64 offset, u32 len, u32 0.
+//   u32 magic "ECSD", u16 type, u16 flags, u64 tag, u64 seq, u64 total, u64 offset, u32 len, u32 0.
 // A message (tag, seq) of `total` bytes is one or more chunks, possibly on different sockets of
 // the same peer (striping); `seq` counts messages per (peer, tag) in posting order.
 // An abort chunk carries the reason as its payload; a bye chunk (clean teardown) carries none.
+//
+// Small messages are sent eagerly (the receiver stages them if no receive is posted yet). Large
+// ones (rendezvous) flow only once the receiver has a buffer for them, so they are never staged:
+// posting a large receive sends "clear to send" (CTS, no payload) for its (tag, seq); a large
+// send waits for that CTS, and if it has none yet announces itself with "ready to send" (RTS,
+// total = its size), which the receiver answers with a CTS once any receive for it is posted.
+// Data chunks sent after a CTS carry kGranted; with no receive posted for them (it was
+// cancelled) they are discarded, never staged.
 #pragma once
 
 #include <cstdint>
@@ -21,18 +28,20 @@ namespace eccl::transport::wire {
 
 constexpr uint32_t kHelloMagic = 0x48534345;  // "ECSH"
 constexpr uint32_t kDataMagic = 0x44534345;   // "ECSD"
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;
 constexpr size_t kChunkHeaderBytes = 48;
 constexpr uint32_t kMaxGroupName = 4096;
 constexpr uint32_t kMaxAbortReason = 4096;
 
 // kBye: the sender is tearing down cleanly; its hang-up that follows is not a failure.
-enum ChunkType : uint16_t { kData = 1, kAbort = 2, kBye = 3 };
+enum ChunkType : uint16_t { kData = 1, kAbort = 2, kBye = 3, kReadyToSend = 4, kClearToSend = 5 };
+constexpr uint16_t kGranted = 1;  // flag of a data chunk sent after the receiver's CTS
 
 struct ChunkHeader {
   uint16_t type = kData;
   uint64_t tag = 0, seq = 0, total = 0, offset = 0;
   uint32_t len = 0;
+  uint16_t flags = 0;
 };
 
 inline void put(uint8_t*& p, const void* v, size_t n) {
@@ -47,10 +56,9 @@ inline void get(const uint8_t*& p, void* v, size_t n) {
 inline void encode(const ChunkHeader& h, uint8_t* out) {
   uint8_t* p = out;
   uint32_t magic = kDataMagic, zero32 = 0;
-  uint16_t zero16 = 0;
   put(p, &magic, 4);
   put(p, &h.type, 2);
-  put(p, &zero16, 2);
+  put(p, &h.flags, 2);
   put(p, &h.tag, 8);
   put(p, &h.seq, 8);
   put(p, &h.total, 8);
@@ -63,16 +71,17 @@ inline void encode(const ChunkHeader& h, uint8_t* out) {
 inline bool decode(const uint8_t* in, ChunkHeader& h) {
   const uint8_t* p = in;
   uint32_t magic;
-  uint16_t pad;
   get(p, &magic, 4);
   get(p, &h.type, 2);
-  get(p, &pad, 2);
+  get(p, &h.flags, 2);
   get(p, &h.tag, 8);
   get(p, &h.seq, 8);
   get(p, &h.total, 8);
   get(p, &h.offset, 8);
   get(p, &h.len, 4);
-  return magic == kDataMagic && (h.type == kData || h.type == kAbort || h.type == kBye) && h.offset + h.len <= h.total;
+  const bool control = h.type == kReadyToSend || h.type == kClearToSend;
+  return magic == kDataMagic && h.type >= kData && h.type <= kClearToSend && (h.flags & ~kGranted) == 0 &&
+         (!control || h.len == 0) && h.offset + h.len <= h.total;
 }
 
 struct Hello {

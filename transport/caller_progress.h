@@ -1,0 +1,47 @@
+// Lets a thread that waits on a request move its transport's bytes itself, instead of sleeping
+// until the progress thread hands the completion over: on loopback a sleep/wake-up hand-off costs
+// about 7 µs per hop and a context switch per message, which is most of a small message's
+// latency and, with more ranks than cores, much of a large batch's time (like MPI's or NCCL's
+// proxy-free polling, but bounded: a waiter gives up polling after $ECCL_SPIN_US without progress).
+//
+// Shared (shared_ptr) by a transport and every request it made, so a request may outlive its
+// transport: detach() (from the transport's destructor) waits for a poll in progress and makes
+// later polls no-ops. Thread-safe; only one thread polls at a time (others just spin).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <chrono>
+#include <functional>
+#include <mutex>
+
+namespace eccl::transport {
+
+class CallerProgress {
+ public:
+  // `pollOnce` moves whatever can move now without blocking and returns true if anything moved.
+  explicit CallerProgress(std::function<bool()> pollOnce);
+
+  // Polls once, unless another thread is polling or the transport is gone (then false).
+  bool poll();
+  // Called by waiters around their polling, so the progress thread can stand aside meanwhile.
+  void beginSpin() { spinners_.fetch_add(1, std::memory_order_relaxed); }
+  void endSpin();
+  // A waiter is polling, or stopped within `recent`: it will most likely poll again soon.
+  bool spinning(std::chrono::microseconds recent) const;
+  // After this returns, poll() never calls pollOnce again.
+  void detach();
+  // How long a waiter keeps polling after the last poll that moved something ($ECCL_SPIN_US,
+  // default 2000 µs: longer than a scheduler time slice, so a peer that was descheduled does
+  // not drop this rank back to sleeping; 0 disables caller polling).
+  std::chrono::microseconds window() const { return window_; }
+
+ private:
+  std::mutex mu_;
+  std::function<bool()> pollOnce_;
+  std::atomic<int> spinners_{0};
+  std::atomic<int64_t> lastSpinEnd_{0};  // steady_clock, ns
+  std::chrono::microseconds window_;
+};
+
+}  // namespace eccl::transport

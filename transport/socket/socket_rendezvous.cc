@@ -1,0 +1,60 @@
+// Rendezvous for large messages (see socket_wire.h): the sender's RTS, the receiver's CTS, and
+// the control chunks that carry them.
+#include "transport/socket/socket_transport_impl.h"
+
+namespace eccl::transport::sockets {
+
+// Control chunks jump the queue (behind a chunk already half on the wire): a CTS stuck behind
+// megabytes of data would idle the peer's sender meanwhile. Chunks of different messages may be
+// reordered freely; the receiver matches by (tag, seq).
+void SocketTransport::queueControl(int peer, uint16_t type, Key key, uint64_t total) {
+  Conn* c = nullptr;
+  for (Conn* o : peers_[peer].conns)
+    if (!o->dead && (!c || o->sendq.size() < c->sendq.size())) c = o;
+  if (!c) return;  // the peer hung up after saying goodbye; peerLeft fails what waited for it
+  OutChunk chunk;
+  wire::encode(wire::ChunkHeader{type, key.first, key.second, total, 0, 0}, chunk.header);
+  auto at = c->sendq.begin();
+  if (at != c->sendq.end() && at->sent > 0) ++at;
+  c->sendq.insert(at, std::move(chunk));
+  flush(*c);
+}
+
+// The receive `op` is posted: let the sender go ahead.
+void SocketTransport::grant(int peer, RecvOp& op) {
+  op.granted = true;
+  queueControl(peer, wire::kClearToSend, op.key, 0);
+}
+
+// Receiving side: the peer has a large message for `key` and waits for our CTS.
+void SocketTransport::onReadyToSend(int peer, Key key, uint64_t total) {
+  Peer& p = peers_[peer];
+  if (auto it = p.posted.find(key); it != p.posted.end()) {
+    if (!it->second->granted) grant(peer, *it->second);  // a small receive: the sizes disagree
+    return;
+  }
+  auto seq = p.recvSeq.find(key.first);
+  if (seq != p.recvSeq.end() && key.second < seq->second) {
+    // Its receive was posted and is gone (cancelled, or failed): let the data come and drop it,
+    // so the sender finishes as it would have had it sent eagerly.
+    queueControl(peer, wire::kClearToSend, key, 0);
+    return;
+  }
+  p.announced.emplace(key, total);
+}
+
+// Sending side: the peer has a buffer for `key`.
+void SocketTransport::onClearToSend(int peer, Key key) {
+  Peer& p = peers_[peer];
+  if (auto it = p.awaitingCts.find(key); it != p.awaitingCts.end()) {
+    auto op = std::move(it->second);
+    p.awaitingCts.erase(it);
+    queueData(peer, op, key, true);
+    return;
+  }
+  auto seq = p.sendSeq.find(key.first);
+  if (seq == p.sendSeq.end() || key.second >= seq->second) p.clearToSend.insert(key);
+  // else: for a message already sent (small, or a duplicate CTS)
+}
+
+}  // namespace eccl::transport::sockets
