@@ -9,6 +9,12 @@ std::string GroupIdentity::describe() const {
          std::to_string(size);
 }
 
+std::string RequestLabel::str() const {
+  const std::string& who = peer >= 0 && peer < static_cast<int>(names->peers.size()) ? names->peers[peer] : "rank " + std::to_string(peer);
+  return names->group + ": " + (send ? "send of " : "receive of ") + std::to_string(bytes) + " bytes " +
+         (send ? "to " : "from ") + who + ", tag " + std::to_string(tag);
+}
+
 bool RequestState::finish(std::optional<std::pair<ErrorCode, std::string>> err) {
   {
     std::lock_guard lock(mu_);
@@ -37,7 +43,7 @@ std::optional<std::string> RequestState::error() const {
 void RequestState::cancel() {
   if (test()) return;
   if (canceller_) canceller_();  // withdraws the request, then fails it
-  fail(ErrorCode::kAborted, what_ + " was cancelled");
+  fail(ErrorCode::kAborted, what() + " was cancelled");
 }
 
 // Polls the transport while polling moves bytes (up to the deadline), or without a transport
@@ -56,7 +62,9 @@ void RequestState::spin(Deadline deadline) {
     }
     auto now = Clock::now();
     if (now - lastMoved >= progress_->window() || now >= deadline.at()) break;
-    std::this_thread::yield();  // with more ranks than cores, the peer we wait for needs this core
+    // Past the first microseconds (a reply on an idle core), give the core up between polls:
+    // with more ranks than cores, the peer we wait for may need it.
+    if (now - lastMoved > std::chrono::microseconds(20)) std::this_thread::yield();
   }
   progress_->endSpin();
 }
@@ -72,7 +80,7 @@ void RequestState::wait(Deadline deadline) {
       // Withdraw it (nothing touches its buffer afterwards), then record the timeout as its
       // error — unless it finished in between, in which case its own result stands.
       if (canceller_) canceller_();
-      finish(std::pair{ErrorCode::kTimeout, what_ + " timed out"});
+      finish(std::pair{ErrorCode::kTimeout, what() + " timed out"});
     }
   }
   std::lock_guard lock(mu_);

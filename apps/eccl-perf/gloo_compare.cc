@@ -69,4 +69,30 @@ double GlooPeer::sendRecvUs(size_t bytes, int iters, int warmup) {
   }, iters, warmup);
 }
 
+double GlooPeer::pingPongUs(size_t bytes, int iters, int warmup) {
+  auto& ctx = impl_->ctx;
+  std::vector<uint8_t> a(bytes, 1), b(bytes);
+  auto sbuf = ctx->createUnboundBuffer(a.data(), a.size());
+  auto rbuf = ctx->createUnboundBuffer(b.data(), b.size());
+  const int peer = ctx->rank ^ 1;
+  gloo::BarrierOptions bo(ctx);
+  gloo::barrier(bo);
+  const uint64_t slot = impl_->tag++;
+  if (peer >= ctx->size) return 0;
+  const bool first = ctx->rank % 2 == 0;
+  return timeIt([&] {
+    if (first) {
+      rbuf->recv(peer, slot);
+      sbuf->send(peer, slot);
+      sbuf->waitSend();
+      rbuf->waitRecv();
+    } else {
+      rbuf->recv(peer, slot);
+      rbuf->waitRecv();
+      sbuf->send(peer, slot);
+      sbuf->waitSend();
+    }
+  }, iters, warmup) / 2;
+}
+
 }  // namespace eccl::perf

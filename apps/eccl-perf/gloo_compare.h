@@ -15,7 +15,9 @@ class GlooPeer {
   // Mean microseconds per operation over `iters` after `warmup`, this rank's view.
   double allGatherUs(size_t totalBytes, int iters, int warmup);
   double sendRecvUs(size_t bytes, int iters, int warmup);
-  static bool supports(const std::string& op) { return op == "all_gather" || op == "sendrecv"; }
+  // Half a round trip between ranks 2k and 2k+1, µs.
+  double pingPongUs(size_t bytes, int iters, int warmup);
+  static bool supports(const std::string& op) { return op == "all_gather" || op == "sendrecv" || op == "pingpong"; }
 
  private:
   struct Impl;

@@ -66,13 +66,15 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
     c.barrier();
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < a.iters; ++i) p.run();
-    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / a.iters;
+    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / a.iters * p.timeScale;
     double slowest = 0;
     c.allReduce(&us, &slowest, 1, DataType::kFloat64, ReduceOp::kMax);
     double glooSlowest = 0;
 #ifdef ECCL_HAVE_GLOO
     if (gloo) {
-      double g = a.op == "all_gather" ? gloo->allGatherUs(p.size, a.iters, a.warmup) : gloo->sendRecvUs(p.size, a.iters, a.warmup);
+      double g = a.op == "all_gather" ? gloo->allGatherUs(p.size, a.iters, a.warmup)
+                 : a.op == "pingpong"   ? gloo->pingPongUs(p.size, a.iters, a.warmup)
+                                        : gloo->sendRecvUs(p.size, a.iters, a.warmup);
       c.allReduce(&g, &glooSlowest, 1, DataType::kFloat64, ReduceOp::kMax);
     }
 #endif
@@ -112,7 +114,7 @@ int main(int argc, char** argv) {
     return 2;
 #else
     if (!perf::GlooPeer::supports(a.op)) {
-      std::fprintf(stderr, "eccl-perf: --compare gloo supports all_gather and sendrecv, not %s\n", a.op.c_str());
+      std::fprintf(stderr, "eccl-perf: --compare gloo supports all_gather, sendrecv and pingpong, not %s\n", a.op.c_str());
       return 2;
     }
     char dir[] = "/tmp/eccl-perf-gloo-XXXXXX";

@@ -39,6 +39,27 @@ PreparedOp sendRecv(Communicator& c, size_t bytes) {
           bytes};
 }
 
+// Latency: ranks 2k and 2k+1 bounce one message (an odd rank out idles); a run is a round trip.
+PreparedOp pingPong(Communicator& c, size_t bytes) {
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(bytes, 1);
+  b->recv.resize(bytes);
+  const int peer = c.rank() ^ 1;
+  if (peer >= c.size()) return {[] {}, bytes, 0.5};
+  if (c.rank() % 2 == 0)
+    return {[&c, b, bytes, peer] {
+              Work r = c.irecv(b->recv.data(), bytes, peer);
+              c.send(b->send.data(), bytes, peer);
+              r.wait();
+            },
+            bytes, 0.5};
+  return {[&c, b, bytes, peer] {
+            c.recv(b->recv.data(), bytes, peer);
+            c.send(b->recv.data(), bytes, peer);
+          },
+          bytes, 0.5};
+}
+
 // The expert-move pattern: every rank sends 16 messages of `bytes` to peers chosen round-robin
 // and receives 16; one batch_isend_irecv. The size column is the bytes one rank sends.
 PreparedOp batchP2P(Communicator& c, size_t bytes) {
@@ -76,7 +97,7 @@ double OpKind::busFactor(int n) const {
 
 const std::vector<OpKind>& allOps() {
   static const std::vector<OpKind> ops = {{"all_gather", allGather}, {"all_reduce", allReduce}, {"sendrecv", sendRecv},
-                                          {"batch_p2p", batchP2P},   {"all_to_all", allToAll}};
+                                          {"pingpong", pingPong},     {"batch_p2p", batchP2P},   {"all_to_all", allToAll}};
   return ops;
 }
 

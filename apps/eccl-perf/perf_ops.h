@@ -1,6 +1,7 @@
 // The operations eccl-perf measures, with nccl-tests' size and bandwidth conventions:
 // algbw = size / time; busbw = algbw × factor, where factor is (n−1)/n for all_gather and
-// all_to_all, 2(n−1)/n for all_reduce, 1 for sendrecv and batch_p2p.
+// all_to_all, 2(n−1)/n for all_reduce, 1 for sendrecv, pingpong and batch_p2p. pingpong's time
+// is half a round trip (OSU's osu_latency convention), the others' a whole operation.
 #pragma once
 
 #include <functional>
@@ -16,6 +17,7 @@ namespace eccl::perf {
 struct PreparedOp {
   std::function<void()> run;
   size_t size = 0;  // the "size" column: bytes, as nccl-tests counts them
+  double timeScale = 1.0;  // reported time = measured time per run() × this
 };
 
 struct OpKind {

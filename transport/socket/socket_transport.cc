@@ -37,6 +37,7 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts) : id_(std
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
   peers_.resize(id_.size);
   peers_[id_.rank].address = listenAddr_.str();
+  updateNames();
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
   thread_ = std::thread([this] { progressLoop(); });
 }
@@ -82,6 +83,7 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
     std::lock_guard lock(mu_);
     if (connected_) throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect called twice");
     for (int r = 0; r < id_.size; ++r) peers_[r].address = std::string(addresses[r].begin(), addresses[r].end());
+    updateNames();
   }
   std::vector<std::string> names;
   for (auto& p : peers_) names.push_back(p.address);
@@ -99,6 +101,14 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   }
   connected_ = true;
   logger().debug("{}: connected to {} peers over {} socket(s) each", id_.describe(), id_.size - 1, nsocks_);
+}
+
+// Under mu_ (or before the progress thread starts): the names requests use in their errors.
+void SocketTransport::updateNames() {
+  auto n = std::make_shared<RequestLabel::Names>();
+  n->group = id_.describe();
+  for (int r = 0; r < id_.size; ++r) n->peers.push_back(peerName(r));
+  names_ = std::move(n);
 }
 
 // Under mu_: false (and the request failed) when the transport is broken.
@@ -132,13 +142,12 @@ void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {
 
 RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t bytes) {
   checkPeer(peer, "send", bytes);
-  auto req = std::make_shared<RequestState>(id_.describe() + ": send of " + std::to_string(bytes) + " bytes to " +
-                                            peerName(peer) + ", tag " + std::to_string(tag), progress_);
+  std::lock_guard lock(mu_);
+  auto req = std::make_shared<RequestState>(RequestLabel{names_, true, bytes, peer, tag}, progress_);
   auto op = std::make_shared<SendOp>();
   op->req = req;
   op->data = static_cast<const uint8_t*>(data);
   op->bytes = bytes;
-  std::lock_guard lock(mu_);
   if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
   const uint64_t seq = p.sendSeq[tag]++;
@@ -197,13 +206,12 @@ void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key
 
 RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
   checkPeer(peer, "receive", bytes);
-  auto req = std::make_shared<RequestState>(id_.describe() + ": receive of " + std::to_string(bytes) + " bytes from " +
-                                            peerName(peer) + ", tag " + std::to_string(tag), progress_);
+  std::lock_guard lock(mu_);
+  auto req = std::make_shared<RequestState>(RequestLabel{names_, false, bytes, peer, tag}, progress_);
   auto op = std::make_shared<RecvOp>();
   op->req = req;
   op->data = static_cast<uint8_t*>(data);
   op->bytes = bytes;
-  std::lock_guard lock(mu_);
   if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
   op->key = {tag, p.recvSeq[tag]++};

@@ -133,6 +133,7 @@ class SocketTransport final : public Transport {
  private:
   std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
   void checkPeer(int peer, const char* op, size_t bytes) const;
+  void updateNames();
   bool admit(RequestState& req, int peer);
   void matchSelf(SendOp& s, RecvOp& r);
   void queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted);
@@ -171,6 +172,7 @@ class SocketTransport final : public Transport {
   size_t stagedBytes_ = 0;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(kScratchBytes);
   std::shared_ptr<CallerProgress> progress_;
+  std::shared_ptr<const RequestLabel::Names> names_;
   std::atomic<bool> stop_{false};
   bool connected_ = false;
   std::thread thread_;
