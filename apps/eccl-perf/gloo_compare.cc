@@ -52,47 +52,52 @@ double GlooPeer::allGatherUs(size_t totalBytes, int iters, int warmup) {
   }, iters, warmup);
 }
 
-double GlooPeer::sendRecvUs(size_t bytes, int iters, int warmup) {
-  auto& ctx = impl_->ctx;
+namespace {
+// Times `step(send buffer, receive buffer, slot)` over Gloo unbound buffers of `bytes`, after a
+// barrier, on a fresh slot.
+template <typename Step>
+double timeP2P(const std::shared_ptr<gloo::rendezvous::Context>& ctx, uint32_t& tag, size_t bytes, int iters, int warmup, Step step) {
   std::vector<uint8_t> a(bytes, 1), b(bytes);
   auto sbuf = ctx->createUnboundBuffer(a.data(), a.size());
   auto rbuf = ctx->createUnboundBuffer(b.data(), b.size());
-  const int right = (ctx->rank + 1) % ctx->size, left = (ctx->rank + ctx->size - 1) % ctx->size;
   gloo::BarrierOptions bo(ctx);
   gloo::barrier(bo);
-  const uint64_t slot = impl_->tag++;
-  return timeIt([&] {
-    rbuf->recv(left, slot);
-    sbuf->send(right, slot);
-    rbuf->waitRecv();
-    sbuf->waitSend();
-  }, iters, warmup);
+  const uint64_t slot = tag++;
+  return timeIt([&] { step(*sbuf, *rbuf, slot); }, iters, warmup);
+}
+}  // namespace
+
+double GlooPeer::sendRecvUs(size_t bytes, int iters, int warmup) {
+  auto& ctx = impl_->ctx;
+  const int right = (ctx->rank + 1) % ctx->size, left = (ctx->rank + ctx->size - 1) % ctx->size;
+  return timeP2P(ctx, impl_->tag, bytes, iters, warmup, [&](auto& s, auto& r, uint64_t slot) {
+    r.recv(left, slot);
+    s.send(right, slot);
+    r.waitRecv();
+    s.waitSend();
+  });
 }
 
 double GlooPeer::pingPongUs(size_t bytes, int iters, int warmup) {
   auto& ctx = impl_->ctx;
-  std::vector<uint8_t> a(bytes, 1), b(bytes);
-  auto sbuf = ctx->createUnboundBuffer(a.data(), a.size());
-  auto rbuf = ctx->createUnboundBuffer(b.data(), b.size());
   const int peer = ctx->rank ^ 1;
-  gloo::BarrierOptions bo(ctx);
-  gloo::barrier(bo);
-  const uint64_t slot = impl_->tag++;
-  if (peer >= ctx->size) return 0;
   const bool first = ctx->rank % 2 == 0;
-  return timeIt([&] {
+  if (peer >= ctx->size) {  // the odd rank out only joins the barrier; it times nothing
+    timeP2P(ctx, impl_->tag, bytes, 1, 0, [](auto&, auto&, uint64_t) {});
+    return 0;
+  }
+  return timeP2P(ctx, impl_->tag, bytes, iters, warmup, [&](auto& s, auto& r, uint64_t slot) {
+    r.recv(peer, slot);
     if (first) {
-      rbuf->recv(peer, slot);
-      sbuf->send(peer, slot);
-      sbuf->waitSend();
-      rbuf->waitRecv();
+      s.send(peer, slot);
+      s.waitSend();
+      r.waitRecv();
     } else {
-      rbuf->recv(peer, slot);
-      rbuf->waitRecv();
-      sbuf->send(peer, slot);
-      sbuf->waitSend();
+      r.waitRecv();
+      s.send(peer, slot);
+      s.waitSend();
     }
-  }, iters, warmup) / 2;
+  }) / 2;
 }
 
 }  // namespace eccl::perf
