@@ -214,7 +214,7 @@ void SocketTransport::readFrom(Conn& c) {
       if (!wire::decode(c.in.data() + c.inStart, c.h)) {
         c.dead = true;
         setEvents(c);
-        breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(c.peer) + " sent a malformed chunk header", false);
+        breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(c.peer) + " sent a malformed chunk header", true);
         return;
       }
       c.inStart += wire::kChunkHeaderBytes;
@@ -263,7 +263,7 @@ bool SocketTransport::receive(Conn& c, size_t& budget, bool& drained) {
       return false;
     }
     std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
-    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, false);
+    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, true);
     return false;
   }
   drained = static_cast<size_t>(n) < want;

@@ -259,8 +259,10 @@ void SocketTransport::abort(const std::string& reason) {
   breakLocked(ErrorCode::kAborted, id_.describe() + " aborted: " + reason, true);
 }
 
-// Fails everything pending and everything later. With tellPeers, an abort chunk goes to every
-// peer after any chunk that is half on the wire (finished from a private copy).
+// Fails everything pending and everything later. With tellPeers, an abort chunk carrying the
+// reason goes on every connection, after any chunk that is half on the wire (finished from a
+// private copy). A lost peer is relayed this way too, so ranks that learn of it from us rather
+// than from their own connection still hear which rank was lost, not that we hung up.
 void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, bool tellPeers) {
   if (broken_) return;
   broken_ = reason;
@@ -282,7 +284,7 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
       }
     }
     c->sendq.swap(keep);
-    if (tellPeers && !c->dead && c.get() == peers_[c->peer].conns.front()) {
+    if (tellPeers && !c->dead) {  // on every socket: each must show the reason before its hang-up
       OutChunk a;
       a.control.assign(reason.begin(), reason.begin() + std::min<size_t>(reason.size(), wire::kMaxAbortReason));
       a.len = static_cast<uint32_t>(a.control.size());
@@ -348,7 +350,7 @@ void SocketTransport::flush(Conn& c) {
       setEvents(c);
       if (peers_[c.peer].departed) return peerLeft(c.peer);
       breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": connection to " + peerName(c.peer) +
-                                                    " failed while sending: " + std::strerror(err), false);
+                                                    " failed while sending: " + std::strerror(err), true);
       return;
     }
     ch.sent += static_cast<size_t>(w);
@@ -367,7 +369,7 @@ void SocketTransport::onEvent(Conn& c, uint32_t events) {
     // Paused, so we cannot read on to the end of the stream: the peer is gone mid-message.
     c.dead = true;
     setEvents(c);
-    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " closed its connection (did the process exit?)", false);
+    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " closed its connection (did the process exit?)", true);
     return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readFrom(c);
