@@ -5,7 +5,7 @@
 #include <numeric>
 #include <random>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::bench {
 

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "apps/common/local_ranks.h"
-#include "transport/deadline.h"
-#include "transport/error.h"
+#include "base/deadline.h"
+#include "base/error.h"
 
 namespace eccl::bench {
 

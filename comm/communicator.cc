@@ -10,9 +10,9 @@
 #include "comm/algorithms/pairwise_all_to_all.h"
 #include "comm/algorithms/ring_all_gather.h"
 #include "comm/algorithms/ring_reduce_scatter.h"
-#include "transport/env.h"
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/env.h"
+#include "base/error.h"
+#include "base/logging.h"
 
 namespace eccl {
 namespace {
@@ -40,6 +40,7 @@ Communicator::Communicator(std::unique_ptr<transport::Transport> t, CommOptions 
       timeout_(options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)))),
       opts_(options),
       transport_(std::move(t)) {
+  registrations_->transport = transport_.get();
   worker_ = std::thread([this] { workerLoop(); });
 }
 
@@ -58,12 +59,30 @@ void Communicator::checkPeer(int peer, const char* what) const {
                                                  " is not a rank of the group (0.." + std::to_string(id_.size - 1) + ")");
 }
 
-Work Communicator::isend(const void* buf, size_t bytes, int peer, P2PTag tag) {
-  return batchIsendIrecv({{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag}});
+Work Communicator::isend(const void* buf, size_t bytes, int peer, P2PTag tag, const transport::MemoryRegion* region) {
+  return batchIsendIrecv({{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag, region}});
 }
 
-Work Communicator::irecv(void* buf, size_t bytes, int peer, P2PTag tag) {
-  return batchIsendIrecv({{P2POp::kRecv, buf, bytes, peer, tag}});
+Work Communicator::irecv(void* buf, size_t bytes, int peer, P2PTag tag, const transport::MemoryRegion* region) {
+  return batchIsendIrecv({{P2POp::kRecv, buf, bytes, peer, tag, region}});
+}
+
+RegisteredMemory Communicator::registerMemory(void* ptr, size_t bytes, transport::MemoryKind kind) {
+  std::lock_guard lock(registrations_->mu);
+  if (!registrations_->transport)
+    throw Error(ErrorCode::kAborted, id_.describe() + ": registering memory with a destroyed communicator");
+  return RegisteredMemory(registrations_, registrations_->transport->registerMemory(ptr, bytes, kind));
+}
+
+Work Communicator::iread(int peer, const transport::RegionBlob& remote, size_t offset, void* dst, size_t bytes,
+                         const transport::MemoryRegion* local) {
+  checkPeer(peer, "read");
+  if (dst == nullptr && bytes > 0)
+    throw Error(ErrorCode::kInvalidArgument, "read of " + std::to_string(bytes) + " bytes from peer " + std::to_string(peer) +
+                                                 " has a null buffer");
+  auto state = std::make_shared<WorkState>("read", timeout_);
+  state->addRequests({transport_->iread(peer, remote, offset, dst, bytes, local)});
+  return Work(state);
 }
 
 Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
@@ -86,10 +105,11 @@ Work Communicator::postBatch(const std::vector<P2POp>& ops) {
   reqs.reserve(ops.size());
   // Receives first: data that arrives early lands straight in its buffer.
   for (auto& op : ops)
-    if (op.kind == P2POp::kRecv) reqs.push_back(transport_->irecv(op.peer, op.tag, op.buf, op.bytes));
+    if (op.kind == P2POp::kRecv) reqs.push_back(transport_->irecv(op.peer, op.tag, op.buf, op.bytes, op.region));
   for (auto& op : ops)
-    if (op.kind == P2POp::kSend) reqs.push_back(transport_->isend(op.peer, op.tag, op.buf, op.bytes));
-  state->addRequests(std::move(reqs));
+    if (op.kind == P2POp::kSend) reqs.push_back(transport_->isend(op.peer, op.tag, op.buf, op.bytes, op.region));
+  if (reqs.empty()) state->finish();  // nothing to move (a rank with no experts to send for a layer)
+  else state->addRequests(std::move(reqs));
   return Work(state);
 }
 
@@ -306,6 +326,10 @@ void Communicator::destroy() {
     t.state->fail(t.state->what() + " on " + id_.describe() + ": the communicator was destroyed",
                   static_cast<int>(ErrorCode::kAborted));
   if (worker_.joinable()) worker_.join();
+  {
+    std::lock_guard lock(registrations_->mu);  // handles still alive now do nothing
+    registrations_->transport = nullptr;
+  }
   transport_.reset();  // closes sockets, stops the progress thread, fails pending P2P requests
 }
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/registered_memory.h"
 #include "comm/types.h"
 #include "comm/work.h"
 #include "transport/transport.h"
@@ -40,6 +41,8 @@ struct P2POp {
   size_t bytes;
   int peer;
   P2PTag tag = 0;
+  // A registration (RegisteredMemory::region()) holding [buf, buf + bytes), or null.
+  const transport::MemoryRegion* region = nullptr;
 };
 
 struct CommOptions {
@@ -60,15 +63,25 @@ class Communicator {
   const transport::GroupIdentity& identity() const { return id_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
-  // --- point to point; `tag` separates concurrent streams between the same pair
-  Work isend(const void* buf, size_t bytes, int peer, P2PTag tag = 0);
-  Work irecv(void* buf, size_t bytes, int peer, P2PTag tag = 0);
+  // --- point to point; `tag` separates concurrent streams between the same pair; `region`, if
+  // given, is a registration holding the buffer
+  Work isend(const void* buf, size_t bytes, int peer, P2PTag tag = 0, const transport::MemoryRegion* region = nullptr);
+  Work irecv(void* buf, size_t bytes, int peer, P2PTag tag = 0, const transport::MemoryRegion* region = nullptr);
   void send(const void* buf, size_t bytes, int peer, P2PTag tag = 0) { isend(buf, bytes, peer, tag).wait(); }
   void recv(void* buf, size_t bytes, int peer, P2PTag tag = 0) { irecv(buf, bytes, peer, tag).wait(); }
   // All operations start together and complete in whatever order the peers posted theirs (both
   // sides posting their sends first is fine); one Work for the whole batch. Equal (peer, tag)
-  // pairs match in list order.
+  // pairs match in list order. An empty batch completes at once.
   Work batchIsendIrecv(const std::vector<P2POp>& ops);
+
+  // --- registered memory and one-sided reads
+  // Registers [ptr, ptr + bytes) with the transport (once; pinned for RDMA). Throws Error naming
+  // the range and the reason. The handle deregisters when destroyed.
+  RegisteredMemory registerMemory(void* ptr, size_t bytes, transport::MemoryKind kind = transport::MemoryKind::kHost);
+  // Receiver pull: reads `bytes` at `offset` of `peer`'s region (its RegisteredMemory::exported()
+  // blob) into `dst`; the owner takes no part. Fails (Work error) if the owner deregistered it.
+  Work iread(int peer, const transport::RegionBlob& remote, size_t offset, void* dst, size_t bytes,
+             const transport::MemoryRegion* local = nullptr);
 
   // --- collectives. Buffers must stay valid until the Work finishes.
   // recv has size()·bytes; in place when send == recv + rank()·bytes.
@@ -133,6 +146,7 @@ class Communicator {
   std::chrono::milliseconds timeout_;
   CommOptions opts_;
   std::unique_ptr<transport::Transport> transport_;
+  std::shared_ptr<RegistrationHost> registrations_ = std::make_shared<RegistrationHost>();
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;

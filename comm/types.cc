@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

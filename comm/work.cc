@@ -3,7 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

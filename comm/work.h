@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/deadline.h"
+#include "base/deadline.h"
 #include "transport/transport.h"
 
 namespace eccl {

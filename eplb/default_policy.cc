@@ -3,7 +3,7 @@
 #include "eplb/assignment.h"
 #include "eplb/rank_packer.h"
 #include "eplb/replica_allotment.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

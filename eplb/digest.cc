@@ -2,7 +2,7 @@
 
 #include <openssl/evp.h>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "eplb/policy.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

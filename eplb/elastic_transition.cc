@@ -1,7 +1,7 @@
 #include "eplb/elastic_transition.h"
 
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/error.h"
+#include "base/logging.h"
 
 namespace eccl::eplb {
 namespace {

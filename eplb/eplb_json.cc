@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

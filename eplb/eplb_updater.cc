@@ -7,8 +7,8 @@
 #include "eplb/eplb_json.h"
 #include "eplb/load_recorder.h"
 #include "eplb/plan_summary.h"
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/error.h"
+#include "base/logging.h"
 
 namespace eccl::eplb {
 namespace {

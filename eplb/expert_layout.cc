@@ -5,7 +5,7 @@
 #include <set>
 
 #include "eplb/digest.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -4,7 +4,7 @@
 #include <new>
 #include <utility>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

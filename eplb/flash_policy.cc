@@ -10,7 +10,7 @@
 #include "eplb/cost_model.h"
 #include "eplb/rank_packer.h"
 #include "eplb/replica_allotment.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

@@ -1,6 +1,6 @@
 #include "eplb/placement.h"
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

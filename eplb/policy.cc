@@ -7,7 +7,7 @@
 #include "eplb/default_policy.h"
 #include "eplb/flash_policy.h"
 #include "eplb/swift_policy.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

@@ -6,7 +6,7 @@
 #include "eplb/cost_model.h"
 #include "eplb/default_policy.h"
 #include "eplb/replica_allotment.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "comm/communicator.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

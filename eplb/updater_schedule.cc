@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 

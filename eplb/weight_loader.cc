@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/error.h"
+#include "base/logging.h"
 
 namespace eccl::eplb {
 namespace {
@@ -50,19 +50,19 @@ WeightLoader::~WeightLoader() {
     inflight_.reset();
   }
   staged_.clear();
-  for (auto& r : regions_) {
-    try {
-      comm_.transport().deregisterMemory(r);
-    } catch (const std::exception& e) {
-      logger().warn("weight loader: deregistering memory failed: {}", e.what());
-    }
-  }
 }
 
 void WeightLoader::registerNewChunks() {
   auto chunks = weights_.chunks();
   for (size_t i = regions_.size(); i < chunks.size(); ++i)
-    regions_.push_back(comm_.transport().registerMemory(chunks[i].data(), chunks[i].size()));
+    regions_.push_back(comm_.registerMemory(chunks[i].data(), chunks[i].size()));
+}
+
+// The registration holding [p, p + n): every slot and staging block lies in one of the chunks.
+const transport::MemoryRegion* WeightLoader::regionOf(const void* p, size_t n) const {
+  for (const RegisteredMemory& r : regions_)
+    if (r.region().contains(p, n)) return &r.region();
+  return nullptr;
 }
 
 void WeightLoader::start(const TransferPlan& plan, int layer) {
@@ -97,8 +97,9 @@ void WeightLoader::start(const TransferPlan& plan, int layer) {
       else f.staged.row[t.dstSlot] = t.expert;
       for (int k = 0; k < layout.tensorCount(); ++k) {
         uint8_t* base = t.src == me ? const_cast<uint8_t*>(view.slot(t.srcSlot)) : f.staged.staging.buffer(t.dstSlot);
-        ops.push_back({t.src == me ? P2POp::kSend : P2POp::kRecv, base + layout.offset(k), layout.tensorBytes(k),
-                       t.src == me ? t.dst : t.src, plan.tag(t, k)});
+        uint8_t* at = base + layout.offset(k);
+        ops.push_back({t.src == me ? P2POp::kSend : P2POp::kRecv, at, layout.tensorBytes(k), t.src == me ? t.dst : t.src,
+                       plan.tag(t, k), regionOf(at, layout.tensorBytes(k))});
       }
       (t.src == me ? f.stats.bytesSent : f.stats.bytesReceived) += layout.payloadBytes();
     }

@@ -6,7 +6,7 @@
 //
 // One layer is in flight at a time; any number may be staged (waited, not yet committed), which
 // is how an elastic transition moves every layer first and commits them all at the switch.
-// Expert memory is registered with the communicator's transport once (and again only for chunks
+// Expert memory is registered with the communicator once (and again only for chunks
 // the spare pool adds later). Not thread-safe: one thread (the serving loop) drives it.
 #pragma once
 
@@ -91,7 +91,8 @@ class WeightLoader {
   ExpertWeights& weights_;
   Communicator& comm_;
   std::optional<std::chrono::milliseconds> timeout_;
-  std::vector<transport::MemoryRegion> regions_;
+  const transport::MemoryRegion* regionOf(const void* p, size_t n) const;
+  std::vector<RegisteredMemory> regions_;  // one per chunk of weights_.chunks(), in order
   std::optional<InFlight> inflight_;
   std::map<int, StagedLayer> staged_;
 };

@@ -12,6 +12,7 @@ ECCL_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libibverbs-dev libfabric-dev
   libgloo-dev
+  openmpi-bin libopenmpi-dev
 )
 
 ensure_packages() {

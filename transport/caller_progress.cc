@@ -1,6 +1,6 @@
 #include "transport/caller_progress.h"
 
-#include "transport/env.h"
+#include "base/env.h"
 
 namespace eccl::transport {
 

@@ -11,8 +11,9 @@ std::string GroupIdentity::describe() const {
 
 std::string RequestLabel::str() const {
   const std::string& who = peer >= 0 && peer < static_cast<int>(names->peers.size()) ? names->peers[peer] : "rank " + std::to_string(peer);
-  return names->group + ": " + (send ? "send of " : "receive of ") + std::to_string(bytes) + " bytes " +
-         (send ? "to " : "from ") + who + ", tag " + std::to_string(tag);
+  static constexpr const char* kVerb[] = {"send of ", "receive of ", "read of "};
+  return names->group + ": " + kVerb[static_cast<int>(op)] + std::to_string(bytes) + " bytes " +
+         (op == Op::kSend ? "to " : "from ") + who + (op == Op::kRead ? ", read " : ", tag ") + std::to_string(tag);
 }
 
 bool RequestState::finish(std::optional<std::pair<ErrorCode, std::string>> err) {

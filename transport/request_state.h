@@ -11,21 +11,22 @@
 #include <vector>
 
 #include "transport/caller_progress.h"
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/transport.h"
 
 namespace eccl::transport {
 
 // Names a request in errors, e.g. "group 'ep' epoch 0 rank 1 of 4: receive of 4096 bytes from
-// rank 3 (10.0.0.2:1234), tag 7". Kept as parts and formatted only when an error needs it:
+// rank 3 (10.0.0.2:1234), tag 7" (a read names its read id as the tag). Kept as parts and formatted only when an error needs it:
 // formatting it for every request cost about a microsecond, a tenth of a small message's latency.
 struct RequestLabel {
   struct Names {  // one per transport, shared by its requests
     std::string group;               // GroupIdentity::describe()
     std::vector<std::string> peers;  // "rank 3 (10.0.0.2:1234)"
   };
+  enum class Op : uint8_t { kSend, kRecv, kRead };
   std::shared_ptr<const Names> names;
-  bool send = true;
+  Op op = Op::kSend;
   size_t bytes = 0;
   int peer = 0;
   uint64_t tag = 0;

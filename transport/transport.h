@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/deadline.h"
+#include "base/deadline.h"
 
 namespace eccl::transport {
 
@@ -43,20 +43,38 @@ class Request {
   // Blocks until the request finishes or `deadline` passes. Throws eccl::Error: the request's
   // own error, or kTimeout (the request is cancelled first) naming the operation and peer.
   virtual void wait(Deadline deadline) = 0;
-  // Finishes a pending request with kAborted. A receive no longer writes into its buffer and a
-  // send no longer reads from its buffer once cancel() returns.
+  // Finishes a pending request with kAborted. A receive no longer writes into its buffer once
+  // cancel() returns, nor (sockets) does a send read from its buffer. The message a cancelled
+  // receive would have matched is dropped (sockets) or goes to the next receive with that tag
+  // (libfabric): after a cancel, use fresh tags. See each transport's header for sends.
   virtual void cancel() = 0;
   // The error the request finished with, if any (after test() is true).
   virtual std::optional<std::string> error() const = 0;
 };
 using RequestPtr = std::shared_ptr<Request>;
 
-// A registered memory range. Sockets need no registration; RDMA transports pin and map it.
+// Where a region's bytes live. Only host memory is supported today; the kind travels with every
+// region so a device-memory path (GPU buffers, dmabuf) can be added without changing callers.
+enum class MemoryKind : uint8_t { kHost = 0, kDevice = 1 };
+
+// A range registered with one transport (NCCL's mhandle): pinned and mapped for RDMA transports,
+// bookkeeping only for sockets. Returned by registerMemory and valid until deregisterMemory or
+// the transport's destruction. Passing it with a buffer inside it spares the transport a
+// per-operation registration; a buffer outside every region still works.
 struct MemoryRegion {
   void* ptr = nullptr;
   size_t bytes = 0;
-  uint64_t key = 0;
+  MemoryKind kind = MemoryKind::kHost;
+  uint64_t id = 0;  // the transport's handle; 0 = not registered
+  bool contains(const void* p, size_t n) const {
+    auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(ptr);
+    return a >= b && n <= bytes && a - b <= bytes - n;
+  }
 };
+
+// A region as a peer sees it: exportRegion's small blob (transport kind, owner rank, address,
+// bytes, key), sent to peers by any means (e.g. allGatherObj) and read with iread.
+using RegionBlob = std::vector<uint8_t>;
 
 class Transport {
  public:
@@ -71,12 +89,28 @@ class Transport {
 
   // Sends `bytes` from `data` to `peer` with `tag`. Messages with equal (peer, tag) match the
   // receives for them in posting order; the receive's size must equal the send's. `data` must
-  // stay valid until the request finishes. peer == own rank is allowed (local copy).
-  virtual RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes) = 0;
-  virtual RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes) = 0;
+  // stay valid until the request finishes. peer == own rank is allowed (local copy). `region`,
+  // if not null, is a registration of this transport that contains [data, data + bytes).
+  virtual RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) = 0;
+  virtual RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) = 0;
+  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes) { return isend(peer, tag, data, bytes, nullptr); }
+  RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes) { return irecv(peer, tag, data, bytes, nullptr); }
 
-  virtual MemoryRegion registerMemory(void* ptr, size_t bytes) = 0;
+  // Registers [ptr, ptr + bytes) for sends, receives and remote reads. Throws Error naming the
+  // range and the reason (e.g. the memory-lock limit). Thread-safe.
+  virtual MemoryRegion registerMemory(void* ptr, size_t bytes, MemoryKind kind) = 0;
+  MemoryRegion registerMemory(void* ptr, size_t bytes) { return registerMemory(ptr, bytes, MemoryKind::kHost); }
+  // Ends a registration. Reads of it that peers start afterwards fail with an error naming the
+  // region; replies already under way finish from a private copy (sockets) or complete first.
   virtual void deregisterMemory(const MemoryRegion& region) = 0;
+  // The blob a peer needs to read this region with iread.
+  virtual RegionBlob exportRegion(const MemoryRegion& region) const = 0;
+  // One-sided read (receiver pull): copies `bytes` at `offset` of `peer`'s exported region into
+  // `dst`. The owner posts nothing. Fails with kInvalidArgument when the range is outside the
+  // region or the blob is not this transport's or not `peer`'s, and with kRemote when the owner
+  // has deregistered it.
+  virtual RequestPtr iread(int peer, const RegionBlob& remote, size_t offset, void* dst, size_t bytes,
+                           const MemoryRegion* local) = 0;
 
   // Fails every pending and later request on this rank, and asks every peer to do the same
   // (their requests fail with an error naming this rank and `reason`). Idempotent.

@@ -10,7 +10,7 @@
 
 #include "apps/common/local_ranks.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {

@@ -12,7 +12,7 @@
 #include <random>
 #include <thread>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

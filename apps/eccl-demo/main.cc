@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "apps/eccl-demo/moe_demo.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"eccl demo: a synthetic MoE on local ranks with EPLB, elastic scale-up and scale-down"};

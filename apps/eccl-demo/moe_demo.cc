@@ -12,7 +12,7 @@
 #include "eplb/eplb_updater.h"
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/socket/socket.h"
 
 namespace eccl::demo {

@@ -15,7 +15,7 @@
 #include "eplb/flash_policy.h"
 #include "eplb/policy.h"
 #include "eplb/swift_policy.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace {
 

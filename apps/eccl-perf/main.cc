@@ -14,7 +14,7 @@
 #endif
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/socket/socket.h"
 
 namespace {
@@ -36,6 +36,7 @@ struct Args {
   std::string op = "all_gather", begin = "8", end = "64M";
   double factor = 2;
   int iters = 20, warmup = 5, ranks = 2, nsocks = -1;
+  std::string transport, provider;  // empty: $ECCL_TRANSPORT / $ECCL_OFI_PROVIDER
   std::string compare;  // "gloo": the same op through Gloo, side by side
   std::string glooDir;
 };
@@ -45,7 +46,9 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
   if (rank == 0) server.emplace(std::move(listener), TcpStoreServerOptions{});
   else listener.reset();
   GroupOptions go;
-  go.socket.nsocks = a.nsocks;
+  go.transport.socket.nsocks = a.nsocks;
+  go.transport.kind = a.transport;
+  go.transport.ofi.provider = a.provider;
   go.timeout = std::chrono::seconds(120);
   auto g = StatelessGroup::create(storeAddr.str(), "perf", rank, a.ranks, go);
   Communicator& c = g->comm();
@@ -55,7 +58,10 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
   if (!a.compare.empty()) gloo = std::make_unique<perf::GlooPeer>(rank, a.ranks, a.glooDir);
 #endif
   if (rank == 0) {
-    std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), socket transport\n", a.op.c_str(), a.ranks, a.iters, a.warmup);
+    auto resolved = transport::resolveTransportOptions(go.transport);
+    std::string how = resolved.kind + (resolved.kind == "ofi" ? " (" + resolved.ofi.provider + ")" : "");
+    std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), %s transport\n", a.op.c_str(), a.ranks, a.iters,
+                a.warmup, how.c_str());
     std::printf("#%12s %12s %10s %10s", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s");
     if (!a.compare.empty()) std::printf(" | %14s %10s %12s", "gloo time (us)", "gloo busbw", "eccl / gloo");
     std::printf("\n");
@@ -105,6 +111,8 @@ int main(int argc, char** argv) {
   app.add_option("-n,--iters", a.iters, "timed iterations per size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--transport", a.transport, "socket or ofi (default $ECCL_TRANSPORT or socket)")->check(CLI::IsMember({"socket", "ofi"}));
+  app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)");
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));
   CLI11_PARSE(app, argc, argv);

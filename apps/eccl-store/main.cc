@@ -10,7 +10,7 @@
 
 #include "groups/store/store_auth.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::algo {
 

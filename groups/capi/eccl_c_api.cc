@@ -12,7 +12,7 @@
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 struct ecclComm {
   std::unique_ptr<eccl::StatelessGroup> group;

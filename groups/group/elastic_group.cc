@@ -2,8 +2,8 @@
 
 #include <set>
 
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/error.h"
+#include "base/logging.h"
 
 namespace eccl {
 

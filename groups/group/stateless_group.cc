@@ -6,9 +6,9 @@
 
 #include "groups/store/prefix_store.h"
 #include "groups/store/tcp_store_client.h"
-#include "transport/env.h"
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/env.h"
+#include "base/error.h"
+#include "base/logging.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {
@@ -63,9 +63,9 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   const auto timeout = options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)));
   const Deadline deadline = Deadline::after(timeout);
   transport::GroupIdentity id{name, options.epoch, rank, size};
-  transport::SocketOptions so = options.socket;
-  so.host = !options.host.empty() ? options.host : (so.host.empty() ? defaultGroupHost(*store) : so.host);
-  auto t = transport::createSocketTransport(id, so);
+  transport::TransportOptions to = options.transport;
+  if (to.host.empty()) to.host = defaultGroupHost(*store);
+  auto t = transport::createTransport(id, to);
   PrefixStore ps(store, name + "/" + std::to_string(options.epoch));
   const std::string mine = "addr/" + std::to_string(rank);
   auto blob = t->address();

@@ -15,7 +15,7 @@
 
 #include "comm/communicator.h"
 #include "groups/store/store.h"
-#include "transport/socket/socket_transport.h"
+#include "transport/transport_factory.h"
 
 namespace eccl {
 
@@ -23,10 +23,11 @@ struct GroupOptions {
   uint64_t epoch = 0;
   // Deadline for building and default timeout of every operation; nullopt = $ECCL_TIMEOUT or 300 s.
   std::optional<std::chrono::milliseconds> timeout;
-  // Address to listen on and publish. Empty = $ECCL_SOCKET_IFNAME's address if set, else the
-  // local address this process uses to reach the store (reachable by anyone who reaches it).
-  std::string host;
-  transport::SocketOptions socket;
+  // Which transport and its settings (transport/transport_factory.h: $ECCL_TRANSPORT, ...).
+  // transport.host, the address to listen on and publish: empty = $ECCL_SOCKET_IFNAME's address
+  // if set, else the local address this process uses to reach the store (reachable by anyone
+  // who reaches it).
+  transport::TransportOptions transport;
   CommOptions comm;
 };
 
@@ -59,7 +60,7 @@ class StatelessGroup {
   std::unique_ptr<Communicator> comm_;
 };
 
-// The address a group should listen on (see GroupOptions::host).
+// The address a group should listen on (see GroupOptions::transport).
 std::string defaultGroupHost(const Store& store);
 // The address of the interface named by $ECCL_SOCKET_IFNAME, if it is set.
 std::optional<std::string> configuredInterfaceAddress();

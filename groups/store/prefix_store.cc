@@ -1,6 +1,6 @@
 #include "groups/store/prefix_store.h"
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

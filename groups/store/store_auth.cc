@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "transport/env.h"
-#include "transport/error.h"
+#include "base/env.h"
+#include "base/error.h"
 
 namespace eccl::store {
 

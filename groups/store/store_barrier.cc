@@ -1,6 +1,6 @@
 #include "groups/store/store_barrier.h"
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::store {
 namespace {

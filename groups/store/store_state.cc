@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::store {
 namespace {

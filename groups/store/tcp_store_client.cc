@@ -3,9 +3,9 @@
 #include <functional>
 
 #include "groups/store/store_auth.h"
-#include "transport/env.h"
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/env.h"
+#include "base/error.h"
+#include "base/logging.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {

@@ -17,7 +17,7 @@
 
 #include "groups/store/store.h"
 #include "groups/store/store_protocol.h"
-#include "transport/deadline.h"
+#include "base/deadline.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
 

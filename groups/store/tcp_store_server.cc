@@ -14,9 +14,9 @@
 
 #include "groups/store/store_auth.h"
 #include "groups/store/store_state.h"
-#include "transport/deadline.h"
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/deadline.h"
+#include "base/error.h"
+#include "base/logging.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "apps/common/local_ranks.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 extern char** environ;
 

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "tests/comm/local_comms.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {
@@ -125,6 +125,57 @@ TEST(Failures, TimeoutNamesTheOperationAndBreaksTheGroup) {
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   // The timeout was told to rank 1: its next operation fails instead of hanging.
   EXPECT_THROW(comms[1]->barrier(), Error);
+}
+
+}  // namespace
+}  // namespace eccl
+
+namespace eccl {
+namespace {
+
+TEST(BatchP2P, EmptyBatchCompletesAtOnce) {
+  auto comms = testing::localComms(2);
+  Work w = comms[0]->batchIsendIrecv({});
+  EXPECT_TRUE(w.test());
+  w.wait(std::chrono::milliseconds(1));
+}
+
+// Registration through the communicator (RAII), regions carried by P2P, and receiver-pull reads
+// of a peer's exported region; handles outlive their communicator safely.
+TEST(RegisteredMemory, RegionsTravelWithBuffersAndPeersReadExportedRegions) {
+  const int n = 3;
+  auto comms = testing::localComms(n);
+  std::vector<std::vector<uint8_t>> mine(n);
+  std::vector<RegisteredMemory> regs(n);
+  testing::onEveryRank(n, [&](int r) {
+    Communicator& c = *comms[r];
+    mine[r] = testing::pattern(1 << 20, r + 1);
+    regs[r] = c.registerMemory(mine[r].data(), mine[r].size());
+    auto blobs = c.allGatherObj(regs[r].exported());
+    // Pull 64 KiB at offset 1000·r from the next rank's region, into a buffer of our own.
+    const int from = (r + 1) % n;
+    std::vector<uint8_t> got(64 << 10);
+    c.iread(from, blobs[from], 1000 * r, got.data(), got.size()).wait();
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), testing::pattern(1 << 20, from + 1).begin() + 1000 * r));
+    // A send from inside the region, with the region, to the previous rank.
+    const int to = (r + n - 1) % n;
+    std::vector<uint8_t> in(4096);
+    Work recv = c.irecv(in.data(), in.size(), from, 5);
+    c.isend(mine[r].data() + 100, 4096, to, 5, &regs[r].region()).wait();
+    recv.wait();
+    EXPECT_TRUE(std::equal(in.begin(), in.end(), testing::pattern(1 << 20, from + 1).begin() + 100));
+    c.barrier();  // every read of our region is done before anyone deregisters
+  });
+  // A region that does not hold the buffer is refused, naming both.
+  std::vector<uint8_t> other(16);
+  try {
+    comms[0]->isend(other.data(), other.size(), 1, 9, &regs[0].region());
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not contain the buffer"), std::string::npos) << e.what();
+  }
+  for (auto& c : comms) c->destroy();
+  regs.clear();  // after destroy: nothing to deregister, nothing crashes
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include "eplb/elastic_transition.h"
 #include "groups/store/tcp_store_client.h"
 #include "tests/eplb/eplb_test_util.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -3,7 +3,7 @@
 #include <functional>
 
 #include "eplb/eplb_json.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "eplb/load_recorder.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "eplb/placement.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

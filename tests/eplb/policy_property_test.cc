@@ -8,7 +8,7 @@
 #include <random>
 
 #include "eplb/policy.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

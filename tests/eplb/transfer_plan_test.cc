@@ -9,7 +9,7 @@
 
 #include "eplb/transfer_plan.h"
 #include "tests/eplb/eplb_test_util.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

@@ -12,7 +12,7 @@
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_client.h"
 #include "tests/eplb/eplb_test_util.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

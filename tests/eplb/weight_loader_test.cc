@@ -17,7 +17,7 @@
 #include "groups/store/tcp_store_client.h"
 #include "tests/comm/local_comms.h"
 #include "tests/eplb/eplb_test_util.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {

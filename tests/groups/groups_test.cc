@@ -12,7 +12,7 @@
 #include "groups/group/elastic_group.h"
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_client.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {

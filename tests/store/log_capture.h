@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "transport/logging.h"
+#include "base/logging.h"
 
 namespace eccl::testing {
 

@@ -8,7 +8,7 @@
 #include "groups/store/store_barrier.h"
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {

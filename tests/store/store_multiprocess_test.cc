@@ -12,7 +12,7 @@
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
 #include "apps/common/child_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "groups/store/store_protocol.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::store {
 namespace {

@@ -10,7 +10,7 @@
 #include "groups/store/tcp_store_server.h"
 #include "tests/store/log_capture.h"
 #include "apps/common/child_store_server.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {

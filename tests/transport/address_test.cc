@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/socket/address.h"
 
 namespace eccl {

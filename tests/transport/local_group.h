@@ -1,21 +1,24 @@
-// N socket transports of one group inside this process, connected to each other.
+// N transports of one group inside this process, connected to each other. Which transport:
+// TransportOptions, or for the SocketOptions overload $ECCL_TRANSPORT (so the comm, groups and
+// EPLB suites run over every transport: ctest runs them again with ECCL_TRANSPORT=ofi).
 #pragma once
 
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "transport/socket/socket_transport.h"
+#include "transport/transport_factory.h"
 
 namespace eccl::testing {
 
-inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, transport::SocketOptions opts = {},
-                                                                       const std::string& group = "test", uint64_t epoch = 0) {
+inline std::vector<std::unique_ptr<transport::Transport>> localTransports(int n, transport::TransportOptions opts,
+                                                                            const std::string& group = "test",
+                                                                            uint64_t epoch = 0) {
   if (opts.host.empty()) opts.host = "127.0.0.1";
   std::vector<std::unique_ptr<transport::Transport>> ts;
   std::vector<transport::AddressBlob> addrs;
   for (int r = 0; r < n; ++r) {
-    ts.push_back(transport::createSocketTransport({group, epoch, r, n}, opts));
+    ts.push_back(transport::createTransport({group, epoch, r, n}, opts));
     addrs.push_back(ts.back()->address());
   }
   std::vector<std::thread> threads;
@@ -32,6 +35,11 @@ inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, tran
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
   return ts;
+}
+
+inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, transport::SocketOptions opts = {},
+                                                                       const std::string& group = "test", uint64_t epoch = 0) {
+  return localTransports(n, {.host = opts.host, .socket = opts}, group, epoch);
 }
 
 inline std::vector<uint8_t> pattern(size_t n, uint32_t seed) {

@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "transport/error.h"
+#include "base/error.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {

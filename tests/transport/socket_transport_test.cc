@@ -5,7 +5,7 @@
 
 #include "apps/common/local_ranks.h"
 #include "tests/transport/local_group.h"
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl::transport {
 namespace {

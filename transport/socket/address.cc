@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

@@ -12,7 +12,7 @@
 #include <sched.h>
 #include <thread>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

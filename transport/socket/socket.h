@@ -4,7 +4,7 @@
 
 #include <cstddef>
 
-#include "transport/deadline.h"
+#include "base/deadline.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
 

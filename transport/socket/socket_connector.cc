@@ -8,8 +8,8 @@
 #include <cstring>
 #include <set>
 
-#include "transport/error.h"
-#include "transport/logging.h"
+#include "base/error.h"
+#include "base/logging.h"
 #include "transport/socket/socket.h"
 #include "transport/socket/socket_wire.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/deadline.h"
+#include "base/deadline.h"
 #include "transport/socket/fd.h"
 #include "transport/transport.h"
 

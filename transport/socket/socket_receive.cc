@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "transport/logging.h"
+#include "base/logging.h"
 #include "transport/socket/socket_transport_impl.h"
 
 namespace eccl::transport::sockets {
@@ -73,6 +73,8 @@ void SocketTransport::peerLeft(int peer) {
     if (s.waiter) s.waiter->req->fail(ErrorCode::kConnectionClosed, s.waiter->req->what() + " failed: " + why);
   for (auto& [k, s] : p.awaitingCts) s->req->fail(ErrorCode::kConnectionClosed, s->req->what() + " failed: " + why);
   p.awaitingCts.clear();
+  for (auto& [k, r] : p.reads) r->req->fail(ErrorCode::kConnectionClosed, r->req->what() + " failed: " + why);
+  p.reads.clear();
   for (Conn* c : p.conns) {
     for (auto& ch : c->sendq)
       if (ch.op) ch.op->req->fail(ErrorCode::kConnectionClosed, ch.op->req->what() + " failed: " + why);
@@ -112,6 +114,29 @@ bool SocketTransport::route(Conn& c) {
   }
   Key key{h.tag, h.seq};
   c.sink = Conn::Sink::kDiscard;
+  if (h.type == wire::kReadRequest) {
+    onReadRequest(c.peer, h.tag, h.seq, h.offset, h.total);
+    return true;
+  }
+  if (h.type == wire::kReadReply || h.type == wire::kReadRefused) {
+    auto it = p.reads.find(h.tag);
+    if (it == p.reads.end()) return true;  // a cancelled read: its reply is dropped
+    c.target = it->second;
+    if (h.type == wire::kReadRefused) {
+      c.reason.resize(std::min<size_t>(h.len, wire::kMaxAbortReason));
+      c.sink = h.len <= wire::kMaxAbortReason ? Conn::Sink::kReadRefusal : Conn::Sink::kDiscard;
+      c.dest = c.reason.data();
+    } else if (h.total == c.target->bytes) {
+      c.sink = Conn::Sink::kRecv;
+      c.dest = c.target->data + h.offset;
+    } else {
+      c.target->req->fail(ErrorCode::kProtocol, c.target->req->what() + ": " + peerName(c.peer) + " replied with " +
+                                                    std::to_string(h.total) + " bytes");
+      p.reads.erase(it);
+      c.target = nullptr;
+    }
+    return true;
+  }
   if (h.type == wire::kReadyToSend) {
     onReadyToSend(c.peer, key, h.total);
     return true;
@@ -162,8 +187,16 @@ void SocketTransport::chunkDone(Conn& c) {
   switch (c.sink) {
     case Conn::Sink::kRecv:
       if (c.target && (c.target->received += h.len) == c.target->bytes) {
-        p.posted.erase(key);
+        if (h.type == wire::kReadReply) p.reads.erase(h.tag);
+        else p.posted.erase(key);
         c.target->req->complete();
+      }
+      break;
+    case Conn::Sink::kReadRefusal:
+      if (c.target) {
+        p.reads.erase(h.tag);
+        c.target->req->fail(ErrorCode::kRemote, c.target->req->what() + " refused by " + peerName(c.peer) + ": " +
+                                                    std::string(c.reason.begin(), c.reason.end()));
       }
       break;
     case Conn::Sink::kStaged: {

@@ -7,10 +7,15 @@ namespace eccl::transport::sockets {
 // Control chunks jump the queue (behind a chunk already half on the wire): a CTS stuck behind
 // megabytes of data would idle the peer's sender meanwhile. Chunks of different messages may be
 // reordered freely; the receiver matches by (tag, seq).
-void SocketTransport::queueControl(int peer, uint16_t type, Key key, uint64_t total) {
+Conn* SocketTransport::leastLoadedConn(int peer) {
   Conn* c = nullptr;
   for (Conn* o : peers_[peer].conns)
     if (!o->dead && (!c || o->sendq.size() < c->sendq.size())) c = o;
+  return c;
+}
+
+void SocketTransport::queueControl(int peer, uint16_t type, Key key, uint64_t total) {
+  Conn* c = leastLoadedConn(peer);
   if (!c) return;  // the peer hung up after saying goodbye; peerLeft fails what waited for it
   OutChunk chunk;
   wire::encode(wire::ChunkHeader{type, key.first, key.second, total, 0, 0}, chunk.header);

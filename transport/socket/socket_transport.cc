@@ -9,9 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "transport/env.h"
-#include "transport/logging.h"
+#include "base/env.h"
+#include "base/logging.h"
 #include "transport/socket/socket.h"
+#include "transport/remote_region.h"
 #include "transport/socket/socket_connector.h"
 #include "transport/socket/socket_transport_impl.h"
 
@@ -140,10 +141,11 @@ void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {
                                                  std::to_string(id_.size - 1));
 }
 
-RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t bytes) {
+RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
   checkPeer(peer, "send", bytes);
+  checkLocalRegion(id_, region, data, bytes, "send");
   std::lock_guard lock(mu_);
-  auto req = std::make_shared<RequestState>(RequestLabel{names_, true, bytes, peer, tag}, progress_);
+  auto req = std::make_shared<RequestState>(RequestLabel{names_, RequestLabel::Op::kSend, bytes, peer, tag}, progress_);
   auto op = std::make_shared<SendOp>();
   op->req = req;
   op->data = static_cast<const uint8_t*>(data);
@@ -183,7 +185,7 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
 }
 
 // Queues the message's chunks: striped over the peer's sockets when large.
-void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted) {
+void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted, uint16_t type) {
   Peer& p = peers_[peer];
   const size_t bytes = op->bytes;
   const int n = (bytes >= opts_.stripeMinBytes && p.conns.size() > 1) ? static_cast<int>(p.conns.size()) : 1;
@@ -195,7 +197,7 @@ void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key
     chunk.op = op;
     chunk.offset = std::min(bytes, per * i);
     chunk.len = static_cast<uint32_t>(std::min(per, bytes - chunk.offset));
-    wire::ChunkHeader h{wire::kData, key.first, key.second, bytes, chunk.offset, chunk.len};
+    wire::ChunkHeader h{type, key.first, key.second, bytes, chunk.offset, chunk.len};
     h.flags = granted ? wire::kGranted : 0;
     wire::encode(h, chunk.header);
     c->sendq.push_back(std::move(chunk));
@@ -204,10 +206,11 @@ void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key
   }
 }
 
-RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes) {
+RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
   checkPeer(peer, "receive", bytes);
+  checkLocalRegion(id_, region, data, bytes, "receive");
   std::lock_guard lock(mu_);
-  auto req = std::make_shared<RequestState>(RequestLabel{names_, false, bytes, peer, tag}, progress_);
+  auto req = std::make_shared<RequestState>(RequestLabel{names_, RequestLabel::Op::kRecv, bytes, peer, tag}, progress_);
   auto op = std::make_shared<RecvOp>();
   op->req = req;
   op->data = static_cast<uint8_t*>(data);
@@ -300,7 +303,9 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
       if (s.waiter) s.waiter->req->fail(code, s.waiter->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.selfSends) s->req->fail(code, s->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.awaitingCts) s->req->fail(code, s->req->what() + " failed: " + reason);
-    pending |= !p.awaitingCts.empty();
+    for (auto& [k, r] : p.reads) r->req->fail(code, r->req->what() + " failed: " + reason);
+    pending |= !p.awaitingCts.empty() || !p.reads.empty();
+    p.reads.clear();
     p.posted.clear();
     p.selfSends.clear();
     p.awaitingCts.clear();

@@ -82,7 +82,7 @@ struct Conn {
   bool byeSeen = false; // the peer said goodbye on this connection: its hang-up is clean
   uint8_t* dest = nullptr;
   size_t left = 0;
-  enum class Sink { kRecv, kStaged, kDiscard, kAbortReason } sink = Sink::kDiscard;
+  enum class Sink { kRecv, kStaged, kDiscard, kAbortReason, kReadRefusal } sink = Sink::kDiscard;
   std::shared_ptr<RecvOp> target;
   std::vector<uint8_t> reason;
 };
@@ -104,6 +104,16 @@ struct Peer {
   std::set<Key> clearToSend;
   // Rendezvous, receiving side: RTS for which no receive is posted yet (key → message bytes).
   std::map<Key, uint64_t> announced;
+  // One-sided reads of this peer's regions, by read id: the replies land in their buffers.
+  std::map<uint64_t, std::shared_ptr<RecvOp>> reads;
+};
+
+// A registration, and the read replies being sent from it (finished from a private copy if the
+// region is deregistered while they are under way).
+struct Registration {
+  uint8_t* ptr = nullptr;
+  size_t bytes = 0;
+  std::vector<std::weak_ptr<SendOp>> replies;
 };
 
 class SocketTransport final : public Transport {
@@ -117,10 +127,13 @@ class SocketTransport final : public Transport {
     return AddressBlob(a.begin(), a.end());
   }
   void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) override;
-  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes) override;
-  RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes) override;
-  MemoryRegion registerMemory(void* ptr, size_t bytes) override { return {ptr, bytes, 0}; }
-  void deregisterMemory(const MemoryRegion&) override {}
+  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) override;
+  RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) override;
+  MemoryRegion registerMemory(void* ptr, size_t bytes, MemoryKind kind) override;
+  void deregisterMemory(const MemoryRegion& region) override;
+  RegionBlob exportRegion(const MemoryRegion& region) const override;
+  RequestPtr iread(int peer, const RegionBlob& remote, size_t offset, void* dst, size_t bytes,
+                   const MemoryRegion* local) override;
   void abort(const std::string& reason) override;
   std::optional<std::string> asyncError() const override {
     std::lock_guard lock(mu_);
@@ -136,11 +149,15 @@ class SocketTransport final : public Transport {
   void updateNames();
   bool admit(RequestState& req, int peer);
   void matchSelf(SendOp& s, RecvOp& r);
-  void queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted);
+  void queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted, uint16_t type = wire::kData);
   void queueControl(int peer, uint16_t type, Key key, uint64_t total);
+  Conn* leastLoadedConn(int peer);  // null when every connection to the peer has ended
   void grant(int peer, RecvOp& op);
   void onReadyToSend(int peer, Key key, uint64_t total);
   void onClearToSend(int peer, Key key);
+  void onReadRequest(int peer, uint64_t readId, uint64_t key, uint64_t offset, uint64_t bytes);
+  void refuseRead(int peer, uint64_t readId, const std::string& why);
+  void cancelRead(int peer, uint64_t readId, const std::shared_ptr<RecvOp>& op);
   void progressLoop();
   bool pollOnce();
   bool handleEvents(const epoll_event* events, int n);
@@ -170,6 +187,9 @@ class SocketTransport final : public Transport {
   std::optional<std::string> broken_;
   ErrorCode brokenCode_ = ErrorCode::kAborted;
   size_t stagedBytes_ = 0;
+  std::map<uint64_t, Registration> regions_;  // by key
+  uint64_t nextRegionKey_ = 1;
+  uint64_t nextReadId_ = 1;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(kScratchBytes);
   std::shared_ptr<CallerProgress> progress_;
   std::shared_ptr<const RequestLabel::Names> names_;

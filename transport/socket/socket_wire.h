@@ -17,6 +17,11 @@
 // total = its size), which the receiver answers with a CTS once any receive for it is posted.
 // Data chunks sent after a CTS carry kGranted; with no receive posted for them (it was
 // cancelled) they are discarded, never staged.
+//
+// One-sided reads (iread): the reader sends a read request (tag = its read id, seq = region key,
+// offset = offset within the region, total = bytes, no payload); the owner's progress thread
+// answers with read-reply data chunks (tag = read id) straight from the region, or with a
+// read-refused chunk whose payload says why (the region is gone, the range is outside it).
 #pragma once
 
 #include <cstdint>
@@ -28,13 +33,14 @@ namespace eccl::transport::wire {
 
 constexpr uint32_t kHelloMagic = 0x48534345;  // "ECSH"
 constexpr uint32_t kDataMagic = 0x44534345;   // "ECSD"
-constexpr uint16_t kVersion = 2;
+constexpr uint16_t kVersion = 3;
 constexpr size_t kChunkHeaderBytes = 48;
 constexpr uint32_t kMaxGroupName = 4096;
 constexpr uint32_t kMaxAbortReason = 4096;
 
 // kBye: the sender is tearing down cleanly; its hang-up that follows is not a failure.
-enum ChunkType : uint16_t { kData = 1, kAbort = 2, kBye = 3, kReadyToSend = 4, kClearToSend = 5 };
+enum ChunkType : uint16_t { kData = 1, kAbort = 2, kBye = 3, kReadyToSend = 4, kClearToSend = 5,
+                         kReadRequest = 6, kReadReply = 7, kReadRefused = 8 };
 constexpr uint16_t kGranted = 1;  // flag of a data chunk sent after the receiver's CTS
 
 struct ChunkHeader {
@@ -79,9 +85,10 @@ inline bool decode(const uint8_t* in, ChunkHeader& h) {
   get(p, &h.total, 8);
   get(p, &h.offset, 8);
   get(p, &h.len, 4);
-  const bool control = h.type == kReadyToSend || h.type == kClearToSend;
-  return magic == kDataMagic && h.type >= kData && h.type <= kClearToSend && (h.flags & ~kGranted) == 0 &&
-         (!control || h.len == 0) && h.offset + h.len <= h.total;
+  const bool control = h.type == kReadyToSend || h.type == kClearToSend || h.type == kReadRequest;
+  // A read request's offset is into the owner's region, not into a message.
+  return magic == kDataMagic && h.type >= kData && h.type <= kReadRefused && (h.flags & ~kGranted) == 0 &&
+         (!control || h.len == 0) && (h.type == kReadRequest || h.offset + h.len <= h.total);
 }
 
 struct Hello {

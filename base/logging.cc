@@ -1,4 +1,4 @@
-#include "transport/logging.h"
+#include "base/logging.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
@@ -6,7 +6,7 @@
 #include <cctype>
 #include <string>
 
-#include "transport/env.h"
+#include "base/env.h"
 
 namespace eccl {
 namespace {

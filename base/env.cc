@@ -1,10 +1,10 @@
-#include "transport/env.h"
+#include "base/env.h"
 
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
-#include "transport/error.h"
+#include "base/error.h"
 
 namespace eccl {
 

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include "transport/deadline.h"
-#include "transport/env.h"
-#include "transport/error.h"
+#include "base/deadline.h"
+#include "base/env.h"
+#include "base/error.h"
 
 namespace eccl {
 namespace {

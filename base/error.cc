@@ -1,4 +1,4 @@
-#include "transport/error.h"
+#include "base/error.h"
 
 #include <cstring>
 

@@ -1,0 +1,249 @@
+// The OFI transport's progress: completion queues (both providers here need manual progress),
+// the side channel (aborts, goodbyes, lost peers), failures and cancellation.
+#include <poll.h>
+#include <rdma/fi_endpoint.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/logging.h"
+#include "transport/libfabric/ofi_transport_impl.h"
+
+namespace eccl::transport::ofi {
+namespace {
+
+constexpr int kCompletionBatch = 16;
+constexpr int kPollsPerSideChannelLook = 64;  // a waiter's poll skips the syscall most times
+
+}  // namespace
+
+// A waiting thread's turn (CallerProgress): never blocks on the lock.
+bool OfiTransport::pollOnce() {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0);
+}
+
+// Under mu_: reads every completion queue (and the side channel); true if anything moved.
+bool OfiTransport::pollLocked(bool sideChannel) {
+  bool moved = false;
+  for (Endpoint* ep : polled_) moved |= drainCompletions(*ep);
+  moved |= drainBacklogs();
+  if (sideChannel && connected_) handleSideChannel();
+  return moved;
+}
+
+bool OfiTransport::drainCompletions(Endpoint& ep) {
+  if (!ep.ep()) return false;
+  fi_cq_tagged_entry entries[kCompletionBatch];
+  bool moved = false;
+  for (;;) {
+    ssize_t n = fi_cq_read(ep.cq(), entries, kCompletionBatch);
+    if (n > 0) {
+      moved = true;
+      for (ssize_t i = 0; i < n; ++i) onCompletion(*static_cast<Piece*>(entries[i].op_context), entries[i].len, 0, {});
+      if (n < kCompletionBatch) return moved;
+      continue;
+    }
+    if (n == -FI_EAVAIL) {
+      fi_cq_err_entry err{};
+      if (fi_cq_readerr(ep.cq(), &err, 0) != 1) return moved;
+      moved = true;
+      const char* text = fi_cq_strerror(ep.cq(), err.prov_errno, err.err_data, nullptr, 0);
+      if (err.op_context)
+        onCompletion(*static_cast<Piece*>(err.op_context), err.len, err.err, text ? text : fi_strerror(err.err));
+      continue;
+    }
+    if (n != -FI_EAGAIN) logger().warn("{}: {}", id_.describe(), fiError("fi_cq_read", n));
+    return moved;
+  }
+}
+
+void OfiTransport::onCompletion(Piece& piece, size_t len, int err, const std::string& detail) {
+  err = std::abs(err);  // providers differ in the sign they report
+  Op& op = *piece.op;
+  if (!op.error) {
+    const bool incoming = op.kind == RequestLabel::Op::kRecv;  // (a read's completion carries no length)
+    if (err == FI_ECANCELED) {
+      op.error = {ErrorCode::kAborted, "cancelled"};
+    } else if (err == FI_ETRUNC) {  // (providers' len and olen are unreliable here)
+      op.error = {ErrorCode::kInvalidArgument, peerName(op.peer) + " sent more than the " + std::to_string(piece.bytes) +
+                                                   " bytes this receive expects (size mismatch)"};
+    } else if (err == 0 && incoming && len != piece.bytes) {
+      op.error = {ErrorCode::kInvalidArgument,
+                  peerName(op.peer) + " sent " + std::to_string(len) + " bytes for this message (size mismatch)"};
+    } else if (err != 0) {
+      op.error = {op.kind == RequestLabel::Op::kRead ? ErrorCode::kRemote : ErrorCode::kConnectionClosed,
+                  "libfabric reported " + std::string(fi_strerror(err)) + " (" + detail + ")" +
+                      (op.kind == RequestLabel::Op::kRead ? " — was the region deregistered?" : "")};
+    }
+  }
+  if (--op.outstanding == 0) finish(op);
+}
+
+// Under mu_: every posted piece has completed and no more will be posted; the request finishes
+// (a cancelled one is failed by whoever cancelled it) and the Op is freed.
+void OfiTransport::finish(Op& op) {
+  if (!op.error && op.then) {
+    auto next = std::move(op.then);
+    if (next(op)) return;  // in flight again
+  }
+  if (!op.error) op.req->complete();
+  else if (!op.cancelled) op.req->fail(op.error->first, op.req->what() + ": " + op.error->second);
+  ops_.erase(&op);
+}
+
+// Under mu_: stops posting `op`'s remaining pieces; true if it was waiting in its backlog.
+static bool dropFromBacklog(std::deque<Op*>& backlog, Op* op) {
+  auto it = std::find(backlog.begin(), backlog.end(), op);
+  if (it == backlog.end()) return false;
+  backlog.erase(it);
+  return true;
+}
+
+void OfiTransport::handleSideChannel() {
+  for (auto& e : side_->poll()) {
+    switch (e.kind) {
+      case SideChannel::Event::kLeft:
+        peerLeft(e.peer);
+        break;
+      case SideChannel::Event::kAborted:
+        breakLocked(ErrorCode::kAborted, id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason, false);
+        break;
+      case SideChannel::Event::kLost:
+        // Relayed to the others, so ranks that hear of it from us still learn which rank was lost.
+        breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(e.peer) + " " + e.reason, true);
+        break;
+    }
+  }
+}
+
+// Under mu_: asks the provider to give back a receive's or read's buffers (their completions,
+// FI_ECANCELED or done, come through the queue). Sends cannot be withdrawn (see the header).
+void OfiTransport::withdraw(Op& op) {
+  if (op.kind == RequestLabel::Op::kSend || op.peer < 0 || !endpoints_[peers_[op.peer].endpoint]->ep()) return;
+  fid_ep* ep = endpoints_[peers_[op.peer].endpoint]->ep();
+  for (auto& piece : op.pieces) fi_cancel(&ep->fid, &piece->ctx);
+}
+
+// Request::cancel's hook: runs under no lock; returns once the provider is done with the
+// buffers (receives, reads) or after a short wait (sends).
+void OfiTransport::cancelOp(Op* raw, uint64_t serial) {
+  std::unique_lock lock(mu_);
+  auto live = [&] {
+    auto it = ops_.find(raw);
+    return it != ops_.end() && it->second->serial == serial;
+  };
+  if (!live()) return;
+  const bool send = raw->kind == RequestLabel::Op::kSend;
+  raw->cancelled = true;
+  if (!raw->error) raw->error = {ErrorCode::kAborted, "cancelled"};
+  if (dropFromBacklog(peers_[raw->peer].backlog, raw) && raw->outstanding == 0) return finish(*raw);
+  withdraw(*raw);
+  const auto until = Clock::now() + (send ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000));
+  while (live() && Clock::now() < until) {
+    if (!pollLocked(false)) {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+  }
+  if (live() && !send) {
+    // The provider kept the buffer: nothing on this transport can be trusted any more.
+    breakLocked(ErrorCode::kSystem, id_.describe() + ": libfabric did not give back a cancelled " +
+                                        std::string(raw->kind == RequestLabel::Op::kRead ? "read" : "receive") + " within 10 s", true);
+  }
+}
+
+// A peer that said goodbye hung up: only what involves it fails.
+void OfiTransport::peerLeft(int peer) {
+  peers_[peer].left = true;
+  const std::string why = peerName(peer) + " left the group (it destroyed its communicator)";
+  std::vector<Op*> unposted(peers_[peer].backlog.begin(), peers_[peer].backlog.end());
+  peers_[peer].backlog.clear();
+  for (auto& [raw, op] : ops_)
+    if (op->peer == peer) {
+      if (!op->error) op->error = {ErrorCode::kConnectionClosed, "failed: " + why};
+      op->req->fail(op->error->first, op->req->what() + ": " + op->error->second);
+      withdraw(*op);
+    }
+  for (Op* op : unposted)
+    if (op->outstanding == 0) finish(*op);
+  logger().debug("{}: {}", id_.describe(), why);
+}
+
+// Fails everything pending and everything later; with tellPeers, sends the reason to every peer.
+void OfiTransport::breakLocked(ErrorCode code, const std::string& reason, bool tellPeers) {
+  if (broken_) return;
+  broken_ = reason;
+  brokenCode_ = code;
+  if (tellPeers && side_) side_->sendAbort(reason);
+  const bool pending = !ops_.empty() || !selfSends_.empty() || !selfRecvs_.empty();
+  // Receives and reads give their buffers back before their requests fail: a caller that frees
+  // a buffer on failure must not have it written afterwards.
+  for (auto& [raw, op] : ops_) {
+    if (!op->error) op->error = {code, "failed: " + reason};
+    withdraw(*op);
+  }
+  std::vector<Op*> unposted;
+  for (auto& p : peers_) {
+    unposted.insert(unposted.end(), p.backlog.begin(), p.backlog.end());
+    p.backlog.clear();
+  }
+  for (Op* op : unposted)
+    if (op->outstanding == 0) finish(*op);
+  for (auto until = Clock::now() + std::chrono::seconds(1); Clock::now() < until;) {
+    bool incoming = false;
+    for (auto& [raw, op] : ops_) incoming |= op->kind != RequestLabel::Op::kSend;
+    if (!incoming) break;
+    if (!pollLocked(false)) std::this_thread::yield();
+  }
+  for (auto& [raw, op] : ops_) op->req->fail(code, op->req->what() + " failed: " + reason);
+  for (auto* q : {&selfSends_, &selfRecvs_})
+    for (auto& [tag, ops] : *q)
+      for (auto& s : ops) s.req->fail(code, s.req->what() + " failed: " + reason);
+  selfSends_.clear();
+  selfRecvs_.clear();
+  if (pending || tellPeers) logger().warn("{}", reason);
+  else logger().debug("{}", reason);
+}
+
+void OfiTransport::progressLoop() {
+  auto lastMoved = Clock::now();
+  pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {side_->waitFd(), POLLIN, 0}};
+  while (!stop_.load()) {
+    if (progress_->spinning(std::chrono::microseconds(1000))) {
+      // Waiters poll the queues themselves; stand aside (see the socket transport).
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      continue;
+    }
+    bool moved, busy;
+    {
+      std::lock_guard lock(mu_);
+      moved = pollLocked(true);
+      busy = !ops_.empty();
+    }
+    const auto now = Clock::now();
+    if (moved) {
+      lastMoved = now;
+      continue;
+    }
+    if (busy && now - lastMoved < std::chrono::microseconds(200)) {
+      std::this_thread::yield();
+      continue;
+    }
+    // Nothing moves: sleep until the side channel speaks, an operation is posted, or a short
+    // while passes (operations in flight) / a millisecond (idle; peers' connection set-up and
+    // large sends need our progress too).
+    idleWait_.store(!busy);
+    timespec ts{0, busy ? 50'000 : 1'000'000};
+    ::ppoll(fds, 2, &ts, nullptr);
+    idleWait_.store(false);
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof(v));
+    }
+  }
+}
+
+}  // namespace eccl::transport::ofi

@@ -1,0 +1,355 @@
+// The OFI transport's lifecycle and posting: endpoints per provider, connecting (address
+// vectors + side channel), isend/irecv (pieces beyond the provider's message limit), messages
+// to oneself, and the plugin's entry point.
+#include <rdma/fi_tagged.h>
+#include <sys/eventfd.h>
+
+#include <cstring>
+
+#include "base/env.h"
+#include "base/logging.h"
+#include "transport/libfabric/ofi_transport_impl.h"
+
+namespace eccl::transport::ofi {
+
+OfiTransport::OfiTransport(GroupIdentity id, OfiOptions opts) : id_(std::move(id)), opts_(std::move(opts)) {
+  if (id_.size <= 0 || id_.rank < 0 || id_.rank >= id_.size)
+    throw Error(ErrorCode::kInvalidArgument, "bad group identity: rank " + std::to_string(id_.rank) + " of " + std::to_string(id_.size));
+  if (opts_.host.empty()) throw Error(ErrorCode::kInvalidArgument, "ofi transport needs a host address for its side channel");
+  mode_ = opts_.provider.empty() ? envString("ECCL_OFI_PROVIDER").value_or("auto") : opts_.provider;
+  self_.hostId = opts_.hostId.empty() ? localHostId() : opts_.hostId;
+  if (mode_ == "auto") {
+    // shm where it works (peers on this host), a network provider for the rest.
+    try {
+      endpoints_.push_back(std::make_unique<Endpoint>("shm", opts_.host));
+    } catch (const Error& e) {
+      logger().warn("{}: shared memory is unavailable ({}); peers on this host use tcp", id_.describe(), e.what());
+    }
+    endpoints_.push_back(std::make_unique<Endpoint>("tcp", opts_.host));
+  } else {
+    endpoints_.push_back(std::make_unique<Endpoint>(mode_, opts_.host));
+  }
+  maxPiece_ = SIZE_MAX;
+  for (auto& ep : endpoints_) {
+    maxPiece_ = std::min(maxPiece_, ep->maxMessageBytes());
+    self_.endpoints.push_back({ep->provider(), ep->name()});
+  }
+  if (opts_.maxMessageBytes) maxPiece_ = std::min(maxPiece_, opts_.maxMessageBytes);
+  if (maxPiece_ == 0) throw Error(ErrorCode::kInvalidArgument, "ofi transport: a maximum message size of 0 bytes");
+  side_ = std::make_unique<SideChannel>(id_, opts_.host);
+  self_.sideChannel = side_->address();
+  peers_.resize(id_.size);
+  peers_[id_.rank].address = self_.sideChannel;
+  auto n = std::make_shared<RequestLabel::Names>();
+  n->group = id_.describe();
+  for (int r = 0; r < id_.size; ++r) n->peers.push_back("rank " + std::to_string(r));
+  names_ = std::move(n);
+  wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_) throwSystemError("ofi transport eventfd", errno);
+  progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
+  thread_ = std::thread([this] { progressLoop(); });
+}
+
+OfiTransport::~OfiTransport() {
+  progress_->detach();
+  {
+    std::lock_guard lock(mu_);
+    if (connected_ && !broken_) side_->sendBye();
+  }
+  stop_.store(true);
+  uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
+  // Endpoints first (the provider lets go of every Piece and buffer), then registrations, then
+  // the rest of each provider's objects.
+  for (auto& ep : endpoints_) ep->closeEndpoint();
+  ops_.clear();
+  regions_.clear();
+  guardRegion_.reset();
+  endpoints_.clear();
+}
+
+// Which of our endpoints talks to `rank`, whose address is `peer`.
+int OfiTransport::endpointFor(const OfiAddress& peer, int rank) const {
+  const bool sameHost = peer.hostId == self_.hostId;
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    const std::string& prov = endpoints_[i]->provider();
+    if (!peer.find(prov)) continue;
+    if (prov == "shm" && !sameHost) continue;
+    if (mode_ == "auto" && prov != "shm" && sameHost && peer.find("shm") && endpoints_[0]->provider() == "shm") continue;
+    return static_cast<int>(i);
+  }
+  std::string theirs;
+  for (auto& e : peer.endpoints) theirs += (theirs.empty() ? "" : ", ") + e.provider;
+  throw Error(ErrorCode::kInvalidArgument,
+              id_.describe() + ": no libfabric provider reaches rank " + std::to_string(rank) + " (host '" + peer.hostId +
+                  "', providers " + theirs + ") from this rank (host '" + self_.hostId + "', ECCL_OFI_PROVIDER=" + mode_ +
+                  (mode_ == "shm" && !sameHost ? "; shm works only between ranks on one host" : "") + ")");
+}
+
+void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+  if (static_cast<int>(addresses.size()) != id_.size)
+    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect got " + std::to_string(addresses.size()) +
+                                                 " addresses for a group of " + std::to_string(id_.size));
+  std::vector<std::string> sideAddresses(id_.size);
+  {
+    std::lock_guard lock(mu_);
+    if (connected_) throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect called twice");
+    for (int r = 0; r < id_.size; ++r) {
+      OfiAddress a = OfiAddress::decode(addresses[r], id_.describe() + ": rank " + std::to_string(r));
+      sideAddresses[r] = a.sideChannel;
+      peers_[r].address = a.sideChannel;
+      peers_[r].hostId = a.hostId;
+      if (r == id_.rank) continue;
+      peers_[r].endpoint = endpointFor(a, r);
+      Endpoint& ep = *endpoints_[peers_[r].endpoint];
+      peers_[r].addr = ep.insert(a.find(ep.provider())->name);
+    }
+    auto n = std::make_shared<RequestLabel::Names>();
+    n->group = id_.describe();
+    for (int r = 0; r < id_.size; ++r)
+      n->peers.push_back(peerName(r));
+    names_ = std::move(n);
+    // Only endpoints that carry some peer's data need polling (an idle tcp;ofi_rxm endpoint
+    // would cost a poll system call on every pass of a waiter polling shm).
+    for (size_t i = 0; i < endpoints_.size(); ++i)
+      for (int r = 0; r < id_.size; ++r)
+        if (r != id_.rank && peers_[r].endpoint == int(i)) {
+          polled_.push_back(endpoints_[i].get());
+          break;
+        }
+  }
+  side_->connect(sideAddresses, deadline);  // handshake: group, epoch and ranks checked
+  std::lock_guard lock(mu_);
+  connected_ = true;
+  std::string how;
+  for (int r = 0; r < id_.size; ++r)
+    if (r != id_.rank) how += (how.empty() ? "" : ", ") + std::to_string(r) + ":" + endpoints_[peers_[r].endpoint]->provider();
+  logger().debug("{}: connected over libfabric ({})", id_.describe(), how);
+}
+
+std::string OfiTransport::peerAddress(int peer) const {
+  if (peer < 0 || peer >= id_.size) return "?";
+  const PeerInfo& p = peers_[peer];
+  return p.endpoint < 0 ? p.address : p.address + " over " + endpoints_[p.endpoint]->provider();
+}
+
+void OfiTransport::checkPeer(int peer, const char* op, size_t bytes) const {
+  if (peer < 0 || peer >= id_.size)
+    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + op + " of " + std::to_string(bytes) +
+                                                 " bytes names peer " + std::to_string(peer) + ", outside 0.." +
+                                                 std::to_string(id_.size - 1));
+}
+
+std::shared_ptr<RequestState> OfiTransport::newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes) {
+  return std::make_shared<RequestState>(RequestLabel{names_, kind, bytes, peer, tag}, progress_);
+}
+
+// Under mu_: false (and the request failed) when the transport is broken or the peer left.
+bool OfiTransport::admit(RequestState& req, int peer) {
+  if (broken_) {
+    req.fail(brokenCode_, req.what() + " failed: " + *broken_);
+    return false;
+  }
+  if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req.what() + ": connect() has not completed");
+  if (peers_[peer].left) {
+    req.fail(ErrorCode::kConnectionClosed, req.what() + " failed: " + peerName(peer) + " left the group");
+    return false;
+  }
+  return true;
+}
+
+// The descriptor a provider needs for [data, data + bytes): the region's, or a registration
+// made for this operation when the provider requires local registration (else none).
+void* OfiTransport::descriptor(Op& op, int endpoint, void* data, size_t bytes, const MemoryRegion* region, uint64_t access) {
+  Endpoint& ep = *endpoints_[endpoint];
+  if (region) {
+    auto it = regions_.find(region->id);
+    if (it == regions_.end())
+      throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": the region given is not registered with this transport");
+    return fi_mr_desc(it->second.mrs[endpoint].get());
+  }
+  if (!ep.needsLocalRegistration() || bytes == 0) return nullptr;
+  fid_mr* mr = nullptr;
+  long ret = fi_mr_reg(ep.domain(), data, bytes, access, 0, 0, 0, &mr, nullptr);
+  if (ret != 0) throw Error(ErrorCode::kSystem, id_.describe() + ": registering " + std::to_string(bytes) + " bytes for one operation: " + fiError("fi_mr_reg", ret));
+  op.mr.reset(mr);
+  return fi_mr_desc(mr);
+}
+
+// Posts `op` as pieces of at most maxPiece_ bytes, each by `fn(piece, offset)`. What the provider
+// has no room for (-FI_EAGAIN) waits in the peer's backlog, behind which later operations to that
+// peer queue up (equal tags keep their order); progress posts it as completions free room.
+void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, PostFn fn) {
+  Op* op = owned.get();
+  ops_.emplace(op, std::move(owned));
+  op->bytes = bytes;
+  op->pieceBytes = maxPiece_;
+  op->pieceCount = bytes == 0 ? 1 : 1 + (bytes - 1) / maxPiece_;  // (maxPiece_ may be SIZE_MAX)
+  op->poster = std::move(fn);
+  auto& backlog = peers_[op->peer].backlog;
+  if (!backlog.empty() || !postPieces(*op)) {
+    backlog.push_back(op);
+    return;
+  }
+  if (op->outstanding == 0) finish(*op);
+}
+
+bool OfiTransport::repost(Op& op, size_t bytes, PostFn fn) {
+  op.pieces.clear();  // every piece of the last stage has completed
+  op.bytes = bytes;
+  op.pieceCount = bytes == 0 ? 1 : 1 + (bytes - 1) / op.pieceBytes;
+  op.nextPiece = 0;
+  op.poster = std::move(fn);
+  auto& backlog = peers_[op.peer].backlog;
+  if (!backlog.empty() || !postPieces(op)) {
+    backlog.push_back(&op);
+    return true;
+  }
+  return op.outstanding > 0;
+}
+
+bool OfiTransport::postPieces(Op& op) {
+  while (op.nextPiece < op.pieceCount && !op.error) {
+    auto piece = std::make_unique<Piece>();
+    piece->op = &op;
+    const size_t offset = op.nextPiece * op.pieceBytes;
+    piece->bytes = std::min(op.pieceBytes, op.bytes - offset);
+    ssize_t ret = op.poster(*piece, offset);
+    if (ret == -FI_EAGAIN) return false;
+    if (ret != 0) {
+      op.error = {ErrorCode::kSystem, fiError("posting to libfabric", ret)};
+      withdraw(op);
+      break;
+    }
+    ++op.outstanding;
+    ++op.nextPiece;
+    op.pieces.push_back(std::move(piece));
+  }
+  return true;
+}
+
+// Under mu_: posts what waited for room; true if anything was posted.
+bool OfiTransport::drainBacklogs() {
+  bool moved = false;
+  for (auto& p : peers_) {
+    while (!p.backlog.empty()) {
+      Op* op = p.backlog.front();
+      const size_t before = op->nextPiece;
+      const bool done = postPieces(*op);
+      moved |= op->nextPiece != before;
+      if (!done) break;
+      p.backlog.pop_front();
+      if (op->outstanding == 0) finish(*op);
+    }
+  }
+  return moved;
+}
+
+void OfiTransport::postSelf(bool send, Tag tag, const std::shared_ptr<RequestState>& req, uint8_t* data, size_t bytes) {
+  auto& partners = send ? selfRecvs_[tag] : selfSends_[tag];
+  if (partners.empty()) {
+    (send ? selfSends_ : selfRecvs_)[tag].push_back(SelfOp{req, data, bytes});
+    req->setCanceller([this, send, tag, weak = std::weak_ptr<RequestState>(req)] {
+      std::lock_guard l(mu_);
+      auto& q = (send ? selfSends_ : selfRecvs_)[tag];
+      auto self = weak.lock();
+      std::erase_if(q, [&](const SelfOp& s) { return s.req == self; });
+    });
+    return;
+  }
+  SelfOp other = std::move(partners.front());
+  partners.pop_front();
+  const SelfOp mine{req, data, bytes};
+  const SelfOp& s = send ? mine : other;
+  const SelfOp& r = send ? other : mine;
+  if (s.bytes != r.bytes) {
+    s.req->fail(ErrorCode::kInvalidArgument, s.req->what() + ": the matching receive expects " + std::to_string(r.bytes) + " bytes");
+    r.req->fail(ErrorCode::kInvalidArgument, r.req->what() + ": the matching send has " + std::to_string(s.bytes) + " bytes");
+    return;
+  }
+  if (s.bytes) std::memcpy(r.data, s.data, s.bytes);
+  s.req->complete();
+  r.req->complete();
+}
+
+RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
+  checkPeer(peer, "send", bytes);
+  checkLocalRegion(id_, region, data, bytes, "send");
+  std::lock_guard lock(mu_);
+  auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
+  if (!admit(*req, peer)) return req;
+  auto* buf = static_cast<uint8_t*>(const_cast<void*>(data));
+  if (peer == id_.rank) {
+    postSelf(true, tag, req, buf, bytes);
+    return req;
+  }
+  auto op = std::make_unique<Op>();
+  op->req = req;
+  op->kind = RequestLabel::Op::kSend;
+  op->peer = peer;
+  const PeerInfo& p = peers_[peer];
+  fid_ep* ep = endpoints_[p.endpoint]->ep();
+  void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_SEND);
+  op->serial = nextSerial_++;
+  req->setCanceller([this, raw = op.get(), serial = op->serial] { cancelOp(raw, serial); });
+  post(std::move(op), bytes, [ep, buf, desc, addr = p.addr, tag](Piece& piece, size_t offset) {
+    return fi_tsend(ep, buf + offset, piece.bytes, desc, addr, tag, &piece.ctx);
+  });
+  wakeProgress();
+  return req;
+}
+
+RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
+  checkPeer(peer, "receive", bytes);
+  checkLocalRegion(id_, region, data, bytes, "receive");
+  std::lock_guard lock(mu_);
+  auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
+  if (!admit(*req, peer)) return req;
+  auto* buf = static_cast<uint8_t*>(data);
+  if (peer == id_.rank) {
+    postSelf(false, tag, req, buf, bytes);
+    return req;
+  }
+  auto op = std::make_unique<Op>();
+  op->req = req;
+  op->kind = RequestLabel::Op::kRecv;
+  op->peer = peer;
+  const PeerInfo& p = peers_[peer];
+  fid_ep* ep = endpoints_[p.endpoint]->ep();
+  void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_RECV);
+  op->serial = nextSerial_++;
+  req->setCanceller([this, raw = op.get(), serial = op->serial] { cancelOp(raw, serial); });
+  post(std::move(op), bytes, [ep, buf, desc, addr = p.addr, tag](Piece& piece, size_t offset) {
+    return fi_trecv(ep, buf + offset, piece.bytes, desc, addr, tag, 0, &piece.ctx);
+  });
+  wakeProgress();
+  return req;
+}
+
+// The progress thread sleeps while nothing is pending; a new operation needs it awake.
+void OfiTransport::wakeProgress() {
+  if (!idleWait_.load(std::memory_order_relaxed)) return;
+  uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void OfiTransport::abort(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  breakLocked(ErrorCode::kAborted, id_.describe() + " aborted: " + reason, true);
+}
+
+}  // namespace eccl::transport::ofi
+
+// The plugin's entry point, found by createTransport with dlsym.
+extern "C" __attribute__((visibility("default"))) eccl::transport::Transport* eccl_create_ofi_transport(
+    const eccl::transport::GroupIdentity& identity, const eccl::transport::OfiOptions& options) {
+  // Before libfabric reads its parameters (first fi_getinfo), and only where the user set none:
+  // ofi_rxm posts 128 × 16 KiB receive buffers per connection by default, ~80 MiB per endpoint
+  // on loopback; 32 keep small messages flowing at a quarter of the memory.
+  static const bool defaults = [] { return ::setenv("FI_OFI_RXM_MSG_RX_SIZE", "32", 0) == 0; }();
+  (void)defaults;
+  return new eccl::transport::ofi::OfiTransport(identity, options);
+}

@@ -1,0 +1,104 @@
+#include "transport/side_channel.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.h"
+#include "transport/socket/socket.h"
+#include "transport/socket/socket_connector.h"
+
+namespace eccl::transport {
+namespace {
+
+constexpr uint32_t kBye = 1, kAbort = 2;
+constexpr uint32_t kMaxReason = 4096;
+
+}  // namespace
+
+SideChannel::SideChannel(GroupIdentity id, const std::string& host) : id_(std::move(id)) {
+  listener_ = listenTcp(SocketAddress::resolve(host, 0), 1024);
+  listenAddr_ = SocketAddress::ofSocket(listener_.get());
+  epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throwSystemError("side channel epoll", errno);
+  peers_.resize(id_.size);
+}
+
+void SideChannel::connect(const std::vector<std::string>& addresses, Deadline deadline) {
+  for (auto& s : establishConnections(id_, addresses, 1, listener_.get(), deadline)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u32 = static_cast<uint32_t>(s.peer);
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.fd.get(), &ev) != 0) throwSystemError("side channel epoll_ctl", errno);
+    peers_[s.peer].fd = std::move(s.fd);
+  }
+  listener_.reset();  // every peer is connected: nobody else may come in
+}
+
+std::vector<SideChannel::Event> SideChannel::poll() {
+  std::vector<Event> out;
+  epoll_event events[32];
+  int n = ::epoll_wait(epoll_.get(), events, 32, 0);
+  for (int i = 0; i < n; ++i) {
+    const int peer = static_cast<int>(events[i].data.u32);
+    if (auto e = readFrom(peer)) out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+// Reads everything the peer's socket has; an event when it said something or hung up.
+std::optional<SideChannel::Event> SideChannel::readFrom(int peer) {
+  PeerLink& p = peers_[peer];
+  std::optional<Event> event;
+  uint8_t buf[4096];
+  std::optional<std::string> hungUp;
+  for (;;) {
+    ssize_t n = ::recv(p.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {
+      hungUp = n == 0 ? "closed its connection (did the process exit?)" : std::string("broke its connection: ") + std::strerror(errno);
+      break;
+    }
+    p.in.insert(p.in.end(), buf, buf + n);
+  }
+  // Frames first: a goodbye or an abort that came just before the hang-up explains it.
+  while (p.in.size() >= 8) {
+    uint32_t type, len;
+    std::memcpy(&type, p.in.data(), 4);
+    std::memcpy(&len, p.in.data() + 4, 4);
+    if ((type != kBye && type != kAbort) || len > kMaxReason) {
+      hungUp = "sent a malformed side-channel frame";
+      p.byeSeen = false;
+      p.in.clear();
+      break;
+    }
+    if (p.in.size() < 8 + len) break;
+    if (type == kBye) p.byeSeen = true;
+    else event = Event{Event::kAborted, peer, std::string(p.in.begin() + 8, p.in.begin() + 8 + len)};
+    p.in.erase(p.in.begin(), p.in.begin() + 8 + len);
+  }
+  if (hungUp) {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
+    p.fd.reset();
+    if (!event) event = Event{p.byeSeen ? Event::kLeft : Event::kLost, peer, *hungUp};
+  }
+  return event;
+}
+
+void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
+  const uint32_t len = static_cast<uint32_t>(std::min<size_t>(payload.size(), kMaxReason));
+  std::vector<uint8_t> frame(8 + len);
+  std::memcpy(frame.data(), &type, 4);
+  std::memcpy(frame.data() + 4, &len, 4);
+  std::memcpy(frame.data() + 8, payload.data(), len);
+  for (auto& p : peers_)
+    if (p.fd) [[maybe_unused]] auto n = ::send(p.fd.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void SideChannel::sendAbort(const std::string& reason) { sendFrame(kAbort, reason); }
+void SideChannel::sendBye() { sendFrame(kBye, {}); }
+
+}  // namespace eccl::transport

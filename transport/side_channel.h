@@ -1,0 +1,59 @@
+// A TCP connection per peer beside a transport whose data path cannot tell that a peer died
+// (libfabric RDM endpoints, RC queue pairs): it carries the identity handshake (group, epoch,
+// rank: the socket connector's hello), the abort relay, a goodbye on clean teardown, and
+// liveness — a crashed peer's kernel closes the connection, which shows within milliseconds.
+//
+// Frames: u32 type (1 = bye, 2 = abort), u32 length, then `length` bytes (the abort reason).
+// Not thread-safe: the owning transport calls it under its own lock.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/deadline.h"
+#include "transport/socket/address.h"
+#include "transport/socket/fd.h"
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+class SideChannel {
+ public:
+  struct Event {
+    enum Kind { kLeft, kAborted, kLost } kind;  // said goodbye and hung up / sent an abort / vanished
+    int peer = -1;
+    std::string reason;  // kAborted: the peer's reason; kLost: what the socket said
+  };
+
+  // Listens on `host` (port chosen by the kernel).
+  SideChannel(GroupIdentity id, const std::string& host);
+  std::string address() const { return listenAddr_.str(); }
+  // Connects to every other rank (addresses[r] is rank r's address()); throws Error naming the
+  // peer on refusal (other group or epoch) or timeout.
+  void connect(const std::vector<std::string>& addresses, Deadline deadline);
+  // Reads what has arrived, without blocking.
+  std::vector<Event> poll();
+  // An fd that is readable when poll() has something to read (epoll over the connections).
+  int waitFd() const { return epoll_.get(); }
+  // Best effort, without blocking: a peer whose socket is full or gone misses it.
+  void sendAbort(const std::string& reason);
+  void sendBye();
+  bool connected(int peer) const { return peer >= 0 && peer < int(peers_.size()) && peers_[peer].fd.valid(); }
+
+ private:
+  struct PeerLink {
+    Fd fd;
+    std::vector<uint8_t> in;
+    bool byeSeen = false;
+  };
+  void sendFrame(uint32_t type, const std::string& payload);
+  std::optional<Event> readFrom(int peer);
+
+  GroupIdentity id_;
+  Fd listener_, epoll_;
+  SocketAddress listenAddr_;
+  std::vector<PeerLink> peers_;
+};
+
+}  // namespace eccl::transport

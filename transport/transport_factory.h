@@ -1,0 +1,35 @@
+// Chooses and builds a group's transport. One place for the transport options; everything not
+// set here is read from the ECCL_* environment in exactly one spot (resolveTransportOptions).
+//
+//   ECCL_TRANSPORT      socket (default) | ofi
+//   ECCL_OFI_PROVIDER   auto (default: shm between ranks of one host, tcp between hosts) | shm |
+//                       tcp | any libfabric provider string (e.g. "verbs;ofi_rxm")
+//   ECCL_HOST_ID        overrides the host identity that decides who shares memory (tests)
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "transport/libfabric/ofi_transport.h"
+#include "transport/socket/socket_transport.h"
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+struct TransportOptions {
+  std::string kind;   // "socket" | "ofi"; empty = $ECCL_TRANSPORT or "socket"
+  std::string host;   // address to listen on and publish; required
+  SocketOptions socket;  // socket.host is ignored: `host` is the one address
+  OfiOptions ofi;        // ofi.host is ignored likewise
+};
+
+// Fills what the caller left empty from the environment. Throws Error(kInvalidArgument) naming
+// the variable and the accepted values.
+TransportOptions resolveTransportOptions(TransportOptions options);
+
+// Builds the transport. "ofi" loads the libfabric plugin next to this library; if it cannot be
+// loaded (libfabric not installed, eccl built without it) the error says why — never a silent
+// fall-back to sockets.
+std::unique_ptr<Transport> createTransport(GroupIdentity identity, TransportOptions options);
+
+}  // namespace eccl::transport
