@@ -76,6 +76,7 @@ RegisteredMemory Communicator::registerMemory(void* ptr, size_t bytes, transport
 
 Work Communicator::iread(int peer, const transport::RegionBlob& remote, size_t offset, void* dst, size_t bytes,
                          const transport::MemoryRegion* local) {
+  if (!transport_) throw Error(ErrorCode::kAborted, id_.describe() + ": read on a destroyed communicator");
   checkPeer(peer, "read");
   if (dst == nullptr && bytes > 0)
     throw Error(ErrorCode::kInvalidArgument, "read of " + std::to_string(bytes) + " bytes from peer " + std::to_string(peer) +
@@ -91,6 +92,7 @@ Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
 }
 
 Work Communicator::postBatch(const std::vector<P2POp>& ops) {
+  if (!transport_) throw Error(ErrorCode::kAborted, id_.describe() + ": P2P on a destroyed communicator");
   for (auto& op : ops) {
     checkPeer(op.peer, op.kind == P2POp::kSend ? "send" : "recv");
     if (op.buf == nullptr && op.bytes > 0)

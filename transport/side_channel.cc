@@ -1,5 +1,6 @@
 #include "transport/side_channel.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -94,8 +95,22 @@ void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
   std::memcpy(frame.data(), &type, 4);
   std::memcpy(frame.data() + 4, &len, 4);
   std::memcpy(frame.data() + 8, payload.data(), len);
-  for (auto& p : peers_)
-    if (p.fd) [[maybe_unused]] auto n = ::send(p.fd.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  // Frames are small and the sockets nearly idle, so they go out whole at once; a socket that
+  // takes only part gets a short while for the rest (a cut frame would garble the stream).
+  for (auto& p : peers_) {
+    size_t sent = 0;
+    for (auto until = Clock::now() + std::chrono::milliseconds(100); p.fd && sent < frame.size();) {
+      ssize_t n = ::send(p.fd.get(), frame.data() + sent, frame.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR) && Clock::now() < until) {
+        pollfd pfd{p.fd.get(), POLLOUT, 0};
+        ::poll(&pfd, 1, 10);
+      } else {
+        break;  // gone, or stuck: liveness tells the peer the rest
+      }
+    }
+  }
 }
 
 void SideChannel::sendAbort(const std::string& reason) { sendFrame(kAbort, reason); }

@@ -85,10 +85,12 @@ TEST(StatelessGroup, TwoHundredCreateDestroyCyclesLeakNothing) {
     t.join();
     ASSERT_EQ(s, 2);
   };
-  for (int i = 0; i < 10; ++i) cycle(i);  // warm up allocator pools
+  // Warm up allocator pools (with libfabric, per-thread malloc arenas keep appearing for a while
+  // when the machine is loaded: growth, not a leak).
+  for (int i = 0; i < 40; ++i) cycle(i);
   size_t fds = count("/proc/self/fd"), threads = count("/proc/self/task");
   long rss = rssKiB(::getpid());
-  for (int i = 10; i < 210; ++i) cycle(i);
+  for (int i = 40; i < 240; ++i) cycle(i);
   EXPECT_EQ(count("/proc/self/fd"), fds);
   EXPECT_EQ(count("/proc/self/task"), threads);
 #ifndef __SANITIZE_ADDRESS__  // ASan's quarantine keeps freed memory resident on purpose

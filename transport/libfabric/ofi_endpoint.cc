@@ -72,6 +72,8 @@ Endpoint::Endpoint(const std::string& provider, const std::string& host) : provi
   }
   mrMode_ = info_->domain_attr->mr_mode;
   maxMsg_ = info_->ep_attr->max_msg_size;
+  inject_ = info_->tx_attr->inject_size;
+  if (info_->domain_attr->mr_key_size) keyBytes_ = std::min<size_t>(8, info_->domain_attr->mr_key_size);
   fid_fabric* fabric = nullptr;
   check(fi_fabric(info_->fabric_attr, &fabric, nullptr), "fi_fabric", provider_);
   fabric_.reset(fabric);

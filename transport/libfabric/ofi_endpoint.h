@@ -40,6 +40,9 @@ class Endpoint {
   bool providerKeys() const { return mrMode_ & FI_MR_PROV_KEY; }
   bool bindRegionsToEndpoint() const { return mrMode_ & FI_MR_ENDPOINT; }
   size_t maxMessageBytes() const { return maxMsg_; }
+  // Sends this small are copied out at once (fi_tinject) and generate no completion.
+  size_t injectBytes() const { return inject_; }
+  size_t keyBytes() const { return keyBytes_; }  // how wide a requested key may be
   // Closes the endpoint alone (the provider lets go of every posted operation and buffer), so
   // registrations can be closed before the domain.
   void closeEndpoint() { ep_.reset(); }
@@ -48,7 +51,7 @@ class Endpoint {
   std::string provider_;
   InfoPtr info_;
   int mrMode_ = 0;
-  size_t maxMsg_ = 0;
+  size_t maxMsg_ = 0, inject_ = 0, keyBytes_ = 8;
   FidPtr<fid_fabric> fabric_;
   FidPtr<fid_domain> domain_;
   FidPtr<fid_cq> cq_;

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <cstring>
+#include <random>
 
 #include "base/logging.h"
 #include "transport/libfabric/ofi_transport_impl.h"
@@ -57,15 +58,19 @@ MemoryRegion OfiTransport::registerMemory(void* ptr, size_t bytes, MemoryKind ki
                                                  (ptr ? "a valid pointer" : "a null pointer") + ": need a non-empty range");
   std::lock_guard lock(mu_);
   if (!guardRegion_) {  // the guard table, registered with the first region
+    size_t keyBytes = 8;
+    for (auto& ep : endpoints_) keyBytes = std::min(keyBytes, ep->keyBytes());
+    const uint64_t mask = keyBytes >= 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * keyBytes)) - 1;
+    keyBase_ = (std::random_device{}() * 0x9e3779b97f4a7c15ull ^ uint64_t(std::random_device{}()) << 32) & mask & ~uint64_t(0xffffff);
     guards_ = std::make_unique<uint64_t[]>(kGuardSlots);  // zeroed: every slot free
-    guardRegion_ = registerRange(guards_.get(), kGuardSlots * sizeof(uint64_t), MemoryKind::kHost, 1);
+    guardRegion_ = registerRange(guards_.get(), kGuardSlots * sizeof(uint64_t), MemoryKind::kHost, keyBase_ + 1);
     for (size_t i = kGuardSlots; i-- > 0;) freeGuardSlots_.push_back(i);
   }
   if (freeGuardSlots_.empty())
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": more than " + std::to_string(kGuardSlots) + " regions registered at once");
-  // Keys: 1 is the guard table's; regions take 2, 3, ... (never reused, so a stale blob's key
-  // matches no later region).
-  Registration reg = registerRange(ptr, bytes, kind, nextRegionId_ + 1);
+  // Keys: base + 1 is the guard table's; regions take base + 3, 4, ... (never reused, and the
+  // base is random per transport, so a stale blob's key matches no later region).
+  Registration reg = registerRange(ptr, bytes, kind, keyBase_ + nextRegionId_ + 1);
   reg.guardSlot = freeGuardSlots_.back();
   freeGuardSlots_.pop_back();
   __atomic_store_n(&guards_[reg.guardSlot], reg.key, __ATOMIC_RELEASE);
@@ -125,15 +130,13 @@ RequestPtr OfiTransport::iread(int peer, const RegionBlob& remote, size_t offset
   void* desc = descriptor(*op, p.endpoint, buf, bytes, local, FI_READ);
   // Providers with FI_MR_VIRT_ADDR take the owner's address; the others an offset into the region.
   const uint64_t base = ep.virtualAddressing() ? r.address + offset : offset;
-  PostFn data = [ep = ep.ep(), buf, desc, addr = p.addr, base, key = r.key](Piece& piece, size_t at) {
-    return fi_read(ep, buf + at, piece.bytes, desc, addr, base + at, key, &piece.ctx);
-  };
+  const PostArgs data{PostArgs::kRead, ep.ep(), buf, desc, p.addr, r.key, base};
   // Guard, data, guard: the region was registered before the data was read and still after it.
   auto deregistered = [this, peer](Op& o) {
     o.error = {ErrorCode::kRemote, peerName(peer) + " deregistered the region (the read would see freed memory)"};
     return false;
   };
-  PostFn guard = guardRead(*op, r);
+  const PostArgs guard = guardRead(*op, r);
   op->then = [this, r, bytes, data, guard, deregistered](Op& o) {
     if (o.guardWord != r.key) return deregistered(o);
     o.then = [this, r, guard, deregistered](Op& o2) {
@@ -142,15 +145,14 @@ RequestPtr OfiTransport::iread(int peer, const RegionBlob& remote, size_t offset
     };
     return repost(o, bytes, data);
   };
-  op->serial = nextSerial_++;
-  req->setCanceller([this, raw = op.get(), serial = op->serial] { cancelOp(raw, serial); });
+  req->setCanceller([this, state = req.get()] { cancelOp(state); });
   post(std::move(op), sizeof(uint64_t), guard);
   wakeProgress();
   return req;
 }
 
 // Posts a read of the owner's guard word for `r` into op.guardWord.
-PostFn OfiTransport::guardRead(Op& op, const RemoteRegion& r) {
+PostArgs OfiTransport::guardRead(Op& op, const RemoteRegion& r) {
   const PeerInfo& p = peers_[op.peer];
   Endpoint& ep = *endpoints_[p.endpoint];
   void* desc = nullptr;
@@ -162,9 +164,7 @@ PostFn OfiTransport::guardRead(Op& op, const RemoteRegion& r) {
     desc = fi_mr_desc(mr);
   }
   const uint64_t at = r.guardSlot * sizeof(uint64_t) + (ep.virtualAddressing() ? r.guardAddress : 0);
-  return [ep = ep.ep(), word = &op.guardWord, desc, addr = p.addr, at, key = r.guardKey](Piece& piece, size_t) {
-    return fi_read(ep, word, sizeof(uint64_t), desc, addr, at, key, &piece.ctx);
-  };
+  return PostArgs{PostArgs::kRead, ep.ep(), reinterpret_cast<uint8_t*>(&op.guardWord), desc, p.addr, r.guardKey, at};
 }
 
 }  // namespace eccl::transport::ofi

@@ -14,14 +14,14 @@ namespace eccl::transport::ofi {
 namespace {
 
 constexpr int kCompletionBatch = 16;
-constexpr int kPollsPerSideChannelLook = 64;  // a waiter's poll skips the syscall most times
+constexpr unsigned kPollsPerSideChannelLook = 4096;  // ~0.2 ms of polling: the syscall stays off the fast path
 
 }  // namespace
 
 // A waiting thread's turn (CallerProgress): never blocks on the lock.
 bool OfiTransport::pollOnce() {
   std::unique_lock lock(mu_, std::try_to_lock);
-  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0);
+  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0 || !sideEvents_.empty());
 }
 
 // Under mu_: reads every completion queue (and the side channel); true if anything moved.
@@ -72,13 +72,17 @@ void OfiTransport::onCompletion(Piece& piece, size_t len, int err, const std::st
     } else if (err == 0 && incoming && len != piece.bytes) {
       op.error = {ErrorCode::kInvalidArgument,
                   peerName(op.peer) + " sent " + std::to_string(len) + " bytes for this message (size mismatch)"};
+    } else if (auto lost = err != 0 ? lostPeerReason() : std::nullopt) {
+      // A provider error while a peer is gone is most likely that loss (shm reports EIO on a
+      // survivor's message): name the lost rank, as every other survivor will.
+      op.error = {ErrorCode::kConnectionClosed, "failed: " + *lost};
     } else if (err != 0) {
       op.error = {op.kind == RequestLabel::Op::kRead ? ErrorCode::kRemote : ErrorCode::kConnectionClosed,
                   "libfabric reported " + std::string(fi_strerror(err)) + " (" + detail + ")" +
                       (op.kind == RequestLabel::Op::kRead ? " — was the region deregistered?" : "")};
     }
   }
-  if (--op.outstanding == 0) finish(op);
+  if (--op.outstanding == 0 && !op.inBacklog) finish(op);
 }
 
 // Under mu_: every posted piece has completed and no more will be posted; the request finishes
@@ -90,7 +94,7 @@ void OfiTransport::finish(Op& op) {
   }
   if (!op.error) op.req->complete();
   else if (!op.cancelled) op.req->fail(op.error->first, op.req->what() + ": " + op.error->second);
-  ops_.erase(&op);
+  ops_.erase(&op);  // frees it
 }
 
 // Under mu_: stops posting `op`'s remaining pieces; true if it was waiting in its backlog.
@@ -101,10 +105,28 @@ static bool dropFromBacklog(std::deque<Op*>& backlog, Op* op) {
   return true;
 }
 
+// Reads the side channel without acting on it (safe inside completion handling); the events
+// wait in sideEvents_ for handleSideChannel.
+std::optional<std::string> OfiTransport::lostPeerReason() {
+  if (!connected_) return std::nullopt;
+  for (auto& e : side_->poll()) sideEvents_.push_back(std::move(e));
+  for (auto& e : sideEvents_) {
+    if (e.kind == SideChannel::Event::kLost) return id_.describe() + ": " + peerName(e.peer) + " " + e.reason;
+    if (e.kind == SideChannel::Event::kAborted) return id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason;
+  }
+  return std::nullopt;
+}
+
 void OfiTransport::handleSideChannel() {
-  for (auto& e : side_->poll()) {
+  std::vector<SideChannel::Event> events;
+  events.swap(sideEvents_);
+  for (auto& e : side_->poll()) events.push_back(std::move(e));
+  for (auto& e : events) {
     switch (e.kind) {
       case SideChannel::Event::kLeft:
+        // Its last messages may still be on their way on the data path: take them first.
+        for (auto until = Clock::now() + std::chrono::milliseconds(50); Clock::now() < until;)
+          if (!pollLocked(false)) break;
         peerLeft(e.peer);
         break;
       case SideChannel::Event::kAborted:
@@ -128,17 +150,19 @@ void OfiTransport::withdraw(Op& op) {
 
 // Request::cancel's hook: runs under no lock; returns once the provider is done with the
 // buffers (receives, reads) or after a short wait (sends).
-void OfiTransport::cancelOp(Op* raw, uint64_t serial) {
+void OfiTransport::cancelOp(const RequestState* req) {
   std::unique_lock lock(mu_);
-  auto live = [&] {
-    auto it = ops_.find(raw);
-    return it != ops_.end() && it->second->serial == serial;
-  };
-  if (!live()) return;
+  // The request outlives this call (it holds the canceller), so no other Op can carry it.
+  Op* raw = ops_.find(req);
+  auto live = [&] { return ops_.find(req) != nullptr; };
+  if (!raw) return;
   const bool send = raw->kind == RequestLabel::Op::kSend;
   raw->cancelled = true;
   if (!raw->error) raw->error = {ErrorCode::kAborted, "cancelled"};
-  if (dropFromBacklog(peers_[raw->peer].backlog, raw) && raw->outstanding == 0) return finish(*raw);
+  if (dropFromBacklog(peers_[raw->peer].backlog, raw)) {
+    raw->inBacklog = false;
+    if (raw->outstanding == 0) return finish(*raw);
+  }
   withdraw(*raw);
   const auto until = Clock::now() + (send ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000));
   while (live() && Clock::now() < until) {
@@ -159,16 +183,7 @@ void OfiTransport::cancelOp(Op* raw, uint64_t serial) {
 void OfiTransport::peerLeft(int peer) {
   peers_[peer].left = true;
   const std::string why = peerName(peer) + " left the group (it destroyed its communicator)";
-  std::vector<Op*> unposted(peers_[peer].backlog.begin(), peers_[peer].backlog.end());
-  peers_[peer].backlog.clear();
-  for (auto& [raw, op] : ops_)
-    if (op->peer == peer) {
-      if (!op->error) op->error = {ErrorCode::kConnectionClosed, "failed: " + why};
-      op->req->fail(op->error->first, op->req->what() + ": " + op->error->second);
-      withdraw(*op);
-    }
-  for (Op* op : unposted)
-    if (op->outstanding == 0) finish(*op);
+  failOps(peer, ErrorCode::kConnectionClosed, why);
   logger().debug("{}: {}", id_.describe(), why);
 }
 
@@ -178,27 +193,8 @@ void OfiTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
   broken_ = reason;
   brokenCode_ = code;
   if (tellPeers && side_) side_->sendAbort(reason);
-  const bool pending = !ops_.empty() || !selfSends_.empty() || !selfRecvs_.empty();
-  // Receives and reads give their buffers back before their requests fail: a caller that frees
-  // a buffer on failure must not have it written afterwards.
-  for (auto& [raw, op] : ops_) {
-    if (!op->error) op->error = {code, "failed: " + reason};
-    withdraw(*op);
-  }
-  std::vector<Op*> unposted;
-  for (auto& p : peers_) {
-    unposted.insert(unposted.end(), p.backlog.begin(), p.backlog.end());
-    p.backlog.clear();
-  }
-  for (Op* op : unposted)
-    if (op->outstanding == 0) finish(*op);
-  for (auto until = Clock::now() + std::chrono::seconds(1); Clock::now() < until;) {
-    bool incoming = false;
-    for (auto& [raw, op] : ops_) incoming |= op->kind != RequestLabel::Op::kSend;
-    if (!incoming) break;
-    if (!pollLocked(false)) std::this_thread::yield();
-  }
-  for (auto& [raw, op] : ops_) op->req->fail(code, op->req->what() + " failed: " + reason);
+  const bool pending = pendingWork() || !selfSends_.empty() || !selfRecvs_.empty();
+  failOps(-1, code, reason);
   for (auto* q : {&selfSends_, &selfRecvs_})
     for (auto& [tag, ops] : *q)
       for (auto& s : ops) s.req->fail(code, s.req->what() + " failed: " + reason);
@@ -206,6 +202,43 @@ void OfiTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
   selfRecvs_.clear();
   if (pending || tellPeers) logger().warn("{}", reason);
   else logger().debug("{}", reason);
+}
+
+void OfiTransport::failOps(int peer, ErrorCode code, const std::string& why) {
+  auto mine = [peer](const Op& op) { return peer < 0 || op.peer == peer; };
+  // Nothing more is posted for them.
+  std::vector<Op*> unposted;
+  for (int r = 0; r < id_.size; ++r)
+    if (peer < 0 || r == peer) {
+      unposted.insert(unposted.end(), peers_[r].backlog.begin(), peers_[r].backlog.end());
+      peers_[r].backlog.clear();
+    }
+  ops_.forEach([&](Op& op) {
+    if (!mine(op)) return;
+    op.inBacklog = false;
+    if (!op.error) op.error = {code, "failed: " + why};
+    withdraw(op);
+  });
+  for (Op* op : unposted)
+    if (op->outstanding == 0) finish(*op);
+  // Receives and reads give their buffers back before their requests fail: a caller that frees
+  // a buffer on failure must not have it written afterwards.
+  for (auto until = Clock::now() + std::chrono::seconds(1); Clock::now() < until;) {
+    bool incoming = false;
+    ops_.forEach([&](Op& op) { incoming |= mine(op) && op.kind != RequestLabel::Op::kSend; });
+    if (!incoming) break;
+    if (!pollLocked(false)) std::this_thread::yield();
+  }
+  // Sends (and anything the provider kept) fail now; a cancelled one is reported by its canceller.
+  ops_.forEach([&](Op& op) {
+    if (mine(op) && !op.cancelled) op.req->fail(op.error->first, op.req->what() + ": " + op.error->second);
+  });
+}
+
+bool OfiTransport::pendingWork() const {
+  bool pending = false;
+  ops_.forEach([&](Op& op) { pending |= !op.req->test(); });
+  return pending;
 }
 
 void OfiTransport::progressLoop() {
@@ -221,7 +254,7 @@ void OfiTransport::progressLoop() {
     {
       std::lock_guard lock(mu_);
       moved = pollLocked(true);
-      busy = !ops_.empty();
+      busy = pendingWork();  // (an abandoned send to a departed peer is not work)
     }
     const auto now = Clock::now();
     if (moved) {

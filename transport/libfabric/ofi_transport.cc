@@ -1,6 +1,7 @@
 // The OFI transport's lifecycle and posting: endpoints per provider, connecting (address
 // vectors + side channel), isend/irecv (pieces beyond the provider's message limit), messages
 // to oneself, and the plugin's entry point.
+#include <rdma/fi_rma.h>
 #include <rdma/fi_tagged.h>
 #include <sys/eventfd.h>
 
@@ -53,7 +54,19 @@ OfiTransport::OfiTransport(GroupIdentity id, OfiOptions opts) : id_(std::move(id
 OfiTransport::~OfiTransport() {
   progress_->detach();
   {
-    std::lock_guard lock(mu_);
+    // Sends under way finish first (as the socket transport drains its queues): the goodbye
+    // travels on another connection and could overtake them.
+    std::unique_lock lock(mu_);
+    for (auto until = Clock::now() + std::chrono::seconds(2); connected_ && !broken_ && Clock::now() < until;) {
+      bool sending = false;
+      ops_.forEach([&](Op& op) { sending |= op.kind == RequestLabel::Op::kSend && !peers_[op.peer].left; });
+      if (!sending) break;
+      if (!pollLocked(true)) {
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
+      }
+    }
     if (connected_ && !broken_) side_->sendBye();
   }
   stop_.store(true);
@@ -182,29 +195,64 @@ void* OfiTransport::descriptor(Op& op, int endpoint, void* data, size_t bytes, c
 // Posts `op` as pieces of at most maxPiece_ bytes, each by `fn(piece, offset)`. What the provider
 // has no room for (-FI_EAGAIN) waits in the peer's backlog, behind which later operations to that
 // peer queue up (equal tags keep their order); progress posts it as completions free room.
-void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, PostFn fn) {
+ssize_t PostArgs::post(Piece& piece, size_t offset) const {
+  switch (verb) {
+    case kSend: return fi_tsend(ep, buf + offset, piece.bytes, desc, addr, tag, &piece.ctx);
+    case kInject: return fi_tinject(ep, buf + offset, piece.bytes, addr, tag);
+    case kRecv: return fi_trecv(ep, buf + offset, piece.bytes, desc, addr, tag, 0, &piece.ctx);
+    case kRead: return fi_read(ep, buf + offset, piece.bytes, desc, addr, remote + offset, tag, &piece.ctx);
+  }
+  return -FI_EINVAL;
+}
+
+void OpList::add(std::unique_ptr<Op> op) {
+  Op* o = op.release();
+  o->next = head_;
+  if (head_) head_->prev = o;
+  head_ = o;
+}
+
+void OpList::erase(Op* o) {
+  (o->prev ? o->prev->next : head_) = o->next;
+  if (o->next) o->next->prev = o->prev;
+  delete o;
+}
+
+void OpList::clear() {
+  while (head_) erase(head_);
+}
+
+Op* OpList::find(const RequestState* req) const {
+  for (Op* o = head_; o; o = o->next)
+    if (o->req.get() == req) return o;
+  return nullptr;
+}
+
+void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, const PostArgs& args) {
   Op* op = owned.get();
-  ops_.emplace(op, std::move(owned));
+  ops_.add(std::move(owned));
   op->bytes = bytes;
   op->pieceBytes = maxPiece_;
   op->pieceCount = bytes == 0 ? 1 : 1 + (bytes - 1) / maxPiece_;  // (maxPiece_ may be SIZE_MAX)
-  op->poster = std::move(fn);
+  op->args = args;
   auto& backlog = peers_[op->peer].backlog;
   if (!backlog.empty() || !postPieces(*op)) {
+    op->inBacklog = true;
     backlog.push_back(op);
     return;
   }
   if (op->outstanding == 0) finish(*op);
 }
 
-bool OfiTransport::repost(Op& op, size_t bytes, PostFn fn) {
+bool OfiTransport::repost(Op& op, size_t bytes, const PostArgs& args) {
   op.pieces.clear();  // every piece of the last stage has completed
   op.bytes = bytes;
   op.pieceCount = bytes == 0 ? 1 : 1 + (bytes - 1) / op.pieceBytes;
   op.nextPiece = 0;
-  op.poster = std::move(fn);
+  op.args = args;
   auto& backlog = peers_[op.peer].backlog;
   if (!backlog.empty() || !postPieces(op)) {
+    op.inBacklog = true;
     backlog.push_back(&op);
     return true;
   }
@@ -217,15 +265,17 @@ bool OfiTransport::postPieces(Op& op) {
     piece->op = &op;
     const size_t offset = op.nextPiece * op.pieceBytes;
     piece->bytes = std::min(op.pieceBytes, op.bytes - offset);
-    ssize_t ret = op.poster(*piece, offset);
-    if (ret == -FI_EAGAIN) return false;
+    ssize_t ret = op.args.post(*piece, offset);
+    // No room now (shm says -FI_ENOMEM when its receive entries run out): wait in the backlog.
+    if (ret == -FI_EAGAIN || ret == -FI_ENOMEM) return false;
     if (ret != 0) {
       op.error = {ErrorCode::kSystem, fiError("posting to libfabric", ret)};
       withdraw(op);
       break;
     }
-    ++op.outstanding;
     ++op.nextPiece;
+    if (op.args.verb == PostArgs::kInject) continue;  // copied out already; no completion comes
+    ++op.outstanding;
     op.pieces.push_back(std::move(piece));
   }
   return true;
@@ -242,6 +292,7 @@ bool OfiTransport::drainBacklogs() {
       moved |= op->nextPiece != before;
       if (!done) break;
       p.backlog.pop_front();
+      op->inBacklog = false;
       if (op->outstanding == 0) finish(*op);
     }
   }
@@ -293,11 +344,13 @@ RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   const PeerInfo& p = peers_[peer];
   fid_ep* ep = endpoints_[p.endpoint]->ep();
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_SEND);
-  op->serial = nextSerial_++;
-  req->setCanceller([this, raw = op.get(), serial = op->serial] { cancelOp(raw, serial); });
-  post(std::move(op), bytes, [ep, buf, desc, addr = p.addr, tag](Piece& piece, size_t offset) {
-    return fi_tsend(ep, buf + offset, piece.bytes, desc, addr, tag, &piece.ctx);
-  });
+  req->setCanceller([this, state = req.get()] { cancelOp(state); });  // (fits std::function's small buffer)
+  // Small sends over shm are injected: written into the peer's queue before fi_tinject returns,
+  // so done at once (the latency path). Other providers may still hold injected data after
+  // returning, where a teardown right after would lose it: they complete as usual.
+  const Endpoint& carrier = *endpoints_[p.endpoint];
+  const bool inject = carrier.provider() == "shm" && bytes <= carrier.injectBytes() && bytes <= maxPiece_;
+  post(std::move(op), bytes, PostArgs{inject ? PostArgs::kInject : PostArgs::kSend, ep, buf, desc, p.addr, tag});
   wakeProgress();
   return req;
 }
@@ -320,11 +373,8 @@ RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   const PeerInfo& p = peers_[peer];
   fid_ep* ep = endpoints_[p.endpoint]->ep();
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_RECV);
-  op->serial = nextSerial_++;
-  req->setCanceller([this, raw = op.get(), serial = op->serial] { cancelOp(raw, serial); });
-  post(std::move(op), bytes, [ep, buf, desc, addr = p.addr, tag](Piece& piece, size_t offset) {
-    return fi_trecv(ep, buf + offset, piece.bytes, desc, addr, tag, 0, &piece.ctx);
-  });
+  req->setCanceller([this, state = req.get()] { cancelOp(state); });
+  post(std::move(op), bytes, PostArgs{PostArgs::kRecv, ep, buf, desc, p.addr, tag});
   wakeProgress();
   return req;
 }

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
+#include <functional>
 
 #include "transport/caller_progress.h"
 #include "transport/libfabric/ofi_address.h"
@@ -33,7 +33,17 @@ struct Piece {
   size_t bytes = 0;
 };
 
-using PostFn = std::function<ssize_t(Piece&, size_t offset)>;
+// What posting an Op's pieces needs, kept by value: pieces may be posted later, from the backlog.
+struct PostArgs {
+  enum Verb : uint8_t { kSend, kInject, kRecv, kRead } verb = kSend;  // kInject: done once posted
+  fid_ep* ep = nullptr;
+  uint8_t* buf = nullptr;
+  void* desc = nullptr;
+  fi_addr_t addr = FI_ADDR_UNSPEC;
+  uint64_t tag = 0;     // reads: the remote key
+  uint64_t remote = 0;  // reads: the remote address (or offset) of byte 0
+  ssize_t post(Piece& piece, size_t offset) const;
+};
 
 // A send, receive or read: one or more pieces (messages beyond the provider's limit), posted in
 // order; pieces the provider has no room for yet wait in their peer's backlog.
@@ -42,17 +52,37 @@ struct Op {
   RequestLabel::Op kind = RequestLabel::Op::kSend;
   int peer = -1;
   std::vector<std::unique_ptr<Piece>> pieces;
-  uint64_t serial = 0;  // tells a live Op from a later one at the same address
+  Op* prev = nullptr;  // in the transport's list of live operations
+  Op* next = nullptr;
   int outstanding = 0;  // pieces posted and not completed
   size_t bytes = 0, pieceBytes = 0, pieceCount = 0, nextPiece = 0;
-  PostFn poster;        // posts one piece (captures everything by value: it may run later)
+  PostArgs args;
   bool cancelled = false;  // the canceller's caller reports the failure (timeout or cancel)
+  bool inBacklog = false;  // pieces still to post: not finished even when none is outstanding
   // Runs when every piece succeeded; may repost the Op for a next stage (returns true then).
   std::function<bool(Op&)> then;
   uint64_t guardWord = 0;   // a read's landing place for the owner's guard word
   FidPtr<fid_mr> guardMr;   // its registration, for providers that need FI_MR_LOCAL
   std::optional<std::pair<ErrorCode, std::string>> error;
   FidPtr<fid_mr> mr;  // per-operation registration, for providers that need FI_MR_LOCAL
+};
+
+// The live operations, intrusively linked (no allocation per operation beyond the Op); owns them.
+class OpList {
+ public:
+  ~OpList() { clear(); }
+  void add(std::unique_ptr<Op> op);
+  void erase(Op* op);  // deletes it
+  void clear();
+  bool empty() const { return !head_; }
+  Op* find(const RequestState* req) const;
+  template <class F>
+  void forEach(F&& f) const {
+    for (Op* o = head_; o; o = o->next) f(*o);
+  }
+
+ private:
+  Op* head_ = nullptr;
 };
 
 // A send or receive between this rank and itself, waiting for its partner.
@@ -112,10 +142,10 @@ class OfiTransport final : public Transport {
   std::shared_ptr<RequestState> newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes);
   bool admit(RequestState& req, int peer);
   // Posting (under mu_).
-  void post(std::unique_ptr<Op> op, size_t bytes, PostFn fn);
-  bool repost(Op& op, size_t bytes, PostFn fn);  // the next stage of an Op; false if it ended
+  void post(std::unique_ptr<Op> op, size_t bytes, const PostArgs& args);
+  bool repost(Op& op, size_t bytes, const PostArgs& args);  // the next stage of an Op; false if it ended
   Registration registerRange(void* ptr, size_t bytes, MemoryKind kind, uint64_t key);
-  PostFn guardRead(Op& op, const RemoteRegion& r);
+  PostArgs guardRead(Op& op, const RemoteRegion& r);
   bool postPieces(Op& op);  // false: the provider has no room now
   bool drainBacklogs();
   void* descriptor(Op& op, int endpoint, void* data, size_t bytes, const MemoryRegion* region, uint64_t access);
@@ -127,12 +157,17 @@ class OfiTransport final : public Transport {
   void onCompletion(Piece& piece, size_t len, int err, const std::string& detail);
   void finish(Op& op);
   void handleSideChannel();
+  std::optional<std::string> lostPeerReason();  // a peer lost or aborting, per the side channel
   void progressLoop();
   void withdraw(Op& op);  // fi_cancel of a receive's or read's pieces
-  void cancelOp(Op* op, uint64_t serial);
+  void cancelOp(const RequestState* req);
   void wakeProgress();
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);
+  // Fails every operation with peer `peer` (-1: all): receives and reads first give their
+  // buffers back (bounded wait), then every request fails with `code` and "failed: why".
+  void failOps(int peer, ErrorCode code, const std::string& why);
+  bool pendingWork() const;  // an operation whose request has not finished
 
   GroupIdentity id_;
   OfiOptions opts_;
@@ -140,17 +175,18 @@ class OfiTransport final : public Transport {
   size_t maxPiece_ = 0;
   mutable std::mutex mu_;
   // Declared before the endpoints: destroyed after them, so the provider never holds a freed Piece.
-  std::unordered_map<Op*, std::unique_ptr<Op>> ops_;
+  OpList ops_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint*> polled_;  // the endpoints some peer uses (after connect): the rest stay idle
   std::map<uint64_t, Registration> regions_;  // by id; closed before the endpoints' domains
   uint64_t nextRegionId_ = 1;
+  uint64_t keyBase_ = 0;  // random per transport: a blob from an earlier group or epoch opens nothing here
   std::unique_ptr<uint64_t[]> guards_;
   std::optional<Registration> guardRegion_;
   std::vector<size_t> freeGuardSlots_;
   uint64_t nextReadId_ = 1;
-  uint64_t nextSerial_ = 1;
   std::unique_ptr<SideChannel> side_;
+  std::vector<SideChannel::Event> sideEvents_;  // read, not yet handled (see lostPeerReason)
   OfiAddress self_;
   std::vector<PeerInfo> peers_;
   std::map<Tag, std::deque<SelfOp>> selfSends_, selfRecvs_;

@@ -188,11 +188,13 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
 void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key key, bool granted, uint16_t type) {
   Peer& p = peers_[peer];
   const size_t bytes = op->bytes;
-  const int n = (bytes >= opts_.stripeMinBytes && p.conns.size() > 1) ? static_cast<int>(p.conns.size()) : 1;
+  // Striped over the sockets when large; chunks stay under 4 GiB (their length is 32 bits).
+  const size_t stripes = (bytes >= opts_.stripeMinBytes && p.conns.size() > 1) ? p.conns.size() : 1;
+  const size_t n = std::max(stripes, (bytes + kMaxChunkBytes - 1) / kMaxChunkBytes);
   const size_t per = n == 1 ? bytes : (bytes + n - 1) / n;
-  op->chunksLeft = n;
-  for (int i = 0; i < n; ++i) {
-    Conn* c = n > 1 ? p.conns[i] : p.conns[p.roundRobin++ % p.conns.size()];
+  op->chunksLeft = static_cast<int>(n);
+  for (size_t i = 0; i < n; ++i) {
+    Conn* c = n > 1 ? p.conns[i % p.conns.size()] : p.conns[p.roundRobin++ % p.conns.size()];
     OutChunk chunk;
     chunk.op = op;
     chunk.offset = std::min(bytes, per * i);

@@ -26,6 +26,7 @@ namespace eccl::transport::sockets {
 using Key = std::pair<Tag, uint64_t>;
 inline constexpr size_t kReadBudgetPerEvent = 8u << 20;  // then let other sockets have a turn
 inline constexpr size_t kScratchBytes = 64 * 1024;
+inline constexpr size_t kMaxChunkBytes = size_t(1) << 30;
 inline constexpr size_t kInBufferBytes = 16 * 1024;
 inline constexpr uint64_t kWakeId = ~uint64_t(0);
 
