@@ -1,5 +1,6 @@
 #include "transport/request_state.h"
 
+#include <cstring>
 #include <thread>
 
 namespace eccl::transport {
@@ -89,6 +90,18 @@ void RequestState::wait(Deadline deadline) {
   }
   std::lock_guard lock(mu_);
   if (failed_) throw Error(code_, error_);
+}
+
+void completeLocalMatch(RequestState& send, const void* src, size_t sendBytes, RequestState& recv, void* dst,
+                        size_t recvBytes) {
+  if (sendBytes != recvBytes) {
+    send.fail(ErrorCode::kInvalidArgument, send.what() + ": the matching receive expects " + std::to_string(recvBytes) + " bytes");
+    recv.fail(ErrorCode::kInvalidArgument, recv.what() + ": the matching send has " + std::to_string(sendBytes) + " bytes");
+    return;
+  }
+  if (sendBytes) std::memcpy(dst, src, sendBytes);
+  send.complete();
+  recv.complete();
 }
 
 }  // namespace eccl::transport

@@ -66,4 +66,9 @@ class RequestState final : public Request {
   std::function<void()> canceller_;
 };
 
+// A send and a receive of one rank to itself meet: copies the bytes and completes both, or fails
+// both naming the sizes when they differ.
+void completeLocalMatch(RequestState& send, const void* src, size_t sendBytes, RequestState& recv, void* dst,
+                        size_t recvBytes);
+
 }  // namespace eccl::transport

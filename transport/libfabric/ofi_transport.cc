@@ -316,14 +316,7 @@ void OfiTransport::postSelf(bool send, Tag tag, const std::shared_ptr<RequestSta
   const SelfOp mine{req, data, bytes};
   const SelfOp& s = send ? mine : other;
   const SelfOp& r = send ? other : mine;
-  if (s.bytes != r.bytes) {
-    s.req->fail(ErrorCode::kInvalidArgument, s.req->what() + ": the matching receive expects " + std::to_string(r.bytes) + " bytes");
-    r.req->fail(ErrorCode::kInvalidArgument, r.req->what() + ": the matching send has " + std::to_string(s.bytes) + " bytes");
-    return;
-  }
-  if (s.bytes) std::memcpy(r.data, s.data, s.bytes);
-  s.req->complete();
-  r.req->complete();
+  completeLocalMatch(*s.req, s.data, s.bytes, *r.req, r.data, r.bytes);
 }
 
 RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {

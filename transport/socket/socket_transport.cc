@@ -124,14 +124,7 @@ bool SocketTransport::admit(RequestState& req, int peer) {
 
 // A send to oneself meets its receive: a local copy.
 void SocketTransport::matchSelf(SendOp& s, RecvOp& r) {
-  if (s.bytes != r.bytes) {
-    s.req->fail(ErrorCode::kInvalidArgument, s.req->what() + ": the matching receive expects " + std::to_string(r.bytes) + " bytes");
-    r.req->fail(ErrorCode::kInvalidArgument, r.req->what() + ": the matching send has " + std::to_string(s.bytes) + " bytes");
-    return;
-  }
-  if (s.bytes) std::memcpy(r.data, s.data, s.bytes);
-  s.req->complete();
-  r.req->complete();
+  completeLocalMatch(*s.req, s.data, s.bytes, *r.req, r.data, r.bytes);
 }
 
 void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {

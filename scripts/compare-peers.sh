@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Same-run comparison of eccl against Open MPI (mpirun, vader and tcp BTLs) and Gloo on this
+# machine: each measurement is repeated ROUNDS times with the systems interleaved (A B C A B C),
+# and the median and range are printed. Build first (scripts/test.sh or scripts/demo.sh).
+#   scripts/compare-peers.sh [ROUNDS]        (default 3)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${1:-3}
+PERF="$ROOT/build/apps/eccl-perf/eccl-perf"
+MOVE="$ROOT/build/bench/expert_move_bench"
+MPI_PEER="$ROOT/build/bench/mpi_peer"
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+for b in "$PERF" "$MOVE" "$MPI_PEER"; do [ -x "$b" ] || { echo "missing $b: build first" >&2; exit 2; }; done
+
+# eccl-perf's last line: size time algbw busbw [| gloo time, gloo busbw, ratio]
+eccl() {  # transport provider op bytes ranks iters -> "time busbw"
+  local t=$1 p=$2 op=$3 b=$4 r=$5 n=$6
+  "$PERF" -o "$op" -b "$b" -e "$b" -n "$n" -w 5 -r "$r" --transport "$t" ${p:+--provider "$p"} 2>/dev/null | tail -1 | awk '{print $2, $4}'
+}
+gloo() {  # op bytes ranks iters -> "time busbw" (Gloo's columns of eccl-perf --compare gloo)
+  "$PERF" -o "$1" -b "$2" -e "$2" -n "$4" -w 5 -r "$3" --compare gloo 2>/dev/null | tail -1 | awk '{print $6, $7}'
+}
+mpi() {  # btl op bytes ranks iters -> "time busbw"
+  "${MPIRUN[@]}" -np "$4" --mca btl "self,$1" "$MPI_PEER" -o "$2" -b "$3" -n "$5" -r 1 2>/dev/null | awk '{print $8, $12}'
+}
+move() {  # transport provider -> ms (raw batch_isend_irecv)
+  ECCL_TRANSPORT=$1 ECCL_OFI_PROVIDER=$2 "$MOVE" --iterations 5 2>/dev/null | awk '/raw batch/{print $4}'
+}
+mpimove() {  # btl -> us
+  "${MPIRUN[@]}" -np 4 --mca btl "self,$1" "$MPI_PEER" -o expert_move -b 4M -k 16 -n 5 -r 1 2>/dev/null | awk '{print $8}'
+}
+
+stats() {  # values... -> "median (min-max)"
+  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.3g (%.3g-%.3g)", v[int((NR+1)/2)], v[1], v[NR]}'
+}
+
+row() {  # label, then name=command pairs; each command prints one number
+  local label=$1; shift
+  declare -A vals
+  for ((i = 0; i < ROUNDS; i++)); do
+    for spec in "$@"; do vals[${spec%%=*}]+="$(eval "${spec#*=}") "; done
+  done
+  printf '%-34s' "$label"
+  for spec in "$@"; do printf ' | %s %s' "${spec%%=*}" "$(stats ${vals[${spec%%=*}]})"; done
+  printf '\n'
+}
+
+echo "# $(date -u +%F) $(nproc) cores; medians (min-max) of $ROUNDS interleaved rounds"
+row "8 B latency, us (half round trip)" \
+  "eccl-ofi-shm=eccl ofi shm pingpong 8 2 20000 | cut -d' ' -f1" "eccl-socket=eccl socket '' pingpong 8 2 20000 | cut -d' ' -f1" \
+  "mpi-vader=mpi vader pingpong 8 2 20000 | cut -d' ' -f1" "mpi-tcp=mpi tcp pingpong 8 2 20000 | cut -d' ' -f1" \
+  "gloo=gloo pingpong 8 2 2000 | cut -d' ' -f1"
+row "pingpong 1 MiB, GB/s" \
+  "eccl-ofi-shm=eccl ofi shm pingpong 1M 2 200 | cut -d' ' -f2" "eccl-socket=eccl socket '' pingpong 1M 2 200 | cut -d' ' -f2" \
+  "mpi-vader=mpi vader pingpong 1M 2 200 | cut -d' ' -f2" "mpi-tcp=mpi tcp pingpong 1M 2 200 | cut -d' ' -f2" \
+  "gloo=gloo pingpong 1M 2 200 | cut -d' ' -f2"
+# 1 MiB from every rank: eccl-perf's size is the whole gathered buffer (nccl-tests' convention),
+# mpi_peer's the part of one rank.
+for r in 2 4 8; do
+  row "all_gather busbw $r x 1 MiB, GB/s" \
+    "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r 50 | cut -d' ' -f2" \
+    "mpi-vader=mpi vader all_gather 1M $r 50 | cut -d' ' -f2" "mpi-tcp=mpi tcp all_gather 1M $r 50 | cut -d' ' -f2" \
+    "gloo=gloo all_gather ${r}M $r 50 | cut -d' ' -f2"
+done
+row "expert move 4 x 16 x 4 MiB, ms" \
+  "eccl-ofi-shm=move ofi shm" "eccl-socket=move socket auto" \
+  "mpi-vader=mpimove vader | awk '{print \$1 / 1000}'" "mpi-tcp=mpimove tcp | awk '{print \$1 / 1000}'"
