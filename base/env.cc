@@ -40,4 +40,8 @@ long long envInt(const char* name, long long fallback) {
   return v;
 }
 
+std::chrono::milliseconds operationTimeout(std::optional<std::chrono::milliseconds> given) {
+  return given ? *given : envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300));
+}
+
 }  // namespace eccl

@@ -18,4 +18,8 @@ std::chrono::milliseconds envSeconds(const char* name, std::chrono::milliseconds
 // A non-negative integer; `fallback` when unset. Throws like envSeconds.
 long long envInt(const char* name, long long fallback);
 
+// The deadline of group building and of every communicator operation: `given` if set, else
+// $ECCL_TIMEOUT seconds, else 300 s. The one place that default is decided.
+std::chrono::milliseconds operationTimeout(std::optional<std::chrono::milliseconds> given);
+
 }  // namespace eccl

@@ -37,7 +37,7 @@ void split(size_t count, int n, std::vector<size_t>& counts, std::vector<size_t>
 
 Communicator::Communicator(std::unique_ptr<transport::Transport> t, CommOptions options)
     : id_(t->identity()),
-      timeout_(options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)))),
+      timeout_(operationTimeout(options.timeout)),
       opts_(options),
       transport_(std::move(t)) {
   registrations_->transport = transport_.get();

@@ -60,7 +60,7 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
     throw Error(ErrorCode::kInvalidArgument, "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size));
   if (name.empty() || name.find('/') != std::string::npos)
     throw Error(ErrorCode::kInvalidArgument, "group name '" + name + "' must be non-empty and contain no '/'");
-  const auto timeout = options.timeout.value_or(envSeconds("ECCL_TIMEOUT", std::chrono::seconds(300)));
+  const auto timeout = operationTimeout(options.timeout);
   const Deadline deadline = Deadline::after(timeout);
   transport::GroupIdentity id{name, options.epoch, rank, size};
   transport::TransportOptions to = options.transport;

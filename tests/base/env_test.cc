@@ -18,6 +18,15 @@ TEST(Env, SecondsParsesFractionsAndFallsBack) {
   ::unsetenv("ECCL_TEST_SECS");
 }
 
+TEST(Env, OperationTimeoutIsGivenElseEcclTimeoutElse300Seconds) {
+  ::unsetenv("ECCL_TIMEOUT");
+  EXPECT_EQ(operationTimeout(std::nullopt), Millis(300000));
+  ::setenv("ECCL_TIMEOUT", "1.5", 1);
+  EXPECT_EQ(operationTimeout(std::nullopt), Millis(1500));
+  EXPECT_EQ(operationTimeout(Millis(20)), Millis(20));
+  ::unsetenv("ECCL_TIMEOUT");
+}
+
 TEST(Env, BadValuesNameTheVariable) {
   for (const char* bad : {"abc", "-1", "1s", "nan"}) {
     ::setenv("ECCL_TEST_SECS", bad, 1);

@@ -145,7 +145,8 @@ void OfiTransport::handleSideChannel() {
 void OfiTransport::withdraw(Op& op) {
   if (op.kind == RequestLabel::Op::kSend || op.peer < 0 || !endpoints_[peers_[op.peer].endpoint]->ep()) return;
   fid_ep* ep = endpoints_[peers_[op.peer].endpoint]->ep();
-  for (auto& piece : op.pieces) fi_cancel(&ep->fid, &piece->ctx);
+  if (op.firstPosted) fi_cancel(&ep->fid, &op.first.ctx);
+  for (auto& piece : op.more) fi_cancel(&ep->fid, &piece->ctx);
 }
 
 // Request::cancel's hook: runs under no lock; returns once the provider is done with the

@@ -245,7 +245,8 @@ void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, const PostArgs&
 }
 
 bool OfiTransport::repost(Op& op, size_t bytes, const PostArgs& args) {
-  op.pieces.clear();  // every piece of the last stage has completed
+  op.more.clear();  // every piece of the last stage has completed
+  op.firstPosted = false;
   op.bytes = bytes;
   op.pieceCount = bytes == 0 ? 1 : 1 + (bytes - 1) / op.pieceBytes;
   op.nextPiece = 0;
@@ -261,11 +262,13 @@ bool OfiTransport::repost(Op& op, size_t bytes, const PostArgs& args) {
 
 bool OfiTransport::postPieces(Op& op) {
   while (op.nextPiece < op.pieceCount && !op.error) {
-    auto piece = std::make_unique<Piece>();
-    piece->op = &op;
+    // The first piece lives in the Op (most operations have one); more are allocated.
+    std::unique_ptr<Piece> extra = op.nextPiece == 0 ? nullptr : std::make_unique<Piece>();
+    Piece& piece = extra ? *extra : op.first;
+    piece.op = &op;
     const size_t offset = op.nextPiece * op.pieceBytes;
-    piece->bytes = std::min(op.pieceBytes, op.bytes - offset);
-    ssize_t ret = op.args.post(*piece, offset);
+    piece.bytes = std::min(op.pieceBytes, op.bytes - offset);
+    ssize_t ret = op.args.post(piece, offset);
     // No room now (shm says -FI_ENOMEM when its receive entries run out): wait in the backlog.
     if (ret == -FI_EAGAIN || ret == -FI_ENOMEM) return false;
     if (ret != 0) {
@@ -276,7 +279,8 @@ bool OfiTransport::postPieces(Op& op) {
     ++op.nextPiece;
     if (op.args.verb == PostArgs::kInject) continue;  // copied out already; no completion comes
     ++op.outstanding;
-    op.pieces.push_back(std::move(piece));
+    op.firstPosted |= !extra;
+    if (extra) op.more.push_back(std::move(extra));
   }
   return true;
 }
@@ -330,19 +334,23 @@ RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes
     postSelf(true, tag, req, buf, bytes);
     return req;
   }
+  const PeerInfo& p = peers_[peer];
+  const Endpoint& carrier = *endpoints_[p.endpoint];
+  fid_ep* ep = carrier.ep();
+  // Small sends over shm are injected: written into the peer's queue before fi_tinject returns,
+  // so done at once, with nothing to track (the latency path). Other providers may still hold
+  // injected data after returning, where a teardown right after would lose it.
+  const bool inject = carrier.provider() == "shm" && bytes <= carrier.injectBytes() && bytes <= maxPiece_;
+  if (inject && p.backlog.empty() && fi_tinject(ep, buf, bytes, p.addr, tag) == 0) {
+    req->complete();
+    return req;
+  }
   auto op = std::make_unique<Op>();
   op->req = req;
   op->kind = RequestLabel::Op::kSend;
   op->peer = peer;
-  const PeerInfo& p = peers_[peer];
-  fid_ep* ep = endpoints_[p.endpoint]->ep();
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_SEND);
   req->setCanceller([this, state = req.get()] { cancelOp(state); });  // (fits std::function's small buffer)
-  // Small sends over shm are injected: written into the peer's queue before fi_tinject returns,
-  // so done at once (the latency path). Other providers may still hold injected data after
-  // returning, where a teardown right after would lose it: they complete as usual.
-  const Endpoint& carrier = *endpoints_[p.endpoint];
-  const bool inject = carrier.provider() == "shm" && bytes <= carrier.injectBytes() && bytes <= maxPiece_;
   post(std::move(op), bytes, PostArgs{inject ? PostArgs::kInject : PostArgs::kSend, ep, buf, desc, p.addr, tag});
   wakeProgress();
   return req;

@@ -51,7 +51,9 @@ struct Op {
   std::shared_ptr<RequestState> req;
   RequestLabel::Op kind = RequestLabel::Op::kSend;
   int peer = -1;
-  std::vector<std::unique_ptr<Piece>> pieces;
+  Piece first;                              // the first piece of the current stage
+  bool firstPosted = false;                 // (and not yet completed with its stage)
+  std::vector<std::unique_ptr<Piece>> more;  // pieces after the first
   Op* prev = nullptr;  // in the transport's list of live operations
   Op* next = nullptr;
   int outstanding = 0;  // pieces posted and not completed
