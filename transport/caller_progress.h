@@ -35,6 +35,10 @@ class CallerProgress {
   // default 2000 µs: longer than a scheduler time slice, so a peer that was descheduled does
   // not drop this rank back to sleeping; 0 disables caller polling).
   std::chrono::microseconds window() const { return window_; }
+  // More ranks of this host than cores it may use: a waiter that polls in vain gives its core up
+  // at once (the peer it waits for may need it), as Open MPI does when oversubscribed.
+  void setOversubscribed(bool on) { oversubscribed_.store(on, std::memory_order_relaxed); }
+  bool oversubscribed() const { return oversubscribed_.load(std::memory_order_relaxed); }
 
  private:
   std::mutex mu_;
@@ -42,6 +46,7 @@ class CallerProgress {
   std::atomic<int> spinners_{0};
   std::atomic<int64_t> lastSpinEnd_{0};  // steady_clock, ns
   std::chrono::microseconds window_;
+  std::atomic<bool> oversubscribed_{false};
 };
 
 }  // namespace eccl::transport

@@ -64,6 +64,7 @@ void RequestState::spin(Deadline deadline) {
       idlePolls = 0;
       continue;
     }
+    if (progress_->oversubscribed()) std::this_thread::yield();
     if (++idlePolls % 8 != 0) continue;  // the clock costs a fifth of a poll: look at it less
     auto now = Clock::now();
     if (now - lastMoved >= progress_->window() || now >= deadline.at()) break;
