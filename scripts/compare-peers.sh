@@ -30,15 +30,19 @@ mpimove() {  # btl -> us
   "${MPIRUN[@]}" -np 4 --mca btl "self,$1" "$MPI_PEER" -o expert_move -b 4M -k 16 -n 5 -r 1 2>/dev/null | awk '{print $8}'
 }
 
-stats() {  # values... -> "median (min-max)"
-  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.3g (%.3g-%.3g)", v[int((NR+1)/2)], v[1], v[NR]}'
+stats() {  # values... -> "median (min-max) [n/ROUNDS]"
+  printf '%s\n' "$@" | grep -E '^[0-9.e+-]+$' | sort -g |
+    awk -v r="$ROUNDS" '{v[NR]=$1} END {if (!NR) {printf "failed"; exit}
+      printf "%.3g (%.3g-%.3g)%s", v[int((NR+1)/2)], v[1], v[NR], NR < r ? " [" NR "/" r "]" : ""}'
 }
 
 row() {  # label, then name=command pairs; each command prints one number
   local label=$1; shift
+  [[ -z ${ONLY:-} || $label == *"$ONLY"* ]] || return 0
   declare -A vals
   for ((i = 0; i < ROUNDS; i++)); do
-    for spec in "$@"; do vals[${spec%%=*}]+="$(eval "${spec#*=}") "; done
+    # A failed run counts as missing (said on stderr), not as a figure.
+    for spec in "$@"; do vals[${spec%%=*}]+="$(eval "${spec#*=}" || echo "${spec%%=*} failed" >&2) "; done
   done
   printf '%-34s' "$label"
   for spec in "$@"; do printf ' | %s %s' "${spec%%=*}" "$(stats ${vals[${spec%%=*}]})"; done
@@ -46,6 +50,7 @@ row() {  # label, then name=command pairs; each command prints one number
 }
 
 echo "# $(date -u +%F) $(nproc) cores; medians (min-max) of $ROUNDS interleaved rounds"
+ONLY=${ONLY:-}  # e.g. ONLY=all_gather: just the rows whose label contains it
 row "8 B latency, us (half round trip)" \
   "eccl-ofi-shm=eccl ofi shm pingpong 8 2 20000 | cut -d' ' -f1" "eccl-socket=eccl socket '' pingpong 8 2 20000 | cut -d' ' -f1" \
   "mpi-vader=mpi vader pingpong 8 2 20000 | cut -d' ' -f1" "mpi-tcp=mpi tcp pingpong 8 2 20000 | cut -d' ' -f1" \
