@@ -44,25 +44,6 @@ TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
   EXPECT_TRUE(ra == b);
 }
 
-TEST(SocketTransport, EqualTagsMatchInPostingOrder) {
-  auto g = localGroup(2);
-  const int count = 50;
-  std::vector<std::vector<uint8_t>> sent, got(count);
-  std::vector<RequestPtr> reqs;
-  for (int i = 0; i < count; ++i) sent.push_back(pattern(1 + (i * 7919) % 300000, i));
-  for (int i = 0; i < count / 2; ++i) {
-    got[i].resize(sent[i].size());
-    reqs.push_back(g[1]->irecv(0, 42, got[i].data(), got[i].size()));
-  }
-  for (int i = 0; i < count; ++i) reqs.push_back(g[0]->isend(1, 42, sent[i].data(), sent[i].size()));
-  for (int i = count / 2; i < count; ++i) {
-    got[i].resize(sent[i].size());
-    reqs.push_back(g[1]->irecv(0, 42, got[i].data(), got[i].size()));
-  }
-  for (auto& r : reqs) r->wait(kLong());
-  for (int i = 0; i < count; ++i) EXPECT_TRUE(got[i] == sent[i]) << "message " << i;
-}
-
 TEST(SocketTransport, StagingBudgetPausesThenResumes) {
   // Every message eager (no rendezvous), so these large ones are staged until the budget runs out.
   auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20, .rendezvousBytes = 1ll << 40});
