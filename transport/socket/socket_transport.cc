@@ -12,7 +12,7 @@
 #include "base/env.h"
 #include "base/logging.h"
 #include "transport/socket/socket.h"
-#include "transport/remote_region.h"
+#include "transport/argument_checks.h"
 #include "transport/socket/socket_connector.h"
 #include "transport/socket/socket_transport_impl.h"
 
@@ -127,16 +127,8 @@ void SocketTransport::matchSelf(SendOp& s, RecvOp& r) {
   completeLocalMatch(*s.req, s.data, s.bytes, *r.req, r.data, r.bytes);
 }
 
-void SocketTransport::checkPeer(int peer, const char* op, size_t bytes) const {
-  if (peer < 0 || peer >= id_.size)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + op + " of " + std::to_string(bytes) +
-                                                 " bytes names peer " + std::to_string(peer) + ", outside 0.." +
-                                                 std::to_string(id_.size - 1));
-}
-
 RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
-  checkPeer(peer, "send", bytes);
-  checkLocalRegion(id_, region, data, bytes, "send");
+  checkOperation(id_, peer, "send", data, bytes, region);
   std::lock_guard lock(mu_);
   auto req = std::make_shared<RequestState>(RequestLabel{names_, RequestLabel::Op::kSend, bytes, peer, tag}, progress_);
   auto op = std::make_shared<SendOp>();
@@ -202,8 +194,7 @@ void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key
 }
 
 RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
-  checkPeer(peer, "receive", bytes);
-  checkLocalRegion(id_, region, data, bytes, "receive");
+  checkOperation(id_, peer, "receive", data, bytes, region);
   std::lock_guard lock(mu_);
   auto req = std::make_shared<RequestState>(RequestLabel{names_, RequestLabel::Op::kRecv, bytes, peer, tag}, progress_);
   auto op = std::make_shared<RecvOp>();
@@ -304,8 +295,14 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
     p.posted.clear();
     p.selfSends.clear();
     p.awaitingCts.clear();
+    // A payload being read into a receive's buffer goes to scratch from here on: the caller may
+    // free the buffer as soon as it sees the failure.
     for (Conn* c : p.conns)
-      if (c->target) c->target->req->fail(code, c->target->req->what() + " failed: " + reason);
+      if (c->target) {
+        c->target->req->fail(code, c->target->req->what() + " failed: " + reason);
+        c->target = nullptr;
+        if (c->sink == Conn::Sink::kRecv) c->sink = Conn::Sink::kDiscard;
+      }
   }
   // An abort or a lost peer that cost operations is worth a warning; a quiet teardown is not.
   if (pending || tellPeers) logger().warn("{}", reason);
