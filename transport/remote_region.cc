@@ -66,14 +66,4 @@ RemoteRegion checkedRemoteRegion(const GroupIdentity& reader, TransportKind kind
   return r;
 }
 
-void checkLocalRegion(const GroupIdentity& id, const MemoryRegion* region, const void* data, size_t bytes,
-                      const char* op) {
-  if (!region) return;
-  if (region->id == 0 || !region->contains(data, bytes))
-    throw Error(ErrorCode::kInvalidArgument,
-                id.describe() + ": " + op + " of " + std::to_string(bytes) + " bytes: the region given (" +
-                    std::to_string(region->bytes) + " bytes" + (region->id == 0 ? ", not registered" : "") +
-                    ") does not contain the buffer");
-}
-
 }  // namespace eccl::transport

@@ -32,9 +32,4 @@ struct RemoteRegion {
 RemoteRegion checkedRemoteRegion(const GroupIdentity& reader, TransportKind kind, int peer, const RegionBlob& blob,
                                  size_t offset, size_t bytes);
 
-// Checks that `region`, when given, is a live registration that holds [data, data + bytes).
-// Throws Error(kInvalidArgument) naming the operation and the ranges.
-void checkLocalRegion(const GroupIdentity& id, const MemoryRegion* region, const void* data, size_t bytes,
-                      const char* op);
-
 }  // namespace eccl::transport

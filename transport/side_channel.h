@@ -39,7 +39,6 @@ class SideChannel {
   // Best effort, without blocking: a peer whose socket is full or gone misses it.
   void sendAbort(const std::string& reason);
   void sendBye();
-  bool connected(int peer) const { return peer >= 0 && peer < int(peers_.size()) && peers_[peer].fd.valid(); }
 
  private:
   struct PeerLink {

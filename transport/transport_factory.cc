@@ -51,8 +51,7 @@ TransportOptions resolveTransportOptions(TransportOptions o) {
   if (o.kind != "socket" && o.kind != "ofi")
     throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: socket, ofi");
   if (o.kind == "ofi" && o.ofi.provider.empty()) o.ofi.provider = envString("ECCL_OFI_PROVIDER").value_or("auto");
-  if (o.host.empty()) o.host = !o.socket.host.empty() ? o.socket.host : o.ofi.host;
-  o.socket.host = o.ofi.host = o.host;
+  o.socket.host = o.ofi.host = o.host;  // the one address; the nested fields are not read
   return o;
 }
 

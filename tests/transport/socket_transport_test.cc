@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "apps/common/local_ranks.h"
+#include "tests/transport/expect_error.h"
 #include "tests/transport/local_group.h"
 #include "base/error.h"
 
@@ -12,16 +13,8 @@ namespace {
 
 using eccl::testing::localGroup;
 using eccl::testing::pattern;
-const Deadline kLong() { return Deadline::after(std::chrono::seconds(60)); }
-
-void expectError(const RequestPtr& r, Deadline d, const std::vector<std::string>& words) {
-  try {
-    r->wait(d);
-    ADD_FAILURE() << "request succeeded";
-  } catch (const Error& e) {
-    for (auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what() << "\n lacks: " << w;
-  }
-}
+using eccl::testing::expectError;
+using eccl::testing::kLong;
 
 class SocketTransportSizes : public ::testing::TestWithParam<size_t> {};
 INSTANTIATE_TEST_SUITE_P(Bytes, SocketTransportSizes,

@@ -9,6 +9,7 @@
 
 #include "apps/common/local_ranks.h"
 #include "base/error.h"
+#include "tests/transport/expect_error.h"
 #include "tests/transport/local_group.h"
 
 namespace eccl::transport {
@@ -16,16 +17,8 @@ namespace {
 
 using eccl::testing::localTransports;
 using eccl::testing::pattern;
-Deadline kLong() { return Deadline::after(std::chrono::seconds(60)); }
-
-void expectError(const RequestPtr& r, Deadline d, const std::vector<std::string>& words) {
-  try {
-    r->wait(d);
-    ADD_FAILURE() << "request succeeded";
-  } catch (const Error& e) {
-    for (auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what() << "\n lacks: " << w;
-  }
-}
+using eccl::testing::expectError;
+using eccl::testing::kLong;
 
 struct Flavor {
   std::string name;

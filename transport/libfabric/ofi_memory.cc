@@ -104,8 +104,7 @@ RegionBlob OfiTransport::exportRegion(const MemoryRegion& region) const {
 
 RequestPtr OfiTransport::iread(int peer, const RegionBlob& remote, size_t offset, void* dst, size_t bytes,
                                const MemoryRegion* local) {
-  checkPeer(peer, "read", bytes);
-  checkLocalRegion(id_, local, dst, bytes, "read");
+  checkOperation(id_, peer, "read", dst, bytes, local);
   const RemoteRegion r = checkedRemoteRegion(id_, TransportKind::kOfi, peer, remote, offset, bytes);
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kRead, peer, nextReadId_++, bytes);
@@ -121,10 +120,7 @@ RequestPtr OfiTransport::iread(int peer, const RegionBlob& remote, size_t offset
     }
     return req;
   }
-  auto op = std::make_unique<Op>();
-  op->req = req;
-  op->kind = RequestLabel::Op::kRead;
-  op->peer = peer;
+  auto op = newOp(req, RequestLabel::Op::kRead, peer);
   const PeerInfo& p = peers_[peer];
   Endpoint& ep = *endpoints_[p.endpoint];
   void* desc = descriptor(*op, p.endpoint, buf, bytes, local, FI_READ);
@@ -145,9 +141,7 @@ RequestPtr OfiTransport::iread(int peer, const RegionBlob& remote, size_t offset
     };
     return repost(o, bytes, data);
   };
-  req->setCanceller([this, state = req.get()] { cancelOp(state); });
   post(std::move(op), sizeof(uint64_t), guard);
-  wakeProgress();
   return req;
 }
 

@@ -156,13 +156,6 @@ std::string OfiTransport::peerAddress(int peer) const {
   return p.endpoint < 0 ? p.address : p.address + " over " + endpoints_[p.endpoint]->provider();
 }
 
-void OfiTransport::checkPeer(int peer, const char* op, size_t bytes) const {
-  if (peer < 0 || peer >= id_.size)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + op + " of " + std::to_string(bytes) +
-                                                 " bytes names peer " + std::to_string(peer) + ", outside 0.." +
-                                                 std::to_string(id_.size - 1));
-}
-
 std::shared_ptr<RequestState> OfiTransport::newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes) {
   return std::make_shared<RequestState>(RequestLabel{names_, kind, bytes, peer, tag}, progress_);
 }
@@ -235,7 +228,18 @@ Op* OpList::find(const RequestState* req) const {
   return nullptr;
 }
 
+// A new operation for `req`, which its canceller withdraws.
+std::unique_ptr<Op> OfiTransport::newOp(const std::shared_ptr<RequestState>& req, RequestLabel::Op kind, int peer) {
+  auto op = std::make_unique<Op>();
+  op->req = req;
+  op->kind = kind;
+  op->peer = peer;
+  req->setCanceller([this, state = req.get()] { cancelOp(state); });  // (fits std::function's small buffer)
+  return op;
+}
+
 void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, const PostArgs& args) {
+  wakeProgress();  // it drains completions and the backlog while nobody waits
   Op* op = owned.get();
   ops_.add(std::move(owned));
   op->bytes = bytes;
@@ -331,8 +335,7 @@ void OfiTransport::postSelf(bool send, Tag tag, const std::shared_ptr<RequestSta
 }
 
 RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
-  checkPeer(peer, "send", bytes);
-  checkLocalRegion(id_, region, data, bytes, "send");
+  checkOperation(id_, peer, "send", data, bytes, region);
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
   if (!admit(*req, peer)) return req;
@@ -352,20 +355,14 @@ RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes
     req->complete();
     return req;
   }
-  auto op = std::make_unique<Op>();
-  op->req = req;
-  op->kind = RequestLabel::Op::kSend;
-  op->peer = peer;
+  auto op = newOp(req, RequestLabel::Op::kSend, peer);
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_SEND);
-  req->setCanceller([this, state = req.get()] { cancelOp(state); });  // (fits std::function's small buffer)
   post(std::move(op), bytes, PostArgs{inject ? PostArgs::kInject : PostArgs::kSend, ep, buf, desc, p.addr, tag});
-  wakeProgress();
   return req;
 }
 
 RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
-  checkPeer(peer, "receive", bytes);
-  checkLocalRegion(id_, region, data, bytes, "receive");
+  checkOperation(id_, peer, "receive", data, bytes, region);
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
   if (!admit(*req, peer)) return req;
@@ -374,16 +371,10 @@ RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     postSelf(false, tag, req, buf, bytes);
     return req;
   }
-  auto op = std::make_unique<Op>();
-  op->req = req;
-  op->kind = RequestLabel::Op::kRecv;
-  op->peer = peer;
+  auto op = newOp(req, RequestLabel::Op::kRecv, peer);
   const PeerInfo& p = peers_[peer];
-  fid_ep* ep = endpoints_[p.endpoint]->ep();
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_RECV);
-  req->setCanceller([this, state = req.get()] { cancelOp(state); });
-  post(std::move(op), bytes, PostArgs{PostArgs::kRecv, ep, buf, desc, p.addr, tag});
-  wakeProgress();
+  post(std::move(op), bytes, PostArgs{PostArgs::kRecv, endpoints_[p.endpoint]->ep(), buf, desc, p.addr, tag});
   return req;
 }
 

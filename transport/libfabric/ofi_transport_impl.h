@@ -17,6 +17,7 @@
 #include "transport/libfabric/ofi_address.h"
 #include "transport/libfabric/ofi_endpoint.h"
 #include "transport/libfabric/ofi_transport.h"
+#include "transport/argument_checks.h"
 #include "transport/remote_region.h"
 #include "transport/request_state.h"
 #include "transport/side_channel.h"
@@ -139,11 +140,11 @@ class OfiTransport final : public Transport {
 
  private:
   std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
-  void checkPeer(int peer, const char* op, size_t bytes) const;
   int endpointFor(const OfiAddress& peer, int rank) const;
   std::shared_ptr<RequestState> newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes);
   bool admit(RequestState& req, int peer);
   // Posting (under mu_).
+  std::unique_ptr<Op> newOp(const std::shared_ptr<RequestState>& req, RequestLabel::Op kind, int peer);
   void post(std::unique_ptr<Op> op, size_t bytes, const PostArgs& args);
   bool repost(Op& op, size_t bytes, const PostArgs& args);  // the next stage of an Op; false if it ended
   Registration registerRange(void* ptr, size_t bytes, MemoryKind kind, uint64_t key);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/logging.h"
+#include "transport/argument_checks.h"
 #include "transport/remote_region.h"
 #include "transport/socket/socket_transport_impl.h"
 
@@ -40,8 +41,7 @@ RegionBlob SocketTransport::exportRegion(const MemoryRegion& region) const {
 
 RequestPtr SocketTransport::iread(int peer, const RegionBlob& remote, size_t offset, void* dst, size_t bytes,
                                   const MemoryRegion* local) {
-  checkPeer(peer, "read", bytes);
-  checkLocalRegion(id_, local, dst, bytes, "read");
+  checkOperation(id_, peer, "read", dst, bytes, local);
   const RemoteRegion r = checkedRemoteRegion(id_, TransportKind::kSocket, peer, remote, offset, bytes);
   std::lock_guard lock(mu_);
   const uint64_t readId = nextReadId_++;

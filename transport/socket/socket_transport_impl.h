@@ -146,7 +146,6 @@ class SocketTransport final : public Transport {
 
  private:
   std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
-  void checkPeer(int peer, const char* op, size_t bytes) const;
   void updateNames();
   bool admit(RequestState& req, int peer);
   void matchSelf(SendOp& s, RecvOp& r);

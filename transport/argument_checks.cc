@@ -1,0 +1,22 @@
+#include "transport/argument_checks.h"
+
+#include <string>
+
+#include "base/error.h"
+
+namespace eccl::transport {
+
+void checkOperation(const GroupIdentity& id, int peer, const char* op, const void* data, size_t bytes,
+                    const MemoryRegion* region) {
+  if (peer < 0 || peer >= id.size)
+    throw Error(ErrorCode::kInvalidArgument, id.describe() + ": " + op + " of " + std::to_string(bytes) +
+                                                 " bytes names peer " + std::to_string(peer) + ", outside 0.." +
+                                                 std::to_string(id.size - 1));
+  if (region && (region->id == 0 || !region->contains(data, bytes)))
+    throw Error(ErrorCode::kInvalidArgument,
+                id.describe() + ": " + op + " of " + std::to_string(bytes) + " bytes: the region given (" +
+                    std::to_string(region->bytes) + " bytes" + (region->id == 0 ? ", not registered" : "") +
+                    ") does not contain the buffer");
+}
+
+}  // namespace eccl::transport
