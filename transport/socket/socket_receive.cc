@@ -13,27 +13,21 @@
 namespace eccl::transport::sockets {
 
 // A receive posted for data that (partly) arrived already: copy it now or when it completes.
-void SocketTransport::matchStaged(Peer& p, const std::shared_ptr<RecvOp>& op) {
-  auto it = p.staged.find(op->key);
-  Staged& s = it->second;
-  if (s.data.size() != op->bytes) {
-    op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": the peer sent " + std::to_string(s.data.size()) +
+void SocketTransport::matchUnexpected(int peer, const std::shared_ptr<RecvOp>& op) {
+  Matcher::Unexpected& u = *matcher_.unexpected(peer, op->key);
+  if (u.data.size() != op->bytes) {
+    op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": the peer sent " + std::to_string(u.data.size()) +
                                                    " bytes for this message");
-    if (s.received == s.data.size()) {
-      stagedBytes_ -= s.data.size();
-      p.staged.erase(it);
-    } else {
-      s.waiter = nullptr;
-    }
+    // Its receive is gone: drop the message once it is whole.
+    matcher_.withdraw(peer, op->key);
     return;
   }
-  if (s.received < s.data.size()) {
-    s.waiter = op;  // finished by chunkDone
+  if (!u.complete()) {
+    u.waiter = op;  // finished by chunkDone
     return;
   }
-  if (op->bytes) std::memcpy(op->data, s.data.data(), op->bytes);
-  stagedBytes_ -= s.data.size();
-  p.staged.erase(it);
+  if (op->bytes) std::memcpy(op->data, u.data.data(), op->bytes);
+  matcher_.release(peer, op->key);
   op->req->complete();
   resumePaused(-1);  // budget freed
 }
@@ -41,14 +35,8 @@ void SocketTransport::matchStaged(Peer& p, const std::shared_ptr<RecvOp>& op) {
 void SocketTransport::cancelRecv(int peer, const std::shared_ptr<RecvOp>& op) {
   if (op->req->test()) return;
   Peer& p = peers_[peer];
-  p.posted.erase(op->key);
-  if (auto st = p.staged.find(op->key); st != p.staged.end()) {
-    st->second.waiter = nullptr;
-    st->second.orphan = true;
-    if (st->second.received == st->second.data.size()) {
-      stagedBytes_ -= st->second.data.size();
-      p.staged.erase(st);
-    }
+  if (matcher_.withdraw(peer, op->key)) {
+    resumePaused(-1);  // budget may be freed
     return;
   }
   // Chunks being read into the caller's buffer now go to scratch; chunks not yet routed are
@@ -67,10 +55,7 @@ void SocketTransport::cancelRecv(int peer, const std::shared_ptr<RecvOp>& op) {
 void SocketTransport::peerLeft(int peer) {
   Peer& p = peers_[peer];
   const std::string why = peerName(peer) + " left the group (it destroyed its communicator)";
-  for (auto& [k, r] : p.posted) r->req->fail(ErrorCode::kConnectionClosed, r->req->what() + " failed: " + why);
-  p.posted.clear();
-  for (auto& [k, s] : p.staged)
-    if (s.waiter) s.waiter->req->fail(ErrorCode::kConnectionClosed, s.waiter->req->what() + " failed: " + why);
+  for (auto& r : matcher_.takeWaiting(peer)) r->req->fail(ErrorCode::kConnectionClosed, r->req->what() + " failed: " + why);
   for (auto& [k, s] : p.awaitingCts) s->req->fail(ErrorCode::kConnectionClosed, s->req->what() + " failed: " + why);
   p.awaitingCts.clear();
   for (auto& [k, r] : p.reads) r->req->fail(ErrorCode::kConnectionClosed, r->req->what() + " failed: " + why);
@@ -153,12 +138,12 @@ bool SocketTransport::route(Conn& c) {
     else if ((d->second -= std::min<uint64_t>(d->second, h.len)) == 0) p.discarding.erase(d);
     return true;
   }
-  if (auto it = p.posted.find(key); it != p.posted.end()) {
-    auto op = it->second;
+  if (auto* posted = matcher_.posted(c.peer, key)) {
+    auto op = *posted;
     if (op->bytes != h.total) {
       op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": " + peerName(c.peer) + " sent " +
                                                      std::to_string(h.total) + " bytes for this message (size mismatch)");
-      p.posted.erase(it);
+      matcher_.unpost(c.peer, key);
       if (!granted && h.total > h.len) p.discarding[key] = h.total - h.len;  // its other chunks
       return true;
     }
@@ -168,15 +153,10 @@ bool SocketTransport::route(Conn& c) {
     return true;
   }
   if (granted) return true;
-  auto st = p.staged.find(key);
-  if (st == p.staged.end()) {
-    if (stagedBytes_ + h.total > opts_.unexpectedBudget && h.len > 0) return false;  // wait for a receive
-    st = p.staged.emplace(key, Staged{}).first;
-    st->second.data.resize(h.total);
-    stagedBytes_ += h.total;
-  }
+  Matcher::Unexpected* u = matcher_.reserve(c.peer, key, h.total);
+  if (!u) return false;  // over the budget: wait for a receive
   c.sink = Conn::Sink::kStaged;
-  c.dest = st->second.data.data() + h.offset;
+  c.dest = u->data.data() + h.offset;
   return true;
 }
 
@@ -188,7 +168,7 @@ void SocketTransport::chunkDone(Conn& c) {
     case Conn::Sink::kRecv:
       if (c.target && (c.target->received += h.len) == c.target->bytes) {
         if (h.type == wire::kReadReply) p.reads.erase(h.tag);
-        else p.posted.erase(key);
+        else matcher_.unpost(c.peer, key);
         c.target->req->complete();
       }
       break;
@@ -200,16 +180,13 @@ void SocketTransport::chunkDone(Conn& c) {
       }
       break;
     case Conn::Sink::kStaged: {
-      auto it = p.staged.find(key);
-      if (it == p.staged.end() || (it->second.received += h.len) < it->second.data.size()) break;
-      if (it->second.orphan) {
-        stagedBytes_ -= it->second.data.size();
-        p.staged.erase(it);
+      Matcher::Unexpected* u = matcher_.unexpected(c.peer, key);
+      if (!u || (u->received += h.len) < u->data.size()) break;
+      if (u->orphan) {
+        matcher_.release(c.peer, key);
         resumePaused(-1);
-      } else if (it->second.waiter) {
-        auto op = it->second.waiter;
-        it->second.waiter = nullptr;
-        matchStaged(p, op);
+      } else if (u->waiter) {
+        matchUnexpected(c.peer, std::exchange(u->waiter, nullptr));
       }
       break;
     }

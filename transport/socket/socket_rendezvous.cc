@@ -18,7 +18,7 @@ void SocketTransport::queueControl(int peer, uint16_t type, Key key, uint64_t to
   Conn* c = leastLoadedConn(peer);
   if (!c) return;  // the peer hung up after saying goodbye; peerLeft fails what waited for it
   OutChunk chunk;
-  wire::encode(wire::ChunkHeader{type, key.first, key.second, total, 0, 0}, chunk.header);
+  wire::encode(wire::ChunkHeader{type, key.tag, key.seq, total, 0, 0}, chunk.header);
   auto at = c->sendq.begin();
   if (at != c->sendq.end() && at->sent > 0) ++at;
   c->sendq.insert(at, std::move(chunk));
@@ -34,12 +34,11 @@ void SocketTransport::grant(int peer, RecvOp& op) {
 // Receiving side: the peer has a large message for `key` and waits for our CTS.
 void SocketTransport::onReadyToSend(int peer, Key key, uint64_t total) {
   Peer& p = peers_[peer];
-  if (auto it = p.posted.find(key); it != p.posted.end()) {
-    if (!it->second->granted) grant(peer, *it->second);  // a small receive: the sizes disagree
+  if (auto* r = matcher_.posted(peer, key)) {
+    if (!(*r)->granted) grant(peer, **r);  // a small receive: the sizes disagree
     return;
   }
-  auto seq = p.recvSeq.find(key.first);
-  if (seq != p.recvSeq.end() && key.second < seq->second) {
+  if (matcher_.receiveNumbered(peer, key)) {
     // Its receive was posted and is gone (cancelled, or failed): let the data come and drop it,
     // so the sender finishes as it would have had it sent eagerly.
     queueControl(peer, wire::kClearToSend, key, 0);
@@ -57,8 +56,7 @@ void SocketTransport::onClearToSend(int peer, Key key) {
     queueData(peer, op, key, true);
     return;
   }
-  auto seq = p.sendSeq.find(key.first);
-  if (seq == p.sendSeq.end() || key.second >= seq->second) p.clearToSend.insert(key);
+  if (!matcher_.sendNumbered(peer, key)) p.clearToSend.insert(key);
   // else: for a message already sent (small, or a duplicate CTS)
 }
 

@@ -19,9 +19,15 @@
 namespace eccl::transport {
 namespace sockets {
 
-SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts) : id_(std::move(id)), opts_(std::move(opts)) {
-  if (id_.size <= 0 || id_.rank < 0 || id_.rank >= id_.size)
-    throw Error(ErrorCode::kInvalidArgument, "bad group identity: rank " + std::to_string(id_.rank) + " of " + std::to_string(id_.size));
+// The identity is checked before anything is sized by it.
+static GroupIdentity checkedIdentity(GroupIdentity id) {
+  if (id.size <= 0 || id.rank < 0 || id.rank >= id.size)
+    throw Error(ErrorCode::kInvalidArgument, "bad group identity: rank " + std::to_string(id.rank) + " of " + std::to_string(id.size));
+  return id;
+}
+
+SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts)
+    : id_(checkedIdentity(std::move(id))), opts_(std::move(opts)), matcher_(id_.size, opts_.unexpectedBudget) {
   if (opts_.host.empty()) throw Error(ErrorCode::kInvalidArgument, "socket transport needs a host address to listen on");
   nsocks_ = opts_.nsocks > 0 ? opts_.nsocks : static_cast<int>(envInt("ECCL_SOCKET_NSOCKS", 2));
   if (nsocks_ < 1 || nsocks_ > 64) throw Error(ErrorCode::kInvalidArgument, "ECCL_SOCKET_NSOCKS must be 1..64, got " + std::to_string(nsocks_));
@@ -137,28 +143,20 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
   op->bytes = bytes;
   if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
-  const uint64_t seq = p.sendSeq[tag]++;
+  const Key key = matcher_.numberSend(peer, tag);
   req->setCanceller([this, weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
     std::lock_guard l(mu_);
     if (auto op = weak.lock()) cancelSend(op);
   });
   if (peer == id_.rank) {
-    Key key{tag, seq};
-    auto it = p.posted.find(key);
-    if (it == p.posted.end()) {
-      p.selfSends.emplace(key, op);
-      return req;
-    }
-    auto r = it->second;
-    p.posted.erase(it);
-    matchSelf(*op, *r);
+    if (auto r = matcher_.unpost(peer, key)) matchSelf(*op, *r);
+    else p.selfSends.emplace(key, op);
     return req;
   }
   if (p.departed) {
     req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
     return req;
   }
-  const Key key{tag, seq};
   const bool granted = p.clearToSend.erase(key) > 0;  // (a CTS for a small message is just dropped)
   if (bytes < rendezvousBytes_ || granted) {
     queueData(peer, op, key, granted);
@@ -184,7 +182,7 @@ void SocketTransport::queueData(int peer, const std::shared_ptr<SendOp>& op, Key
     chunk.op = op;
     chunk.offset = std::min(bytes, per * i);
     chunk.len = static_cast<uint32_t>(std::min(per, bytes - chunk.offset));
-    wire::ChunkHeader h{type, key.first, key.second, bytes, chunk.offset, chunk.len};
+    wire::ChunkHeader h{type, key.tag, key.seq, bytes, chunk.offset, chunk.len};
     h.flags = granted ? wire::kGranted : 0;
     wire::encode(h, chunk.header);
     c->sendq.push_back(std::move(chunk));
@@ -203,7 +201,7 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes, c
   op->bytes = bytes;
   if (!admit(*req, peer)) return req;
   Peer& p = peers_[peer];
-  op->key = {tag, p.recvSeq[tag]++};
+  op->key = matcher_.numberReceive(peer, tag);
   req->setCanceller([this, peer, weak = std::weak_ptr<RecvOp>(op)] {  // weak: op owns req
     std::lock_guard l(mu_);
     if (auto op = weak.lock()) cancelRecv(peer, op);
@@ -211,7 +209,7 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes, c
   if (peer == id_.rank) {
     auto it = p.selfSends.find(op->key);
     if (it == p.selfSends.end()) {
-      p.posted.emplace(op->key, op);
+      matcher_.post(peer, op->key, op);
       return req;
     }
     auto s = it->second;
@@ -219,13 +217,12 @@ RequestPtr SocketTransport::irecv(int peer, Tag tag, void* data, size_t bytes, c
     matchSelf(*s, *op);
     return req;
   }
-  auto st = p.staged.find(op->key);
-  if (st != p.staged.end()) {
-    matchStaged(p, op);
+  if (matcher_.unexpected(peer, op->key)) {
+    matchUnexpected(peer, op);
   } else if (p.departed && std::all_of(p.conns.begin(), p.conns.end(), [](Conn* c) { return c->dead; })) {
     req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
   } else {
-    p.posted.emplace(op->key, op);
+    matcher_.post(peer, op->key, op);
     // Large: tell the sender now, so its data never waits for a round trip once it posts.
     // Announced: the sender waits for exactly this (a size mismatch shows when its data comes).
     if (bytes >= rendezvousBytes_ || p.announced.erase(op->key)) grant(peer, *op);
@@ -282,17 +279,15 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
     }
     flush(*c);
   }
-  for (auto& p : peers_) {
-    pending |= !p.posted.empty() || !p.selfSends.empty();
-    for (auto& [k, r] : p.posted) r->req->fail(code, r->req->what() + " failed: " + reason);
-    for (auto& [k, s] : p.staged)
-      if (s.waiter) s.waiter->req->fail(code, s.waiter->req->what() + " failed: " + reason);
+  for (int peer = 0; peer < id_.size; ++peer) {
+    Peer& p = peers_[peer];
+    pending |= matcher_.anyPosted(peer) || !p.selfSends.empty();
+    for (auto& r : matcher_.takeWaiting(peer)) r->req->fail(code, r->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.selfSends) s->req->fail(code, s->req->what() + " failed: " + reason);
     for (auto& [k, s] : p.awaitingCts) s->req->fail(code, s->req->what() + " failed: " + reason);
     for (auto& [k, r] : p.reads) r->req->fail(code, r->req->what() + " failed: " + reason);
     pending |= !p.awaitingCts.empty() || !p.reads.empty();
     p.reads.clear();
-    p.posted.clear();
     p.selfSends.clear();
     p.awaitingCts.clear();
     // A payload being read into a receive's buffer goes to scratch from here on: the caller may

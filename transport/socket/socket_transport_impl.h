@@ -16,6 +16,7 @@
 
 #include "transport/caller_progress.h"
 #include "transport/request_state.h"
+#include "transport/tag_matcher.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
 #include "transport/socket/socket_transport.h"
@@ -23,7 +24,7 @@
 
 namespace eccl::transport::sockets {
 
-using Key = std::pair<Tag, uint64_t>;
+using Key = MessageKey;
 inline constexpr size_t kReadBudgetPerEvent = 8u << 20;  // then let other sockets have a turn
 inline constexpr size_t kScratchBytes = 64 * 1024;
 inline constexpr size_t kMaxChunkBytes = size_t(1) << 30;
@@ -57,13 +58,7 @@ struct RecvOp {
   bool granted = false;  // we sent the peer a CTS for it
 };
 
-// Data that arrived before its receive was posted.
-struct Staged {
-  std::vector<uint8_t> data;
-  size_t received = 0;
-  std::shared_ptr<RecvOp> waiter;  // a receive posted while chunks were still arriving
-  bool orphan = false;             // its receive was cancelled: drop it once complete
-};
+using Matcher = TagMatcher<std::shared_ptr<RecvOp>>;
 
 struct Conn {
   Fd fd;
@@ -91,9 +86,6 @@ struct Conn {
 struct Peer {
   std::string address;
   std::vector<Conn*> conns;
-  std::unordered_map<Tag, uint64_t> sendSeq, recvSeq;
-  std::map<Key, std::shared_ptr<RecvOp>> posted;
-  std::map<Key, Staged> staged;
   std::map<Key, uint64_t> discarding;  // cancelled receives: bytes still expected
   uint64_t roundRobin = 0;
   bool departed = false;  // said goodbye: its hang-up ends only the operations that involve it
@@ -169,7 +161,7 @@ class SocketTransport final : public Transport {
   void flush(Conn& c);
   void setEvents(Conn& c);
   void resumePaused(int peer);
-  void matchStaged(Peer& p, const std::shared_ptr<RecvOp>& op);
+  void matchUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
   void cancelSend(const std::shared_ptr<SendOp>& op);
   void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
@@ -186,7 +178,7 @@ class SocketTransport final : public Transport {
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::optional<std::string> broken_;
   ErrorCode brokenCode_ = ErrorCode::kAborted;
-  size_t stagedBytes_ = 0;
+  Matcher matcher_;  // posted receives, unexpected messages and their budget
   std::map<uint64_t, Registration> regions_;  // by key
   uint64_t nextRegionKey_ = 1;
   uint64_t nextReadId_ = 1;
