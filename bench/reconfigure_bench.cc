@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       double transition = 0;
       int served = 0;
       if (p < from) {
-        g = ElasticGroup::join(store, "bench", 0, p, from);
+        g = ElasticGroup::join(store, "bench", p, from);
         Placement cur = initialPlacement(1, E, from, S);
         w.load(0, layerMaps(cur.layers[0], p, E), [&](int s, uint8_t* b) { fillExpert(b, layout, 0, cur.layers[0].at(p, s)); });
         ExpertLoads loads{E, {LayerLoads{std::vector<double>(E, 1.0), {}}}};
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
         if (t.left()) return 0;
         plan = t.plan();
       } else {
-        auto joined = ElasticTransition::join(store, "bench", 1, p, to, w);
+        auto joined = ElasticTransition::join(store, "bench", p, to, w, {.epoch = 1});
         g = std::move(joined.first);
         plan = std::move(joined.second);
       }

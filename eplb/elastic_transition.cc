@@ -106,11 +106,11 @@ void ElasticTransition::switchNow() {
 }
 
 std::pair<std::unique_ptr<ElasticGroup>, ElasticPlan> ElasticTransition::join(std::shared_ptr<Store> store, const std::string& name,
-                                                                             uint64_t epoch, int newRank, int newSize,
-                                                                             ExpertWeights& weights, GroupOptions options,
+                                                                             int newRank, int newSize, ExpertWeights& weights,
+                                                                             GroupOptions options,
                                                                              ElasticReport* report) {
   auto t0 = std::chrono::steady_clock::now();
-  auto group = ElasticGroup::join(std::move(store), name, epoch, newRank, newSize, std::move(options));
+  auto group = ElasticGroup::join(std::move(store), name, newRank, newSize, std::move(options));
   ElasticReport r;
   r.standbySeconds = since(t0);
   Communicator& comm = group->comm();

@@ -61,10 +61,11 @@ class ElasticTransition {
 
   // A process joining the next epoch: joins the group (building it with the serving ranks'
   // standby), receives the plan and its experts, commits them, and returns the group (now
-  // active at `epoch`) and the plan. Blocks; the process is not serving yet.
+  // active at options.epoch, which must be the serving ranks' next epoch) and the plan.
+  // Blocks; the process is not serving yet.
   static std::pair<std::unique_ptr<ElasticGroup>, ElasticPlan> join(std::shared_ptr<Store> store, const std::string& name,
-                                                                     uint64_t epoch, int newRank, int newSize,
-                                                                     ExpertWeights& weights, GroupOptions options = {},
+                                                                     int newRank, int newSize, ExpertWeights& weights,
+                                                                     GroupOptions options,
                                                                      ElasticReport* report = nullptr);
 
  private:

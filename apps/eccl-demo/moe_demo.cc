@@ -36,7 +36,7 @@ class DemoRank {
 
   // Initial members: a group of N, the default layout, weights "loaded from the checkpoint".
   void start() {
-    group_ = ElasticGroup::join(store_, kGroup, 0, process_, o_.ranks, groupOptions());
+    group_ = ElasticGroup::join(store_, kGroup, process_, o_.ranks, groupOptions(0));
     placement_ = initialPlacement(o_.layers, o_.experts, o_.ranks, o_.slots);
     for (int l = 0; l < o_.layers; ++l)
       weights_.load(l, layerMaps(placement_.layers[l], rank(), o_.experts),
@@ -79,7 +79,7 @@ class DemoRank {
   // A process that joins the next epoch with empty slots.
   void joinAt(uint64_t epoch, int newRank, int newSize) {
     ElasticReport rep;
-    auto [g, plan] = ElasticTransition::join(store_, kGroup, epoch, newRank, newSize, weights_, groupOptions(), &rep);
+    auto [g, plan] = ElasticTransition::join(store_, kGroup, newRank, newSize, weights_, groupOptions(epoch), &rep);
     group_ = std::move(g);
     rep.standbySeconds = 0;  // a joiner waits in join() from its start: not the standby build time
     afterSwitch(plan, rep, "scale-up", 0, 0.0);
@@ -116,7 +116,7 @@ class DemoRank {
   int rank() const { return group_->rank(); }
   int size() const { return group_->size(); }
   int heatSteps() const { return o_.heatSteps > 0 ? o_.heatSteps : std::max(1, o_.steps / 3); }
-  GroupOptions groupOptions() const { return {.timeout = o_.timeout}; }
+  GroupOptions groupOptions(uint64_t epoch) const { return {.epoch = epoch, .comm = {.timeout = o_.timeout}}; }
 
   template <typename... A>
   void say(const char* fmt, A... args) {

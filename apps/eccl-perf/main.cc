@@ -49,7 +49,7 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
   go.transport.socket.nsocks = a.nsocks;
   go.transport.kind = a.transport;
   go.transport.ofi.provider = a.provider;
-  go.timeout = std::chrono::seconds(120);
+  go.comm.timeout = std::chrono::seconds(120);
   auto g = StatelessGroup::create(storeAddr.str(), "perf", rank, a.ranks, go);
   Communicator& c = g->comm();
   const perf::OpKind* op = perf::findOp(a.op);

@@ -44,13 +44,17 @@ typedef enum { ecclSum = 0, ecclProd = 1, ecclMin = 2, ecclMax = 3 } ecclRedOp_t
 
 typedef enum { ecclSendOp = 0, ecclRecvOp = 1 } ecclSendRecvType_t;
 
-/* One operation of ecclBatchSendRecv (HCCL's HcclSendRecvItem). */
+/* A registration of memory with a communicator (ecclCommRegister). */
+typedef struct ecclMemHandle* ecclMemHandle_t;
+
+/* One operation of ecclBatchSendRecv (HCCL's HcclSendRecvItem, plus an optional registration). */
 typedef struct {
   ecclSendRecvType_t type;
   void* buf;
   uint64_t count;
   ecclDataType_t dataType;
   uint32_t remoteRank;
+  ecclMemHandle_t memHandle; /* NULL, or a registration of this communicator holding the buffer */
 } ecclSendRecvItem;
 
 #define ECCL_ROOT_INFO_BYTES 256
@@ -89,6 +93,13 @@ ecclResult_t ecclRecv(void* recvBuf, uint64_t count, ecclDataType_t dataType, ui
 /* All items start together and complete in any order; returns when all are done. */
 ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclComm_t comm);
 ecclResult_t ecclBarrier(ecclComm_t comm);
+
+/* Registers bytes at buf with the communicator's transport, once, for buffers used again and
+ * again (NCCL's ncclCommRegister): RDMA transports pin and map it, sockets only note it. The
+ * memory must stay allocated until ecclCommDeregister or ecclCommDestroy (which releases every
+ * registration left). A handle is only valid with the communicator that made it. */
+ecclResult_t ecclCommRegister(ecclComm_t comm, void* buf, size_t bytes, ecclMemHandle_t* handle);
+ecclResult_t ecclCommDeregister(ecclComm_t comm, ecclMemHandle_t handle);
 
 /* Fails every pending operation here and on every other rank. The communicator must still be
  * destroyed. */

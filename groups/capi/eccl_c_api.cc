@@ -14,9 +14,16 @@
 #include "groups/store/tcp_store_server.h"
 #include "base/error.h"
 
+struct ecclMemHandle {
+  eccl::RegisteredMemory memory;
+};
+
 struct ecclComm {
   std::unique_ptr<eccl::StatelessGroup> group;
   std::shared_ptr<eccl::TcpStoreServer> server;  // rank 0's store, when made by ecclGetRootInfo
+  // Registrations, so a handle is checked before use and none outlives the communicator.
+  std::mutex handlesMu;
+  std::map<ecclMemHandle*, std::unique_ptr<ecclMemHandle>> handles;
 };
 
 namespace {
@@ -216,8 +223,17 @@ ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclCo
       const int kind = raw(items[i].type);
       if (kind != ecclSendOp && kind != ecclRecvOp)
         throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "item " + std::to_string(i) + " is neither a send nor a receive");
+      const eccl::transport::MemoryRegion* region = nullptr;
+      if (items[i].memHandle != nullptr) {
+        std::lock_guard lock(comm->handlesMu);
+        auto it = comm->handles.find(items[i].memHandle);
+        if (it == comm->handles.end())
+          throw eccl::Error(eccl::ErrorCode::kInvalidArgument,
+                            "item " + std::to_string(i) + ": memHandle is not a live registration of this communicator");
+        region = &it->second->memory.region();  // stays valid: deregistering during the call is a caller error
+      }
       ops.push_back({kind == ecclSendOp ? eccl::P2POp::kSend : eccl::P2POp::kRecv, items[i].buf,
-                     bytesOf(items[i].count, items[i].dataType), static_cast<int>(items[i].remoteRank)});
+                     bytesOf(items[i].count, items[i].dataType), static_cast<int>(items[i].remoteRank), 0, region});
     }
     commOf(comm).batchIsendIrecv(ops).wait();
   });
@@ -225,6 +241,33 @@ ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclCo
 
 ecclResult_t ecclBarrier(ecclComm_t comm) {
   return guarded([&] { commOf(comm).barrier(); });
+}
+
+ecclResult_t ecclCommRegister(ecclComm_t comm, void* buf, size_t bytes, ecclMemHandle_t* handle) {
+  return guarded([&] {
+    if (handle == nullptr) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "handle (the out-pointer) is null");
+    *handle = nullptr;
+    auto h = std::make_unique<ecclMemHandle>();
+    h->memory = commOf(comm).registerMemory(buf, bytes);
+    std::lock_guard lock(comm->handlesMu);
+    *handle = h.get();
+    comm->handles.emplace(h.get(), std::move(h));
+  });
+}
+
+ecclResult_t ecclCommDeregister(ecclComm_t comm, ecclMemHandle_t handle) {
+  return guarded([&] {
+    commOf(comm);  // checks comm
+    std::unique_ptr<ecclMemHandle> h;
+    {
+      std::lock_guard lock(comm->handlesMu);
+      auto it = comm->handles.find(handle);
+      if (it == comm->handles.end())
+        throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "handle is not a live registration of this communicator");
+      h = std::move(it->second);
+      comm->handles.erase(it);
+    }
+  });
 }
 
 ecclResult_t ecclCommAbort(ecclComm_t comm) {

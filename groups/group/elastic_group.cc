@@ -7,9 +7,8 @@
 
 namespace eccl {
 
-std::unique_ptr<ElasticGroup> ElasticGroup::join(std::shared_ptr<Store> store, const std::string& name, uint64_t epoch,
-                                                 int rank, int size, GroupOptions options) {
-  options.epoch = epoch;
+std::unique_ptr<ElasticGroup> ElasticGroup::join(std::shared_ptr<Store> store, const std::string& name, int rank,
+                                                 int size, GroupOptions options) {
   auto g = StatelessGroup::create(store, name, rank, size, options);
   return std::unique_ptr<ElasticGroup>(new ElasticGroup(std::move(store), name, std::move(options), std::move(g)));
 }

@@ -1,12 +1,12 @@
 // A group that changes membership without a restart, by epochs: the active group keeps serving
 // while the next epoch is built in the background (a standby group), then every member switches.
 //
-//   auto g = ElasticGroup::join(store, "ep", /*epoch=*/0, rank, size);   // first start, or a new process
+//   auto g = ElasticGroup::join(store, "ep", rank, size);   // first start (epoch 0, options.epoch)
 //   g->prepare(Reconfiguration{newSize, oldToNew});   // all current members; builds epoch+1 in the background
 //   ... keep running collectives on g->comm() ...
 //   bool stay = g->switchOver();                     // drains the old epoch, swaps, destroys it
 //
-// New processes join the next epoch directly with ElasticGroup::join(store, "ep", epoch + 1, ...).
+// New processes join the next epoch directly: ElasticGroup::join(store, "ep", rank, size, {.epoch = epoch + 1}).
 // Thread-safety: one thread drives prepare/switchOver; comm() may be used by others between them.
 #pragma once
 
@@ -27,8 +27,9 @@ struct Reconfiguration {
 
 class ElasticGroup {
  public:
-  static std::unique_ptr<ElasticGroup> join(std::shared_ptr<Store> store, const std::string& name, uint64_t epoch, int rank,
-                                            int size, GroupOptions options = {});
+  // Joins epoch options.epoch of group `name`.
+  static std::unique_ptr<ElasticGroup> join(std::shared_ptr<Store> store, const std::string& name, int rank, int size,
+                                            GroupOptions options = {});
   ~ElasticGroup();
 
   Communicator& comm();

@@ -50,7 +50,7 @@ std::string defaultGroupHost(const Store& store) {
 std::unique_ptr<StatelessGroup> StatelessGroup::create(const std::string& storeAddress, const std::string& name, int rank,
                                                        int size, GroupOptions options) {
   TcpStoreClientOptions so;
-  so.timeout = options.timeout;
+  so.timeout = options.comm.timeout;
   return create(std::make_shared<TcpStoreClient>(storeAddress, so), name, rank, size, std::move(options));
 }
 
@@ -60,7 +60,7 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
     throw Error(ErrorCode::kInvalidArgument, "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size));
   if (name.empty() || name.find('/') != std::string::npos)
     throw Error(ErrorCode::kInvalidArgument, "group name '" + name + "' must be non-empty and contain no '/'");
-  const auto timeout = operationTimeout(options.timeout);
+  const auto timeout = operationTimeout(options.comm.timeout);
   const Deadline deadline = Deadline::after(timeout);
   transport::GroupIdentity id{name, options.epoch, rank, size};
   transport::TransportOptions to = options.transport;

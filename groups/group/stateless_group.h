@@ -21,13 +21,13 @@ namespace eccl {
 
 struct GroupOptions {
   uint64_t epoch = 0;
-  // Deadline for building and default timeout of every operation; nullopt = $ECCL_TIMEOUT or 300 s.
-  std::optional<std::chrono::milliseconds> timeout;
   // Which transport and its settings (transport/transport_factory.h: $ECCL_TRANSPORT, ...).
   // transport.host, the address to listen on and publish: empty = $ECCL_SOCKET_IFNAME's address
   // if set, else the local address this process uses to reach the store (reachable by anyone
   // who reaches it).
   transport::TransportOptions transport;
+  // comm.timeout bounds the build too (store lookups, connecting) and is the default timeout of
+  // every operation; nullopt = $ECCL_TIMEOUT or 300 s.
   CommOptions comm;
 };
 

@@ -81,6 +81,27 @@ static int runRank(uint32_t rank, const ecclRootInfo* root) {
   for (uint32_t p = 0; p < N; ++p)
     if (p != rank && recvv[p] != p * 1.5) return 8;
 
+  /* Again with both buffers registered once and named in the items. */
+  ecclMemHandle_t sendh = NULL, recvh = NULL;
+  CHECK(ecclCommRegister(comm, &sendv, sizeof sendv, &sendh));
+  CHECK(ecclCommRegister(comm, recvv, sizeof recvv, &recvh));
+  sendv = rank * 2.5;
+  for (uint32_t i = 0; i < k; ++i) items[i].memHandle = items[i].type == ecclSendOp ? sendh : recvh;
+  CHECK(ecclBatchSendRecv(items, k, comm));
+  for (uint32_t p = 0; p < N; ++p)
+    if (p != rank && recvv[p] != p * 2.5) return 20;
+  /* A handle that does not hold the buffer, and one already released, are refused by name. */
+  items[0].memHandle = items[0].type == ecclSendOp ? recvh : sendh;
+  if (ecclBatchSendRecv(items, 1, comm) != ecclInvalidArgument) return 21;
+  CHECK(ecclCommDeregister(comm, sendh));
+  if (ecclCommDeregister(comm, sendh) != ecclInvalidArgument) return 22;
+  if (strstr(ecclGetLastError(), "handle") == NULL) return 23;
+  items[0].memHandle = sendh;
+  if (ecclBatchSendRecv(items, 1, comm) != ecclInvalidArgument) return 24;
+  if (strstr(ecclGetLastError(), "memHandle") == NULL) return 25;
+  if (ecclCommRegister(comm, &sendv, 8, NULL) != ecclInvalidArgument) return 26;
+  /* recvh is left registered: ecclCommDestroy releases it. */
+
   if (rank == 0) CHECK(ecclSend(&sendv, 1, ecclFloat64, 2, comm));
   if (rank == 2) {
     double got = -1;

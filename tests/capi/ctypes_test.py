@@ -12,7 +12,7 @@ class RootInfo(ctypes.Structure):
 
 class SendRecvItem(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("buf", ctypes.c_void_p), ("count", ctypes.c_uint64),
-                ("dataType", ctypes.c_int), ("remoteRank", ctypes.c_uint32)]
+                ("dataType", ctypes.c_int), ("remoteRank", ctypes.c_uint32), ("memHandle", ctypes.c_void_p)]
 
 
 FLOAT32, SUM, SEND, RECV = 5, 0, 0, 1
@@ -26,10 +26,14 @@ def run(lib, rank, root):
     assert list(data) == [1.0, 3.0, 5.0, 7.0], list(data)
     out = (ctypes.c_float * 3)(*[10.0 * rank] * 3)
     inp = (ctypes.c_float * 3)()
-    items = (SendRecvItem * 2)(SendRecvItem(SEND, ctypes.cast(out, ctypes.c_void_p), 3, FLOAT32, 1 - rank),
-                               SendRecvItem(RECV, ctypes.cast(inp, ctypes.c_void_p), 3, FLOAT32, 1 - rank))
+    # The receive buffer registered once, as an engine does with its expert weights.
+    handle = ctypes.c_void_p()
+    check(lib, lib.ecclCommRegister(comm, inp, ctypes.sizeof(inp), ctypes.byref(handle)))
+    items = (SendRecvItem * 2)(SendRecvItem(SEND, ctypes.cast(out, ctypes.c_void_p), 3, FLOAT32, 1 - rank, None),
+                               SendRecvItem(RECV, ctypes.cast(inp, ctypes.c_void_p), 3, FLOAT32, 1 - rank, handle))
     check(lib, lib.ecclBatchSendRecv(items, 2, comm))
     assert list(inp) == [10.0 * (1 - rank)] * 3, list(inp)
+    check(lib, lib.ecclCommDeregister(comm, handle))
     rc = lib.ecclBroadcast(data, 4, FLOAT32, 5, comm)
     assert rc == 1 and b"5" in lib.ecclGetLastError(), lib.ecclGetLastError()
     check(lib, lib.ecclCommDestroy(comm))

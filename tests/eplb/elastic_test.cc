@@ -63,12 +63,14 @@ TEST(Elastic, ScaleUpTwoToFourWhileServing) {
   ChildStoreServer server;
   const ExpertLayout layout = ExpertLayout::ffn(256 * 1024);
   auto exits = runLocalRanks(4, [&](int p) {
-    GroupOptions opts{.timeout = kTimeout};
+    GroupOptions opts{.comm = {.timeout = kTimeout}};
     ExpertWeights w(layout, L, S);
+    GroupOptions next = opts;
+    next.epoch = 1;  // the serving ranks' next epoch
     std::unique_ptr<ElasticGroup> g;
     ElasticPlan plan;
     if (p < 2) {
-      g = ElasticGroup::join(client(server), "up", 0, p, 2, opts);
+      g = ElasticGroup::join(client(server), "up", p, 2, opts);
       Placement cur = initialPlacement(L, 8, 2, S);  // 8 experts on 2 x 4 slots, no redundancy yet
       loadWeights(w, cur, p);
       ElasticTransition t(*g, w, cur, zipfLoads(L, 8, 1.2, 7), 4, {0, 1});
@@ -81,7 +83,7 @@ TEST(Elastic, ScaleUpTwoToFourWhileServing) {
       if (t.report().transfers == 0) return 4;
       plan = t.plan();
     } else {
-      auto joined = ElasticTransition::join(client(server), "up", 1, p, 4, w, opts);
+      auto joined = ElasticTransition::join(client(server), "up", p, 4, w, next);
       g = std::move(joined.first);
       plan = std::move(joined.second);
     }
@@ -99,7 +101,7 @@ TEST(Elastic, ScaleDownFourToThreeWhileServing) {
   const ExpertLayout layout = ExpertLayout::ffn(256 * 1024);
   auto exits = runLocalRanks(4, [&](int p) {
     ExpertWeights w(layout, L, S);
-    auto g = ElasticGroup::join(client(server), "down", 0, p, 4, {.timeout = kTimeout});
+    auto g = ElasticGroup::join(client(server), "down", p, 4, {.comm = {.timeout = kTimeout}});
     Placement cur = initialPlacement(L, E, 4, S);
     loadWeights(w, cur, p);
     // Rank 1 leaves; 2 and 3 become 1 and 2.
@@ -123,7 +125,7 @@ TEST(Elastic, LeaverKilledMidTransferLeavesTheOldPlacementEverywhere) {
   const int victim = 3;
   auto exits = runLocalRanks(4, [&](int p) {
     ExpertWeights w(layout, L, S);
-    auto g = ElasticGroup::join(client(server), "killed", 0, p, 4, {.timeout = std::chrono::seconds(20)});
+    auto g = ElasticGroup::join(client(server), "killed", p, 4, {.comm = {.timeout = std::chrono::seconds(20)}});
     Placement cur = initialPlacement(L, E, 4, S);
     loadWeights(w, cur, p);
     ElasticTransition t(*g, w, cur, zipfLoads(L, E, 1.2, 9), 3, {0, 1, 2, -1});

@@ -64,7 +64,7 @@ TEST(EplbUpdater, RebalancesSkewedLoadAcrossProcesses) {
   const std::string mapPath = std::string(dir) + "/map.json";
   auto exits = runLocalRanks(N, [&](int rank) {
     auto store = std::make_shared<TcpStoreClient>(server.address(), TcpStoreClientOptions{.timeout = std::chrono::seconds(60)});
-    auto g = StatelessGroup::create(store, "updater", rank, N, {.timeout = std::chrono::seconds(60)});
+    auto g = StatelessGroup::create(store, "updater", rank, N, {.comm = {.timeout = std::chrono::seconds(60)}});
     ExpertWeights w(ExpertLayout::ffn(64 * 1024), L, S);
     Placement cur = initialPlacement(L, E, N, S);
     testing::loadWeights(w, cur, rank);

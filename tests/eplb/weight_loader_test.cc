@@ -108,7 +108,7 @@ TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
   ChildStoreServer server;
   const int N = 4, S = 5, E = 16, L = 3;
   auto exits = runLocalRanks(N, [&](int rank) {
-    auto g = StatelessGroup::create(client(server), "loader", rank, N, {.timeout = kTimeout});
+    auto g = StatelessGroup::create(client(server), "loader", rank, N, {.comm = {.timeout = kTimeout}});
     ExpertLayout layout({{"w13", {64, 96}, DataType::kBFloat16}, {"w2", {96, 32}, DataType::kBFloat16},
                          {"scale", {7}, DataType::kFloat32}});
     ExpertWeights w(layout, L, S);
@@ -144,7 +144,7 @@ TEST(WeightLoader, APeerDyingMidTransferLeavesTheOldLayer) {
   ChildStoreServer server;
   const int N = 3, S = 4, E = 12, victim = 2;  // no redundant replicas: every expert has one holder
   auto exits = runLocalRanks(N, [&](int rank) {
-    auto g = StatelessGroup::create(client(server), "dying", rank, N, {.timeout = std::chrono::seconds(20)});
+    auto g = StatelessGroup::create(client(server), "dying", rank, N, {.comm = {.timeout = std::chrono::seconds(20)}});
     ExpertLayout layout = ExpertLayout::ffn(1 << 20);
     ExpertWeights w(layout, 1, S);
     Placement current = initialPlacement(1, E, N, S);

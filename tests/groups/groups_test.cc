@@ -109,7 +109,7 @@ TEST(ElasticGroup, TwoFourThreeTwoWhileAllGathersRun) {
     auto store = client(server);
     int first = 0;
     while (ranks[p][first] < 0) ++first;
-    auto g = ElasticGroup::join(store, "ep", first, ranks[p][first], sizes[first], {.timeout = kTimeout});
+    auto g = ElasticGroup::join(store, "ep", ranks[p][first], sizes[first], {.epoch = uint64_t(first), .comm = {.timeout = kTimeout}});
     // Every member runs the same collective sequence: joiners take part in the check the
     // others run right after switching to this epoch.
     if (first > 0 && !checkedAllGather(g->comm(), 1000 + first - 1)) return 9;
@@ -151,7 +151,7 @@ TEST(Failures, RankKilledMidCollectiveFailsEverySurvivorNamingIt) {
   std::vector<pid_t> pids;
   for (int rank = 0; rank < n; ++rank)
     pids.push_back(forkChild([&, rank] {
-      auto g = StatelessGroup::create(client(server), "doomed", rank, n, {.timeout = std::chrono::seconds(20)});
+      auto g = StatelessGroup::create(client(server), "doomed", rank, n, {.comm = {.timeout = std::chrono::seconds(20)}});
       if (rank == victim) {
         char c = 1;
         [[maybe_unused]] auto w = ::write(pipeFd[1], &c, 1);
@@ -183,7 +183,7 @@ TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
   auto exits = runLocalRanks(3, [&](int rank) {
     if (rank == 1) return 0;  // never shows up
     try {
-      StatelessGroup::create(client(server), "incomplete", rank, 3, {.timeout = std::chrono::seconds(2)});
+      StatelessGroup::create(client(server), "incomplete", rank, 3, {.comm = {.timeout = std::chrono::seconds(2)}});
       return 2;
     } catch (const Error& e) {
       std::string m = e.what();
