@@ -28,8 +28,4 @@ struct OfiAddress {
   const Named* find(const std::string& provider) const;
 };
 
-// This machine's identity: $ECCL_HOST_ID if set (tests simulate several hosts with it), else the
-// kernel's boot id and the host name — equal exactly for processes that can share memory.
-std::string localHostId();
-
 }  // namespace eccl::transport::ofi

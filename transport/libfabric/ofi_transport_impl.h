@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "transport/caller_progress.h"
+#include "transport/host_identity.h"
 #include "transport/libfabric/ofi_address.h"
 #include "transport/libfabric/ofi_endpoint.h"
 #include "transport/libfabric/ofi_transport.h"

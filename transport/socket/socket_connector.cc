@@ -70,8 +70,11 @@ std::string readHello(int fd, const GroupIdentity& id, int nsocks, Deadline dead
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
                                                   int nsocks, int listenFd, Deadline deadline) {
   std::vector<ConnectedSocket> out;
+  // An empty address: this pair is not connected here (another transport carries it).
+  auto member = [&](int r) { return r >= 0 && r < static_cast<int>(addresses.size()) && !addresses[r].empty(); };
   // 1. Connect to every lower rank.
   for (int peer = 0; peer < id.rank; ++peer) {
+    if (!member(peer)) continue;
     const std::string name = "rank " + std::to_string(peer) + " (" + addresses[peer] + ")";
     auto addr = SocketAddress::parse(addresses[peer]);
     for (int k = 0; k < nsocks; ++k) {
@@ -98,7 +101,8 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
   }
   // 2. Accept from every higher rank.
   std::set<std::pair<int, int>> have;
-  const size_t expected = static_cast<size_t>(id.size - 1 - id.rank) * nsocks;
+  size_t expected = 0;
+  for (int r = id.rank + 1; r < id.size; ++r) expected += member(r) ? nsocks : 0;
   while (have.size() < expected) {
     pollfd pfd{listenFd, POLLIN, 0};
     int rc = ::poll(&pfd, 1, deadline.pollTimeoutMs());
@@ -107,7 +111,7 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
     if (rc == 0) {
       std::string missing;
       for (int r = id.rank + 1; r < id.size; ++r)
-        for (int k = 0; k < nsocks; ++k)
+        for (int k = 0; k < nsocks && member(r); ++k)
           if (!have.count({r, k})) {
             missing += (missing.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " (" + addresses[r] + ")");
             break;
@@ -124,6 +128,7 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
     try {
       wire::Hello h;
       std::string refusal = readHello(fd.get(), id, nsocks, helloDeadline, from, h);
+      if (refusal.empty() && !member(h.from)) refusal = describeHello(h) + " is not a peer of this transport (another one carries that pair)";
       if (refusal.empty() && have.count({h.from, h.stream})) refusal = describeHello(h) + " connected stream " + std::to_string(h.stream) + " twice";
       if (!refusal.empty()) {
         logger().warn("{}: refused a connection from {}: {}", id.describe(), from, refusal);

@@ -21,7 +21,8 @@ struct ConnectedSocket {
   int stream = 0;
 };
 
-// addresses[r] = "host:port" of rank r's listener. Throws Error naming the peer(s) and address(es)
+// addresses[r] = "host:port" of rank r's listener; an empty one = no connection with rank r (a
+// transport that carries only some pairs). Throws Error naming the peer(s) and address(es)
 // on refusal or timeout.
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
                                                   int nsocks, int listenFd, Deadline deadline);
