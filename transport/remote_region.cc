@@ -17,6 +17,7 @@ const char* transportKindName(TransportKind kind) {
     case TransportKind::kSocket: return "socket";
     case TransportKind::kOfi: return "ofi";
     case TransportKind::kVerbs: return "verbs";
+    case TransportKind::kShm: return "shm";
   }
   return "unknown";
 }

@@ -10,7 +10,7 @@
 
 namespace eccl::transport {
 
-enum class TransportKind : uint8_t { kSocket = 1, kOfi = 2, kVerbs = 3 };
+enum class TransportKind : uint8_t { kSocket = 1, kOfi = 2, kVerbs = 3, kShm = 4 };
 const char* transportKindName(TransportKind kind);
 
 struct RemoteRegion {

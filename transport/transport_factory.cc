@@ -48,10 +48,12 @@ const OfiPlugin& ofiPlugin() {
 
 TransportOptions resolveTransportOptions(TransportOptions o) {
   if (o.kind.empty()) o.kind = envString("ECCL_TRANSPORT").value_or("socket");
-  if (o.kind != "socket" && o.kind != "ofi")
-    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: socket, ofi");
+  if (o.kind != "socket" && o.kind != "ofi" && o.kind != "shm")
+    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: socket, shm, ofi");
   if (o.kind == "ofi" && o.ofi.provider.empty()) o.ofi.provider = envString("ECCL_OFI_PROVIDER").value_or("auto");
-  o.socket.host = o.ofi.host = o.host;  // the one address; the nested fields are not read
+  if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", ShmOptions::kDefaultRingBytes));
+  if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", ShmOptions::kDefaultEagerBytes));
+  o.socket.host = o.ofi.host = o.shm.host = o.host;  // the one address; the nested fields are not read
   return o;
 }
 
@@ -59,6 +61,7 @@ std::unique_ptr<Transport> createTransport(GroupIdentity identity, TransportOpti
   options = resolveTransportOptions(std::move(options));
   if (options.host.empty()) throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": no address to listen on (TransportOptions::host)");
   if (options.kind == "socket") return createSocketTransport(std::move(identity), options.socket);
+  if (options.kind == "shm") return createShmTransport(std::move(identity), options.shm);
   const OfiPlugin& plugin = ofiPlugin();
   if (!plugin.create) throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": ECCL_TRANSPORT=ofi: " + plugin.error);
   return std::unique_ptr<Transport>(plugin.create(identity, options.ofi));

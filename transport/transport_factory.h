@@ -1,7 +1,8 @@
 // Chooses and builds a group's transport. One place for the transport options; everything not
 // set here is read from the ECCL_* environment in exactly one spot (resolveTransportOptions).
 //
-//   ECCL_TRANSPORT      socket (default) | ofi
+//   ECCL_TRANSPORT      socket (default) | shm (one host) | ofi
+//   ECCL_SHM_RING_BYTES, ECCL_SHM_EAGER_BYTES   the shared-memory transport's ring and eager limit
 //   ECCL_OFI_PROVIDER   auto (default: shm between ranks of one host, tcp between hosts) | shm |
 //                       tcp | any libfabric provider string (e.g. "verbs;ofi_rxm")
 //   ECCL_HOST_ID        overrides the host identity that decides who shares memory (tests)
@@ -11,16 +12,18 @@
 #include <string>
 
 #include "transport/libfabric/ofi_transport.h"
+#include "transport/shm/shm_transport.h"
 #include "transport/socket/socket_transport.h"
 #include "transport/transport.h"
 
 namespace eccl::transport {
 
 struct TransportOptions {
-  std::string kind;   // "socket" | "ofi"; empty = $ECCL_TRANSPORT or "socket"
+  std::string kind;   // "socket" | "shm" | "ofi"; empty = $ECCL_TRANSPORT or "socket"
   std::string host;   // address to listen on and publish; required
   SocketOptions socket;  // socket.host is ignored: `host` is the one address
   OfiOptions ofi;        // ofi.host is ignored likewise
+  ShmOptions shm;        // shm.host likewise; ringBytes/eagerBytes 0 = $ECCL_SHM_RING_BYTES / $ECCL_SHM_EAGER_BYTES
 };
 
 // Fills what the caller left empty from the environment. Throws Error(kInvalidArgument) naming

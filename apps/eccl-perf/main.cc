@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   app.add_option("-n,--iters", a.iters, "timed iterations per size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--transport", a.transport, "socket or ofi (default $ECCL_TRANSPORT or socket)")->check(CLI::IsMember({"socket", "ofi"}));
+  app.add_option("--transport", a.transport, "socket, shm or ofi (default $ECCL_TRANSPORT or socket)")->check(CLI::IsMember({"socket", "shm", "ofi"}));
   app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)");
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));

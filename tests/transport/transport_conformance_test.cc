@@ -1,5 +1,5 @@
-// What every transport must do, as one suite run over each of them: sockets, libfabric's shm
-// provider and libfabric's tcp;ofi_rxm provider. Sizes straddle each eager/rendezvous limit.
+// What every transport must do, as one suite run over each of them: sockets, eccl's shared
+// memory, libfabric's shm provider and libfabric's tcp;ofi_rxm provider. Sizes straddle each eager/rendezvous limit.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -35,6 +35,7 @@ class Conformance : public ::testing::TestWithParam<Flavor> {
 
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
                          ::testing::Values(Flavor{"socket", {.kind = "socket"}},
+                                           Flavor{"shm", {.kind = "shm"}},
                                            Flavor{"ofi_shm", {.kind = "ofi", .ofi = {.provider = "shm"}}},
                                            Flavor{"ofi_tcp", {.kind = "ofi", .ofi = {.provider = "tcp"}}}),
                          [](const auto& info) { return info.param.name; });

@@ -1,0 +1,69 @@
+// What a rank's shared segment holds and what its rings carry. Rank r's segment:
+//
+//   SegmentHeader     identity, the doorbell its progress thread sleeps on, the registration
+//                     table peers check around reads
+//   ring from rank 0  (RingIndices + ringBytes)   written by rank 0, read by rank r
+//   ring from rank 1
+//   ...               (the ring at index r is unused: messages to oneself never leave the process)
+//
+// Records (after RecordHeader):
+//   kEager     a whole message: MessageRecord, then its bytes
+//   kAnnounce  a large message (rendezvous): MessageRecord with the sender's address of the
+//              bytes and a send id; the receiver copies them by cross-memory attach
+//              (process_vm_readv) straight into the receive's buffer, then answers kDone
+//   kDone      ControlRecord: the receiver is finished with send id (copied, or dropped)
+//   kRevoke    ControlRecord: the sender cancels send id and waits for kRevoked or kDone
+//   kRevoked   ControlRecord: send id was not read and never will be; its receive fails
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "transport/shm/shm_ring.h"
+
+namespace eccl::transport::shm {
+
+inline constexpr uint64_t kSegmentMagic = 0x3168732d6c636365;  // "eccl-sh1"
+inline constexpr size_t kRegistrationSlots = 4096;
+
+struct SegmentHeader {
+  uint64_t magic = 0;
+  uint64_t identity = 0;  // hash of group, epoch, size (the handshake checks the full identity)
+  int32_t rank = 0;
+  int32_t size = 0;
+  uint64_t ringBytes = 0;
+  // The progress thread sleeps on `doorbell` (a futex) after setting `sleeping`; a writer that
+  // sees `sleeping` bumps `doorbell` and wakes it.
+  alignas(64) std::atomic<uint32_t> doorbell{0};
+  alignas(64) std::atomic<uint32_t> sleeping{0};
+  // Slot i holds the key of the registration using it, 0 when free: a reader checks it before
+  // and after copying, so a read of a deregistered region fails instead of copying freed memory.
+  alignas(64) std::atomic<uint64_t> registrations[kRegistrationSlots];
+};
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+inline size_t headerBytes() { return (sizeof(SegmentHeader) + 4095) & ~size_t(4095); }
+inline size_t segmentBytes(int ranks, size_t ringCapacity) {
+  return headerBytes() + static_cast<size_t>(ranks) * ringBytes(ringCapacity);
+}
+inline uint8_t* ringAt(uint8_t* segment, int from, size_t ringCapacity) {
+  return segment + headerBytes() + static_cast<size_t>(from) * ringBytes(ringCapacity);
+}
+
+enum RecordType : uint16_t { kEager = 1, kAnnounce = 2, kDone = 3, kRevoke = 4, kRevoked = 5 };
+
+struct MessageRecord {
+  RecordHeader h;
+  uint64_t tag = 0;
+  uint64_t seq = 0;
+  uint64_t bytes = 0;    // of the message
+  uint64_t address = 0;  // kAnnounce: where the sender's bytes are
+  uint64_t sendId = 0;   // kAnnounce
+};
+
+struct ControlRecord {
+  RecordHeader h;
+  uint64_t sendId = 0;
+};
+
+}  // namespace eccl::transport::shm

@@ -1,0 +1,365 @@
+// The shared-memory transport: lifecycle, connecting, posting sends and receives, and writing
+// records into peers' rings.
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <random>
+
+#include "base/error.h"
+#include "base/logging.h"
+#include "transport/argument_checks.h"
+#include "transport/host_identity.h"
+#include "transport/shm/shm_transport_impl.h"
+
+namespace eccl::transport {
+
+std::unique_ptr<Transport> createShmTransport(GroupIdentity identity, ShmOptions options) {
+  return std::make_unique<shm::ShmTransport>(std::move(identity), std::move(options));
+}
+
+namespace shm {
+namespace {
+
+GroupIdentity checkedIdentity(GroupIdentity id) {
+  if (id.size <= 0 || id.rank < 0 || id.rank >= id.size)
+    throw Error(ErrorCode::kInvalidArgument, "bad group identity: rank " + std::to_string(id.rank) + " of " + std::to_string(id.size));
+  return id;
+}
+
+ShmOptions checkedOptions(ShmOptions o) {
+  if (o.ringBytes == 0) o.ringBytes = ShmOptions::kDefaultRingBytes;
+  if (o.eagerBytes == 0) o.eagerBytes = ShmOptions::kDefaultEagerBytes;
+  if (o.host.empty()) throw Error(ErrorCode::kInvalidArgument, "shared-memory transport needs a host address for its side channel");
+  if (o.ringBytes < 4096 || (o.ringBytes & (o.ringBytes - 1)) != 0 || o.ringBytes > (size_t(1) << 30))
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory ring size (ECCL_SHM_RING_BYTES) must be a power of two from 4096 to 1 GiB, got " +
+                                                 std::to_string(o.ringBytes));
+  if (o.eagerBytes + sizeof(MessageRecord) + kRecordAlign > o.ringBytes / 2)
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory eager limit (ECCL_SHM_EAGER_BYTES) " + std::to_string(o.eagerBytes) +
+                                                 " must leave a record at most half the ring (" + std::to_string(o.ringBytes) + " bytes)");
+  return o;
+}
+
+uint64_t identityHash(const GroupIdentity& id) {
+  return std::hash<std::string>{}(id.group) * 31 + id.epoch * 1000003 + static_cast<uint64_t>(id.size);
+}
+
+}  // namespace
+
+ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
+    : id_(checkedIdentity(std::move(id))), opts_(checkedOptions(std::move(opts))), matcher_(id_.size, opts_.unexpectedBudget) {
+  segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes), id_.describe());
+  auto* h = new (segment_.data()) SegmentHeader;
+  h->magic = kSegmentMagic;
+  h->identity = identityHash(id_);
+  h->rank = id_.rank;
+  h->size = id_.size;
+  h->ringBytes = opts_.ringBytes;
+  for (int r = 0; r < id_.size; ++r) new (ringAt(segment_.data(), r, opts_.ringBytes)) RingIndices;
+  peers_.resize(id_.size);
+  stopSide_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!stopSide_) throwSystemError(id_.describe() + ": eventfd", errno);
+  side_ = std::make_unique<SideChannel>(id_, opts_.host);
+  self_.hostId = opts_.hostId.empty() ? localHostId() : opts_.hostId;
+  self_.sideChannel = side_->address();
+  self_.pid = ::getpid();
+  self_.fd = segment_.fd();
+  self_.segmentBytes = segment_.size();
+  self_.ringBytes = opts_.ringBytes;
+  self_.probeAddress = reinterpret_cast<uint64_t>(segment_.data());
+  std::random_device rd;
+  keyBase_ = (uint64_t(rd()) << 32 | rd()) & ~uint64_t(0xffffffff);
+  for (size_t s = kRegistrationSlots; s-- > 0;) freeSlots_.push_back(s);
+  peers_[id_.rank].address = self_.sideChannel;
+  updateNames();
+  progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
+  thread_ = std::thread([this] { progressLoop(); });
+}
+
+ShmTransport::~ShmTransport() {
+  progress_->detach();
+  {
+    // Sends under way finish first: the goodbye travels on the side channel and could overtake
+    // them (a large send is under way until its receiver has copied it).
+    std::unique_lock lock(mu_);
+    for (auto until = Clock::now() + std::chrono::seconds(2); connected_ && !broken_ && Clock::now() < until;) {
+      bool sending = false;
+      for (auto& p : peers_) sending |= !p.left && (!p.announced.empty() || !p.backlog.empty());
+      if (!sending) break;
+      if (!pollLocked()) {
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
+      }
+    }
+    if (connected_ && !broken_) side_->sendBye();
+  }
+  stop_.store(true);
+  wakeProgress();
+  uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(stopSide_.get(), &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  if (sideThread_.joinable()) sideThread_.join();
+  std::lock_guard lock(mu_);
+  breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
+}
+
+void ShmTransport::updateNames() {
+  auto n = std::make_shared<RequestLabel::Names>();
+  n->group = id_.describe();
+  for (int r = 0; r < id_.size; ++r) n->peers.push_back(peerName(r));
+  names_ = std::move(n);
+}
+
+std::string ShmTransport::peerAddress(int peer) const {
+  if (peer < 0 || peer >= id_.size) return "?";
+  return peers_[peer].address.empty() ? std::string("?") : peers_[peer].address + " over shared memory";
+}
+
+// Maps rank r's segment and checks it belongs to this group.
+void ShmTransport::openPeer(int r, const ShmAddress& a) {
+  const std::string whose = "rank " + std::to_string(r) + " (" + a.sideChannel + ", pid " + std::to_string(a.pid) + ")";
+  if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.segmentBytes != segmentBytes(id_.size, a.ringBytes))
+    throw Error(ErrorCode::kProtocol, id_.describe() + ": " + whose + " published a shared segment of an unexpected size");
+  Peer& p = peers_[r];
+  p.segment = SharedSegment::open(a.pid, a.fd, a.segmentBytes, whose);
+  p.header = reinterpret_cast<SegmentHeader*>(p.segment.data());
+  if (p.header->magic != kSegmentMagic || p.header->identity != identityHash(id_) || p.header->rank != r || p.header->size != id_.size)
+    throw Error(ErrorCode::kConnectFailed, id_.describe() + ": the shared memory of " + whose + " belongs to another group, epoch or rank");
+  p.out = RingWriter(ringAt(p.segment.data(), id_.rank, a.ringBytes), a.ringBytes);
+  p.in = RingReader(ringAt(segment_.data(), r, opts_.ringBytes), opts_.ringBytes);
+  p.pid = a.pid;
+  p.address = a.sideChannel;
+  p.member = true;
+}
+
+void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+  if (static_cast<int>(addresses.size()) != id_.size)
+    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect needs " + std::to_string(id_.size) + " addresses, got " +
+                                                 std::to_string(addresses.size()));
+  std::vector<std::string> side(id_.size);
+  std::vector<ShmAddress> peerAddrs(id_.size);
+  {
+    std::lock_guard lock(mu_);
+    for (int r = 0; r < id_.size; ++r) {
+      if (r == id_.rank || addresses[r].empty()) continue;  // empty: another transport carries this pair
+      ShmAddress a = ShmAddress::decode(addresses[r], id_.describe() + ": rank " + std::to_string(r));
+      if (a.hostId != self_.hostId)
+        throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": rank " + std::to_string(r) + " is on host '" + a.hostId +
+                                                     "', this rank on '" + self_.hostId +
+                                                     "': shared memory reaches only ranks of one host (ECCL_TRANSPORT=auto picks per pair)");
+      openPeer(r, a);
+      side[r] = a.sideChannel;
+      peerAddrs[r] = a;
+    }
+    updateNames();
+  }
+  side_->connect(side, deadline);
+  // Every peer must be allowed to read our memory and we theirs: find out now, not mid-transfer.
+  for (int r = 0; r < id_.size; ++r) {
+    if (!peers_[r].member) continue;
+    uint64_t magic = 0;
+    iovec local{&magic, sizeof magic}, remote{reinterpret_cast<void*>(peerAddrs[r].probeAddress), sizeof magic};
+    if (::process_vm_readv(peerAddrs[r].pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof magic) || magic != kSegmentMagic)
+      throw Error(ErrorCode::kConnectFailed, id_.describe() + ": cannot read the memory of " + peerName(r) + ", pid " +
+                                                 std::to_string(peerAddrs[r].pid) + " (process_vm_readv: " + std::strerror(errno) +
+                                                 "); shared memory needs ranks of one user without ptrace restrictions "
+                                                 "(kernel.yama.ptrace_scope 0) — or use ECCL_TRANSPORT=socket");
+  }
+  std::lock_guard lock(mu_);
+  connected_ = true;
+  int here = 0;
+  for (int r = 0; r < id_.size; ++r)
+    if (peers_[r].member) {
+      ++here;
+      inbound_.push_back(ringAt(segment_.data(), r, opts_.ringBytes));
+    }
+  ready_.store(true, std::memory_order_release);
+  cpu_set_t cpus;
+  const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  progress_->setOversubscribed(here + 1 > cores);
+  sideThread_ = std::thread([this] { sideChannelLoop(); });
+  logger().debug("{}: connected to {} peers over shared memory", id_.describe(), here);
+}
+
+std::shared_ptr<RequestState> ShmTransport::newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes) {
+  return std::make_shared<RequestState>(RequestLabel{names_, kind, bytes, peer, tag}, progress_);
+}
+
+// Under mu_: false (and the request failed) when the transport is broken or the peer gone.
+bool ShmTransport::admit(RequestState& req, int peer) {
+  if (broken_) {
+    req.fail(brokenCode_, req.what() + " failed: " + *broken_);
+    return false;
+  }
+  if (peer == id_.rank) return true;
+  if (!connected_) throw Error(ErrorCode::kInvalidArgument, req.what() + ": connect() has not completed");
+  if (!peers_[peer].member)
+    throw Error(ErrorCode::kInvalidArgument, req.what() + ": rank " + std::to_string(peer) + " is not reached through shared memory");
+  if (peers_[peer].left) {
+    req.fail(ErrorCode::kConnectionClosed, req.what() + " failed: " + peerName(peer) + " left the group");
+    return false;
+  }
+  return true;
+}
+
+RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
+  checkOperation(id_, peer, "send", data, bytes, region);
+  std::lock_guard lock(mu_);
+  auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
+  if (!admit(*req, peer)) return req;
+  auto op = std::make_shared<SendOp>();
+  op->req = req;
+  op->data = static_cast<const uint8_t*>(data);
+  op->bytes = bytes;
+  op->key = matcher_.numberSend(peer, tag);
+  req->setCanceller([this, peer, weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
+    if (auto op = weak.lock()) cancelSend(peer, op);
+  });
+  if (peer == id_.rank) {
+    if (auto r = matcher_.unpost(peer, op->key)) completeLocalMatch(*req, op->data, bytes, *r->req, r->data, r->bytes);
+    else selfSends_.emplace(op->key, op);
+    return req;
+  }
+  Peer& p = peers_[peer];
+  if (bytes <= opts_.eagerBytes) {
+    if (p.backlog.empty() && write(peer, {kEager, op, 0})) {
+      req->complete();
+      ringDoorbells();
+    } else {
+      if (p.backlog.empty()) backlogged_.fetch_add(1, std::memory_order_relaxed);
+      p.backlog.push_back({kEager, op, 0});
+    }
+    return req;
+  }
+  op->id = nextSendId_++;
+  p.announced.emplace(op->id, op);
+  emit(peer, {kAnnounce, op, op->id});
+  ringDoorbells();
+  return req;
+}
+
+RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
+  checkOperation(id_, peer, "receive", data, bytes, region);
+  std::lock_guard lock(mu_);
+  auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
+  if (!admit(*req, peer)) return req;
+  auto op = std::make_shared<RecvOp>();
+  op->req = req;
+  op->data = static_cast<uint8_t*>(data);
+  op->bytes = bytes;
+  op->key = matcher_.numberReceive(peer, tag);
+  req->setCanceller([this, peer, weak = std::weak_ptr<RecvOp>(op)] {
+    if (auto op = weak.lock()) cancelRecv(peer, op);
+  });
+  if (peer == id_.rank) {
+    auto it = selfSends_.find(op->key);
+    if (it == selfSends_.end()) {
+      matcher_.post(peer, op->key, op);
+    } else {
+      auto s = it->second;
+      selfSends_.erase(it);
+      completeLocalMatch(*s->req, s->data, s->bytes, *req, op->data, bytes);
+    }
+    return req;
+  }
+  Peer& p = peers_[peer];
+  if (matcher_.unexpected(peer, op->key)) {
+    receiveUnexpected(peer, op);
+  } else if (auto w = p.waiting.find(op->key); w != p.waiting.end()) {
+    const Announcement a = w->second;
+    p.waiting.erase(w);
+    receiveAnnounced(peer, op, a);
+  } else if (p.revoked.erase(op->key)) {
+    req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
+  } else {
+    matcher_.post(peer, op->key, op);
+  }
+  ringDoorbells();
+  return req;
+}
+
+// Under mu_: writes one record into `peer`'s ring; false when it has no room now.
+bool ShmTransport::write(int peer, const Outgoing& o) {
+  Peer& p = peers_[peer];
+  if (o.type == kEager || o.type == kAnnounce) {
+    const SendOp& s = *o.op;
+    const size_t payload = o.type == kEager ? s.bytes : 0;
+    uint8_t* rec = p.out.reserve(sizeof(MessageRecord) + payload);
+    if (!rec) return false;
+    auto* m = reinterpret_cast<MessageRecord*>(rec);
+    m->h.type = o.type;
+    m->h.flags = 0;
+    m->tag = s.key.tag;
+    m->seq = s.key.seq;
+    m->bytes = s.bytes;
+    m->address = reinterpret_cast<uint64_t>(s.data);
+    m->sendId = s.id;
+    if (payload) std::memcpy(rec + sizeof(MessageRecord), s.data, payload);
+  } else {
+    uint8_t* rec = p.out.reserve(sizeof(ControlRecord));
+    if (!rec) return false;
+    auto* c = reinterpret_cast<ControlRecord*>(rec);
+    c->h.type = o.type;
+    c->h.flags = 0;
+    c->sendId = o.sendId;
+  }
+  p.out.commit();
+  p.wrote = true;
+  return true;
+}
+
+void ShmTransport::emit(int peer, Outgoing o) {
+  Peer& p = peers_[peer];
+  if (p.backlog.empty() && write(peer, o)) return;
+  if (p.backlog.empty()) backlogged_.fetch_add(1, std::memory_order_relaxed);
+  p.backlog.push_back(std::move(o));
+}
+
+// Under mu_: writes what waited for room; true if anything was written.
+bool ShmTransport::drainBacklog(int peer) {
+  Peer& p = peers_[peer];
+  bool moved = false;
+  while (!p.backlog.empty() && write(peer, p.backlog.front())) {
+    Outgoing& o = p.backlog.front();
+    if (o.type == kEager) o.op->req->complete();  // its bytes are in the ring
+    p.backlog.pop_front();
+    moved = true;
+    if (p.backlog.empty()) backlogged_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return moved;
+}
+
+// Wakes the progress threads of peers we wrote to that are asleep. The fence orders our ring
+// writes before reading their `sleeping` (a sleeper sets it, then checks its rings).
+void ShmTransport::ringDoorbells() {
+  bool fenced = false;
+  for (auto& p : peers_) {
+    if (!p.wrote) continue;
+    p.wrote = false;
+    if (!fenced) std::atomic_thread_fence(std::memory_order_seq_cst);
+    fenced = true;
+    if (p.header->sleeping.load(std::memory_order_relaxed)) {
+      p.header->doorbell.fetch_add(1, std::memory_order_release);
+      ::syscall(SYS_futex, &p.header->doorbell, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
+  }
+}
+
+void ShmTransport::wakeProgress() {
+  header()->doorbell.fetch_add(1, std::memory_order_release);
+  ::syscall(SYS_futex, &header()->doorbell, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+void ShmTransport::abort(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  breakLocked(ErrorCode::kAborted, id_.describe() + " aborted: " + reason, true);
+}
+
+}  // namespace shm
+}  // namespace eccl::transport

@@ -1,0 +1,51 @@
+// The shared-memory transport, for ranks on one host: no kernel on the path of small messages,
+// one copy for large ones.
+//
+//   small (≤ eagerBytes)  copied into a ring in the receiver's shared segment (one ring per
+//                         sender) and out into the receive's buffer, or held as unexpected
+//                         (within unexpectedBudget) until the receive is posted
+//   large                 announced on the ring; the receiver copies the bytes by cross-memory
+//                         attach (process_vm_readv) straight from the sender's buffer into the
+//                         receive's, then tells the sender it is done (single copy, like
+//                         Open MPI's vader with CMA)
+//   reads (iread)         the reader copies from the owner's region by cross-memory attach,
+//                         between two checks of the region's slot in the owner's segment
+//
+// Waiting: a waiting caller polls the rings itself (CallerProgress); a progress thread polls
+// while operations are pending, then sleeps on a futex doorbell in its segment that writers ring.
+// A side channel (TCP per peer) carries the handshake, aborts, goodbyes and liveness: a crashed
+// peer fails every operation with it at once, naming it.
+//
+// Requirements: every peer on this host (equal host ids, see host_identity.h) and allowed to
+// read this process's memory (same user, no ptrace restriction against it); connect() checks
+// both and names the peer otherwise.
+//
+// Size mismatches fail the receive naming both sizes (the stream stays usable). Cancel: a
+// receive is withdrawn at once (the message it would have matched is dropped); a send not yet
+// read is revoked — cancel() returns when the receiver has agreed, and that receive fails
+// naming the sender — or completes if the receiver had already copied it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "transport/transport.h"
+
+namespace eccl::transport {
+
+struct ShmOptions {
+  static constexpr size_t kDefaultRingBytes = 256 * 1024, kDefaultEagerBytes = 8 * 1024;
+  std::string host;     // address of the side channel; required
+  std::string hostId;   // empty = localHostId()
+  // Per sender, in each receiver's segment (a power of two); 0 = kDefaultRingBytes (or, through
+  // createTransport, $ECCL_SHM_RING_BYTES).
+  size_t ringBytes = 0;
+  // Larger messages are copied by cross-memory attach; 0 = kDefaultEagerBytes (or, through
+  // createTransport, $ECCL_SHM_EAGER_BYTES).
+  size_t eagerBytes = 0;
+  size_t unexpectedBudget = size_t(256) << 20;  // bytes held for receives not posted yet
+};
+
+std::unique_ptr<Transport> createShmTransport(GroupIdentity identity, ShmOptions options);
+
+}  // namespace eccl::transport

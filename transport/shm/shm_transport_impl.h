@@ -1,0 +1,174 @@
+// The shared-memory transport's internals, shared by its source files: shm_transport.cc
+// (lifecycle, connecting, posting), shm_progress.cc (reading the rings, matching, copying,
+// cancelling, failures, the progress thread) and shm_memory.cc (registration, export, reads).
+// Not installed API.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "transport/caller_progress.h"
+#include "transport/request_state.h"
+#include "transport/shm/shm_address.h"
+#include "transport/shm/shm_layout.h"
+#include "transport/shm/shm_segment.h"
+#include "transport/shm/shm_transport.h"
+#include "transport/side_channel.h"
+#include "transport/tag_matcher.h"
+
+namespace eccl::transport::shm {
+
+using Key = MessageKey;
+
+struct SendOp {
+  std::shared_ptr<RequestState> req;
+  const uint8_t* data = nullptr;
+  size_t bytes = 0;
+  Key key;
+  uint64_t id = 0;             // large sends: the id the receiver answers with
+  std::vector<uint8_t> owned;  // a cancelled send not on the ring yet goes out from this copy
+};
+
+struct RecvOp {
+  std::shared_ptr<RequestState> req;
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
+  Key key;
+};
+
+using Matcher = TagMatcher<std::shared_ptr<RecvOp>>;
+
+// Copies `bytes` at `remote` in process `pid` into `dst` (process_vm_readv). Empty on success,
+// else why not.
+std::string copyFromProcess(pid_t pid, uint64_t remote, uint8_t* dst, size_t bytes);
+
+// A peer's large message whose receive is not posted yet.
+struct Announcement {
+  uint64_t bytes = 0;
+  uint64_t address = 0;
+  uint64_t sendId = 0;
+};
+
+// A record waiting for room in a peer's ring (kept in order).
+struct Outgoing {
+  RecordType type = kEager;
+  std::shared_ptr<SendOp> op;  // kEager, kAnnounce
+  uint64_t sendId = 0;         // control records
+};
+
+struct Peer {
+  bool member = false;  // reached through this transport (see connect)
+  std::string address;  // its side channel, for names
+  pid_t pid = 0;
+  SharedSegment segment;            // its segment, mapped: our ring to it, its doorbell, its registrations
+  SegmentHeader* header = nullptr;  // in `segment`
+  RingWriter out;                   // in its segment
+  RingReader in;                    // in ours, written by it
+  std::deque<Outgoing> backlog;     // records its ring had no room for yet
+  std::map<uint64_t, std::shared_ptr<SendOp>> announced;  // our large sends it has not finished, by id
+  std::map<Key, Announcement> waiting;  // its large messages whose receive is not posted yet
+  std::set<Key> revoked;                // its messages it cancelled before we read them
+  bool left = false;                    // said goodbye and hung up
+  bool wrote = false;                   // records written since its doorbell was last considered
+};
+
+struct Registration {
+  MemoryRegion region;
+  uint64_t key = 0;
+  size_t slot = 0;
+};
+
+class ShmTransport final : public Transport {
+ public:
+  ShmTransport(GroupIdentity id, ShmOptions opts);
+  ~ShmTransport() override;
+
+  const GroupIdentity& identity() const override { return id_; }
+  AddressBlob address() const override { return self_.encode(); }
+  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) override;
+  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) override;
+  RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) override;
+  MemoryRegion registerMemory(void* ptr, size_t bytes, MemoryKind kind) override;
+  void deregisterMemory(const MemoryRegion& region) override;
+  RegionBlob exportRegion(const MemoryRegion& region) const override;
+  RequestPtr iread(int peer, const RegionBlob& remote, size_t offset, void* dst, size_t bytes,
+                   const MemoryRegion* local) override;
+  void abort(const std::string& reason) override;
+  std::optional<std::string> asyncError() const override {
+    std::lock_guard lock(mu_);
+    return broken_;
+  }
+  std::string peerAddress(int peer) const override;
+
+ private:
+  std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
+  SegmentHeader* header() const { return reinterpret_cast<SegmentHeader*>(segment_.data()); }
+  void updateNames();
+  std::shared_ptr<RequestState> newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes);
+  bool admit(RequestState& req, int peer);
+  void checkPeer(int peer, const std::string& what) const;
+  void openPeer(int r, const ShmAddress& a);
+  // Writing records (under mu_).
+  bool write(int peer, const Outgoing& o);  // false: no room in its ring now
+  void emit(int peer, Outgoing o);          // writes, or queues behind what waits already
+  bool drainBacklog(int peer);
+  void ringDoorbells();
+  // Receiving (shm_progress.cc, under mu_).
+  bool pollOnce();
+  bool pollLocked();
+  bool dispatch(int peer, const uint8_t* record);  // false: keep it (no room to hold it yet)
+  bool onEager(int peer, const MessageRecord& m, const uint8_t* payload);
+  void onAnnounce(int peer, const MessageRecord& m);
+  void onRevoke(int peer, uint64_t sendId);
+  void finishSend(int peer, uint64_t sendId);
+  void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a);
+  void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
+  bool sizesAgree(int peer, RecvOp& op, uint64_t sent);
+  void cancelSend(int peer, const std::shared_ptr<SendOp>& op);
+  void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
+  void handleSideChannel();
+  void peerLeft(int peer);
+  void failPeer(int peer, ErrorCode code, const std::string& why);
+  void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
+  bool pendingWork() const;
+  void progressLoop();
+  void sideChannelLoop();
+  void wakeProgress();
+
+  GroupIdentity id_;
+  ShmOptions opts_;
+  SharedSegment segment_;
+  ShmAddress self_;
+  mutable std::mutex mu_;
+  std::vector<Peer> peers_;
+  Matcher matcher_;
+  std::map<Key, std::shared_ptr<SendOp>> selfSends_;  // sends to ourselves waiting for their receive
+  std::map<uint64_t, Registration> regions_;          // by id
+  std::vector<size_t> freeSlots_;
+  uint64_t keyBase_ = 0;  // random per transport: a blob from an earlier group or epoch opens nothing
+  uint64_t nextRegionId_ = 1;
+  uint64_t nextSendId_ = 1;
+  uint64_t nextReadId_ = 1;
+  std::unique_ptr<SideChannel> side_;
+  std::optional<std::string> broken_;
+  ErrorCode brokenCode_ = ErrorCode::kAborted;
+  bool connected_ = false;
+  // For polls that find nothing without taking mu_: our rings from peers (set before ready_),
+  // and the number of peers with a backlog.
+  std::vector<const void*> inbound_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int> backlogged_{0};
+  std::shared_ptr<CallerProgress> progress_;
+  std::shared_ptr<const RequestLabel::Names> names_;
+  std::atomic<bool> stop_{false};
+  Fd stopSide_;  // eventfd: wakes the side-channel thread to stop
+  std::thread thread_, sideThread_;
+};
+
+}  // namespace eccl::transport::shm
