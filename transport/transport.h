@@ -12,12 +12,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/error.h"
 
 namespace eccl::transport {
 
@@ -118,6 +120,22 @@ class Transport {
   // Why the transport broke (a peer died, an abort), or nullopt while it is healthy.
   virtual std::optional<std::string> asyncError() const = 0;
   virtual std::string peerAddress(int peer) const = 0;
+
+  // Tells `listener`, once, that this transport broke (a lost or aborting peer, abort(), a
+  // protocol error), with the code and reason its requests fail with — for a transport built
+  // from several (transport/routed/) that must then fail the others too. It runs on whichever
+  // thread saw the break, under the transport's lock: it must only hand the news on, never call
+  // back into this transport. Set it before connect().
+  using BreakListener = std::function<void(ErrorCode code, const std::string& reason)>;
+  void onBreak(BreakListener listener) { breakListener_ = std::move(listener); }
+
+ protected:
+  void notifyBroken(ErrorCode code, const std::string& reason) const {
+    if (breakListener_) breakListener_(code, reason);
+  }
+
+ private:
+  BreakListener breakListener_;
 };
 
 }  // namespace eccl::transport

@@ -6,6 +6,7 @@
 
 #include "base/env.h"
 #include "base/error.h"
+#include "transport/routed/routed_transport.h"
 
 namespace eccl::transport {
 namespace {
@@ -48,8 +49,8 @@ const OfiPlugin& ofiPlugin() {
 
 TransportOptions resolveTransportOptions(TransportOptions o) {
   if (o.kind.empty()) o.kind = envString("ECCL_TRANSPORT").value_or("socket");
-  if (o.kind != "socket" && o.kind != "ofi" && o.kind != "shm")
-    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: socket, shm, ofi");
+  if (o.kind != "auto" && o.kind != "socket" && o.kind != "ofi" && o.kind != "shm")
+    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: auto, socket, shm, ofi");
   if (o.kind == "ofi" && o.ofi.provider.empty()) o.ofi.provider = envString("ECCL_OFI_PROVIDER").value_or("auto");
   if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", ShmOptions::kDefaultRingBytes));
   if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", ShmOptions::kDefaultEagerBytes));
@@ -62,6 +63,7 @@ std::unique_ptr<Transport> createTransport(GroupIdentity identity, TransportOpti
   if (options.host.empty()) throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": no address to listen on (TransportOptions::host)");
   if (options.kind == "socket") return createSocketTransport(std::move(identity), options.socket);
   if (options.kind == "shm") return createShmTransport(std::move(identity), options.shm);
+  if (options.kind == "auto") return createRoutedTransport(std::move(identity), {options.host, options.shm, options.socket});
   const OfiPlugin& plugin = ofiPlugin();
   if (!plugin.create) throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": ECCL_TRANSPORT=ofi: " + plugin.error);
   return std::unique_ptr<Transport>(plugin.create(identity, options.ofi));

@@ -36,6 +36,7 @@ class Conformance : public ::testing::TestWithParam<Flavor> {
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
                          ::testing::Values(Flavor{"socket", {.kind = "socket"}},
                                            Flavor{"shm", {.kind = "shm"}},
+                                           Flavor{"auto", {.kind = "auto"}},
                                            Flavor{"ofi_shm", {.kind = "ofi", .ofi = {.provider = "shm"}}},
                                            Flavor{"ofi_tcp", {.kind = "ofi", .ofi = {.provider = "tcp"}}}),
                          [](const auto& info) { return info.param.name; });
@@ -122,6 +123,38 @@ TEST_P(Conformance, ShortMessageFailsTheReceiveAndTheTransportStaysUsable) {
     g[0]->isend(1, 2, b.data(), b.size())->wait(kLong());
     r2->wait(kLong());
     EXPECT_TRUE(rb == b) << send << " -> " << recv;
+  }
+}
+
+// A message longer than its receive (libfabric 1.17's providers cannot survive it: skipped).
+TEST_P(Conformance, LongMessageFailsTheReceiveAndTheTransportStaysUsable) {
+  if (GetParam().options.kind == "ofi") GTEST_SKIP() << "libfabric 1.17 providers do not survive a truncated message";
+  auto g = group(2);
+  for (auto [send, recv] : {std::pair<size_t, size_t>{64, 32}, {1 << 20, 4096}, {16, 0}, {1 << 20, (1 << 20) - 1}}) {
+    for (bool postedFirst : {true, false}) {
+      auto a = pattern(send, 1);
+      std::vector<uint8_t> r(recv + 1);  // one spare byte, checked untouched
+      r[recv] = 0xA5;
+      RequestPtr rr, s;
+      if (postedFirst) rr = g[1]->irecv(0, 1, r.data(), recv);
+      s = g[0]->isend(1, 1, a.data(), a.size());
+      if (!postedFirst) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        rr = g[1]->irecv(0, 1, r.data(), recv);
+      }
+      expectError(rr, kLong(), {"rank 0", "mismatch"});
+      try {
+        s->wait(kLong());
+      } catch (const Error&) {
+      }
+      EXPECT_EQ(r[recv], 0xA5) << send << " -> " << recv << ": written past the receive";
+      auto b = pattern(1000, 2);
+      std::vector<uint8_t> rb(1000);
+      auto r2 = g[1]->irecv(0, 2, rb.data(), rb.size());
+      g[0]->isend(1, 2, b.data(), b.size())->wait(kLong());
+      r2->wait(kLong());
+      EXPECT_TRUE(rb == b) << send << " -> " << recv;
+    }
   }
 }
 
@@ -353,7 +386,7 @@ TEST(TransportFactory, UnknownTransportIsAnErrorNamingTheChoices) {
     createTransport({"f", 0, 0, 1}, {.kind = "carrier-pigeon", .host = "127.0.0.1"});
     ADD_FAILURE() << "accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'carrier-pigeon' (ECCL_TRANSPORT) is not one of: socket, ofi"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'carrier-pigeon' (ECCL_TRANSPORT) is not one of: auto, socket, shm, ofi"), std::string::npos) << e.what();
   }
 }
 

@@ -194,6 +194,7 @@ void OfiTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
   broken_ = reason;
   brokenCode_ = code;
   if (tellPeers && side_) side_->sendAbort(reason);
+  notifyBroken(code, reason);
   const bool pending = pendingWork() || !selfSends_.empty() || !selfRecvs_.empty();
   failOps(-1, code, reason);
   for (auto* q : {&selfSends_, &selfRecvs_})

@@ -243,6 +243,7 @@ void ShmTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
   broken_ = reason;
   brokenCode_ = code;
   if (tellPeers && connected_) side_->sendAbort(reason);
+  notifyBroken(code, reason);
   const bool pending = pendingWork();
   for (int r = 0; r < id_.size; ++r) failPeer(r, code, reason);
   for (auto& [k, s] : selfSends_) s->req->fail(code, s->req->what() + " failed: " + reason);

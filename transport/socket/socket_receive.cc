@@ -16,8 +16,8 @@ namespace eccl::transport::sockets {
 void SocketTransport::matchUnexpected(int peer, const std::shared_ptr<RecvOp>& op) {
   Matcher::Unexpected& u = *matcher_.unexpected(peer, op->key);
   if (u.data.size() != op->bytes) {
-    op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": the peer sent " + std::to_string(u.data.size()) +
-                                                   " bytes for this message");
+    op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": " + peerName(peer) + " sent " + std::to_string(u.data.size()) +
+                                                   " bytes for this message (size mismatch)");
     // Its receive is gone: drop the message once it is whole.
     matcher_.withdraw(peer, op->key);
     return;

@@ -125,6 +125,8 @@ bool SocketTransport::admit(RequestState& req, int peer) {
     return false;
   }
   if (!connected_ && peer != id_.rank) throw Error(ErrorCode::kInvalidArgument, req.what() + ": connect() has not completed");
+  if (peer != id_.rank && peers_[peer].conns.empty() && peers_[peer].address.empty())
+    throw Error(ErrorCode::kInvalidArgument, req.what() + ": rank " + std::to_string(peer) + " is not connected through this transport");
   return true;
 }
 
@@ -254,6 +256,7 @@ void SocketTransport::breakLocked(ErrorCode code, const std::string& reason, boo
   broken_ = reason;
   brokenCode_ = code;
   bool pending = false;
+  notifyBroken(code, reason);
   for (auto& [id, c] : conns_) {
     std::deque<OutChunk> keep;
     for (auto& ch : c->sendq) {
