@@ -48,12 +48,12 @@ const OfiPlugin& ofiPlugin() {
 }  // namespace
 
 TransportOptions resolveTransportOptions(TransportOptions o) {
-  if (o.kind.empty()) o.kind = envString("ECCL_TRANSPORT").value_or("socket");
+  if (o.kind.empty()) o.kind = envString("ECCL_TRANSPORT").value_or("auto");
   if (o.kind != "auto" && o.kind != "socket" && o.kind != "ofi" && o.kind != "shm")
     throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: auto, socket, shm, ofi");
   if (o.kind == "ofi" && o.ofi.provider.empty()) o.ofi.provider = envString("ECCL_OFI_PROVIDER").value_or("auto");
-  if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", ShmOptions::kDefaultRingBytes));
-  if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", ShmOptions::kDefaultEagerBytes));
+  if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", 0));
+  if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", 0));
   o.socket.host = o.ofi.host = o.shm.host = o.host;  // the one address; the nested fields are not read
   return o;
 }

@@ -1,8 +1,8 @@
 // Chooses and builds a group's transport. One place for the transport options; everything not
 // set here is read from the ECCL_* environment in exactly one spot (resolveTransportOptions).
 //
-//   ECCL_TRANSPORT      socket (default) | auto (shared memory inside a host, sockets between
-//                       hosts, per pair) | shm (one host only) | ofi
+//   ECCL_TRANSPORT      auto (default: shared memory between ranks of one host, sockets between
+//                       hosts, chosen per pair) | socket | shm (one host only) | ofi
 //   ECCL_SHM_RING_BYTES, ECCL_SHM_EAGER_BYTES   the shared-memory transport's ring and eager limit
 //   ECCL_OFI_PROVIDER   auto (default: shm between ranks of one host, tcp between hosts) | shm |
 //                       tcp | any libfabric provider string (e.g. "verbs;ofi_rxm")
@@ -20,7 +20,7 @@
 namespace eccl::transport {
 
 struct TransportOptions {
-  std::string kind;   // "auto" | "socket" | "shm" | "ofi"; empty = $ECCL_TRANSPORT or "socket"
+  std::string kind;   // "auto" | "socket" | "shm" | "ofi"; empty = $ECCL_TRANSPORT or "auto"
   std::string host;   // address to listen on and publish; required
   SocketOptions socket;  // socket.host is ignored: `host` is the one address
   OfiOptions ofi;        // ofi.host is ignored likewise

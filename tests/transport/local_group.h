@@ -1,6 +1,6 @@
 // N transports of one group inside this process, connected to each other. Which transport:
-// TransportOptions, or for the SocketOptions overload $ECCL_TRANSPORT (so the comm, groups and
-// EPLB suites run over every transport: ctest runs them again with ECCL_TRANSPORT=ofi).
+// TransportOptions, or for localGroup $ECCL_TRANSPORT (default auto), so the comm, groups and
+// EPLB suites run over every transport: ctest runs them again with ECCL_TRANSPORT=socket and ofi.
 #pragma once
 
 #include <memory>
@@ -40,6 +40,12 @@ inline std::vector<std::unique_ptr<transport::Transport>> localTransports(int n,
 inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, transport::SocketOptions opts = {},
                                                                        const std::string& group = "test", uint64_t epoch = 0) {
   return localTransports(n, {.host = opts.host, .socket = opts}, group, epoch);
+}
+
+// Sockets whatever $ECCL_TRANSPORT says: for the socket transport's own tests.
+inline std::vector<std::unique_ptr<transport::Transport>> socketGroup(int n, transport::SocketOptions opts = {},
+                                                                        const std::string& group = "test") {
+  return localTransports(n, {.kind = "socket", .host = opts.host, .socket = opts}, group);
 }
 
 inline std::vector<uint8_t> pattern(size_t n, uint32_t seed) {

@@ -11,7 +11,7 @@
 namespace eccl::transport {
 namespace {
 
-using eccl::testing::localGroup;
+using eccl::testing::socketGroup;
 using eccl::testing::pattern;
 using eccl::testing::expectError;
 using eccl::testing::kLong;
@@ -22,7 +22,7 @@ INSTANTIATE_TEST_SUITE_P(Bytes, SocketTransportSizes,
 
 TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
   const size_t n = GetParam();
-  auto g = localGroup(2, {.nsocks = 3});
+  auto g = socketGroup(2, {.nsocks = 3});
   auto a = pattern(n, 1), b = pattern(n, 2);
   std::vector<uint8_t> ra(n), rb(n);
   // Receive posted before the send (direct into the buffer) and after it (staged when small,
@@ -39,7 +39,7 @@ TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
 
 TEST(SocketTransport, StagingBudgetPausesThenResumes) {
   // Every message eager (no rendezvous), so these large ones are staged until the budget runs out.
-  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20, .rendezvousBytes = 1ll << 40});
+  auto g = socketGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20, .rendezvousBytes = 1ll << 40});
   auto big = pattern(16 << 20, 3);
   std::vector<RequestPtr> sends;
   for (int i = 0; i < 3; ++i) sends.push_back(g[0]->isend(1, i, big.data(), big.size()));
@@ -55,7 +55,7 @@ TEST(SocketTransport, StagingBudgetPausesThenResumes) {
 TEST(SocketTransport, LargeMessagesWaitForTheirReceiveInsteadOfStaging) {
   // No staging budget at all: an eager message with no receive would stop its socket, so the
   // receive for the last message could never complete before the others are posted.
-  auto g = localGroup(2, {.nsocks = 2, .unexpectedBudget = 0});
+  auto g = socketGroup(2, {.nsocks = 2, .unexpectedBudget = 0});
   std::vector<std::vector<uint8_t>> in, out(3);
   std::vector<RequestPtr> sends;
   for (int i = 0; i < 3; ++i) in.push_back(pattern((1 << 20) + i, 10 + i));
@@ -70,7 +70,7 @@ TEST(SocketTransport, LargeMessagesWaitForTheirReceiveInsteadOfStaging) {
 }
 
 TEST(SocketTransport, LargeSizeMismatchesFailTheReceiveAndKeepTheStream) {
-  auto g = localGroup(2);
+  auto g = socketGroup(2);
   auto big = pattern(1 << 20, 6), bigger = pattern(2 << 20, 7), small = pattern(100, 8);
   std::vector<uint8_t> r(1 << 20), rs(100);
   struct Case {
@@ -100,7 +100,7 @@ TEST(SocketTransport, LargeSizeMismatchesFailTheReceiveAndKeepTheStream) {
 }
 
 TEST(SocketTransport, TimedOutLargeReceiveDropsItsMessage) {
-  auto g = localGroup(2);
+  auto g = socketGroup(2);
   std::vector<uint8_t> buf(1 << 20);
   expectError(g[1]->irecv(0, 9, buf.data(), buf.size()), Deadline::after(Millis(100)), {"timed out", "rank 0"});
   auto first = pattern(buf.size(), 1), second = pattern(buf.size(), 2);
@@ -115,7 +115,7 @@ TEST(SocketTransport, DestroyWhileAnotherThreadWaits) {
   // The waiter polls the transport's sockets itself; destroying the transport under it must
   // fail its request, not pull the sockets from under its feet.
   for (int round = 0; round < 20; ++round) {
-    auto g = localGroup(2);
+    auto g = socketGroup(2);
     std::vector<uint8_t> buf(64);
     auto r = g[1]->irecv(0, 1, buf.data(), buf.size());
     std::thread waiter([&] { expectError(r, kLong(), {"destroyed"}); });
@@ -126,7 +126,7 @@ TEST(SocketTransport, DestroyWhileAnotherThreadWaits) {
 }
 
 TEST(SocketTransport, SelfSendAndSizeMismatch) {
-  auto g = localGroup(2);
+  auto g = socketGroup(2);
   auto a = pattern(1000, 4);
   std::vector<uint8_t> r(1000), small(10);
   auto s = g[0]->isend(0, 1, a.data(), a.size());
@@ -144,7 +144,7 @@ TEST(SocketTransport, SelfSendAndSizeMismatch) {
 }
 
 TEST(SocketTransport, TimeoutNamesThePeerAndCancelKeepsMatching) {
-  auto g = localGroup(2);
+  auto g = socketGroup(2);
   std::vector<uint8_t> buf(64);
   auto r = g[1]->irecv(0, 9, buf.data(), buf.size());
   auto t0 = Clock::now();
@@ -160,7 +160,7 @@ TEST(SocketTransport, TimeoutNamesThePeerAndCancelKeepsMatching) {
 }
 
 TEST(SocketTransport, AbortFailsPendingOpsOnEveryRank) {
-  auto g = localGroup(3);
+  auto g = socketGroup(3);
   std::vector<uint8_t> b1(8), b2(8);
   auto r1 = g[1]->irecv(2, 1, b1.data(), 8);
   auto r2 = g[2]->irecv(1, 1, b2.data(), 8);
@@ -190,7 +190,7 @@ TEST(SocketTransport, WrongGroupOrEpochIsRefusedNamingBoth) {
 }
 
 TEST(SocketTransport, Ipv6AndDestroyWithPendingOps) {
-  auto g = localGroup(2, {.host = "::1"});
+  auto g = socketGroup(2, {.host = "::1"});
   EXPECT_NE(g[0]->peerAddress(1).find("[::1]"), std::string::npos);
   auto a = pattern(1 << 20, 5);
   std::vector<uint8_t> r(1 << 20);

@@ -57,7 +57,7 @@ RequestPtr ShmTransport::iread(int peer, const RegionBlob& remote, size_t offset
   const RemoteRegion r = checkedRemoteRegion(id_, TransportKind::kShm, peer, remote, offset, bytes);
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kRead, peer, nextReadId_++, bytes);
-  if (!admit(*req, peer)) return req;
+  if (!admit(*req, peer) || (peer != id_.rank && departed(*req, peer))) return req;
   if (r.guardSlot >= kRegistrationSlots)
     throw Error(ErrorCode::kInvalidArgument, req->what() + ": the blob names registration slot " + std::to_string(r.guardSlot));
   const auto& slot = (peer == id_.rank ? header() : peers_[peer].header)->registrations[r.guardSlot];

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -18,6 +19,12 @@
 #include "transport/shm/shm_transport_impl.h"
 
 namespace eccl::transport {
+
+size_t ShmOptions::defaultRingBytes(int groupSize) {
+  size_t ring = 256 * 1024;
+  while (ring > 32 * 1024 && ring * static_cast<size_t>(std::max(groupSize, 1)) > (size_t(8) << 20)) ring /= 2;
+  return ring;
+}
 
 std::unique_ptr<Transport> createShmTransport(GroupIdentity identity, ShmOptions options) {
   return std::make_unique<shm::ShmTransport>(std::move(identity), std::move(options));
@@ -32,8 +39,8 @@ GroupIdentity checkedIdentity(GroupIdentity id) {
   return id;
 }
 
-ShmOptions checkedOptions(ShmOptions o) {
-  if (o.ringBytes == 0) o.ringBytes = ShmOptions::kDefaultRingBytes;
+ShmOptions checkedOptions(ShmOptions o, int groupSize) {
+  if (o.ringBytes == 0) o.ringBytes = ShmOptions::defaultRingBytes(groupSize);
   if (o.eagerBytes == 0) o.eagerBytes = ShmOptions::kDefaultEagerBytes;
   if (o.host.empty()) throw Error(ErrorCode::kInvalidArgument, "shared-memory transport needs a host address for its side channel");
   if (o.ringBytes < 4096 || (o.ringBytes & (o.ringBytes - 1)) != 0 || o.ringBytes > (size_t(1) << 30))
@@ -52,7 +59,7 @@ uint64_t identityHash(const GroupIdentity& id) {
 }  // namespace
 
 ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
-    : id_(checkedIdentity(std::move(id))), opts_(checkedOptions(std::move(opts))), matcher_(id_.size, opts_.unexpectedBudget) {
+    : id_(checkedIdentity(std::move(id))), opts_(checkedOptions(std::move(opts), id_.size)), matcher_(id_.size, opts_.unexpectedBudget) {
   segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes), id_.describe());
   auto* h = new (segment_.data()) SegmentHeader;
   h->magic = kSegmentMagic;
@@ -201,10 +208,13 @@ bool ShmTransport::admit(RequestState& req, int peer) {
   if (!connected_) throw Error(ErrorCode::kInvalidArgument, req.what() + ": connect() has not completed");
   if (!peers_[peer].member)
     throw Error(ErrorCode::kInvalidArgument, req.what() + ": rank " + std::to_string(peer) + " is not reached through shared memory");
-  if (peers_[peer].left) {
-    req.fail(ErrorCode::kConnectionClosed, req.what() + " failed: " + peerName(peer) + " left the group");
-    return false;
-  }
+  return true;
+}
+
+// Under mu_: a peer that said goodbye sends nothing more (what it sent before is still received).
+bool ShmTransport::departed(RequestState& req, int peer) {
+  if (!peers_[peer].left) return false;
+  req.fail(ErrorCode::kConnectionClosed, req.what() + " failed: " + peerName(peer) + " left the group");
   return true;
 }
 
@@ -227,6 +237,7 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
     return req;
   }
   Peer& p = peers_[peer];
+  if (departed(*req, peer)) return req;
   if (bytes <= opts_.eagerBytes) {
     if (p.backlog.empty() && write(peer, {kEager, op, 0})) {
       req->complete();
@@ -277,7 +288,7 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     receiveAnnounced(peer, op, a);
   } else if (p.revoked.erase(op->key)) {
     req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
-  } else {
+  } else if (!departed(*req, peer)) {
     matcher_.post(peer, op->key, op);
   }
   ringDoorbells();

@@ -34,10 +34,13 @@
 namespace eccl::transport {
 
 struct ShmOptions {
-  static constexpr size_t kDefaultRingBytes = 256 * 1024, kDefaultEagerBytes = 8 * 1024;
+  static constexpr size_t kDefaultEagerBytes = 8 * 1024;
+  // The default ring: 256 KiB per sender, less in large groups (at most ~8 MiB of rings per
+  // rank; pages are only touched by the pairs that talk).
+  static size_t defaultRingBytes(int groupSize);
   std::string host;     // address of the side channel; required
   std::string hostId;   // empty = localHostId()
-  // Per sender, in each receiver's segment (a power of two); 0 = kDefaultRingBytes (or, through
+  // Per sender, in each receiver's segment (a power of two); 0 = defaultRingBytes (or, through
   // createTransport, $ECCL_SHM_RING_BYTES).
   size_t ringBytes = 0;
   // Larger messages are copied by cross-memory attach; 0 = kDefaultEagerBytes (or, through

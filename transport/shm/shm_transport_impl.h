@@ -112,6 +112,7 @@ class ShmTransport final : public Transport {
   void updateNames();
   std::shared_ptr<RequestState> newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes);
   bool admit(RequestState& req, int peer);
+  bool departed(RequestState& req, int peer);
   void checkPeer(int peer, const std::string& what) const;
   void openPeer(int r, const ShmAddress& a);
   // Writing records (under mu_).
