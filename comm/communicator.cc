@@ -171,11 +171,10 @@ Work Communicator::allGatherAsync(const void* send, void* recv, size_t bytes) {
   bool small = bytes < opts_.smallMessageBytes;
   return enqueue(what, [=, this](const algo::CollectiveContext& c) {
     if (small) return algo::bruckAllGather(c, send, out, bytes);
-    if (send != out + c.rank * bytes && bytes) std::memcpy(out + c.rank * bytes, send, bytes);
     std::vector<size_t> counts(c.size, bytes), offsets(c.size);
     for (int r = 0; r < c.size; ++r) offsets[r] = r * bytes;
     logger().debug("{} on {}: ring", what, id_.describe());
-    algo::ringAllGatherV(c, out, offsets, counts);
+    algo::ringAllGatherV(c, out, offsets, counts, static_cast<const uint8_t*>(send));
   });
 }
 
@@ -190,8 +189,7 @@ Work Communicator::allGatherVAsync(const void* send, size_t sendBytes, void* rec
   auto* out = static_cast<uint8_t*>(recv);
   size_t total = std::accumulate(recvBytes.begin(), recvBytes.end(), size_t(0));
   return enqueue("all_gather_v of " + std::to_string(total) + " bytes", [=](const algo::CollectiveContext& c) {
-    if (send != out + offsets[c.rank] && sendBytes) std::memcpy(out + offsets[c.rank], send, sendBytes);
-    algo::ringAllGatherV(c, out, offsets, recvBytes);
+    algo::ringAllGatherV(c, out, offsets, recvBytes, static_cast<const uint8_t*>(send));
   });
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Same-run comparison of eccl against Open MPI (mpirun, vader and tcp BTLs) and Gloo on this
+# Same-run comparison of eccl (shm, libfabric shm, sockets) against Open MPI (mpirun, vader and tcp BTLs) and Gloo on this
 # machine: each measurement is repeated ROUNDS times with the systems interleaved (A B C A B C),
 # and the median and range are printed. Build first (scripts/test.sh or scripts/demo.sh).
 #   scripts/compare-peers.sh [ROUNDS]        (default 3)
@@ -52,21 +52,21 @@ row() {  # label, then name=command pairs; each command prints one number
 echo "# $(date -u +%F) $(nproc) cores; medians (min-max) of $ROUNDS interleaved rounds"
 ONLY=${ONLY:-}  # e.g. ONLY=all_gather: just the rows whose label contains it
 row "8 B latency, us (half round trip)" \
-  "eccl-ofi-shm=eccl ofi shm pingpong 8 2 20000 | cut -d' ' -f1" "eccl-socket=eccl socket '' pingpong 8 2 20000 | cut -d' ' -f1" \
+  "eccl-shm=eccl shm '' pingpong 8 2 20000 | cut -d' ' -f1" "eccl-ofi-shm=eccl ofi shm pingpong 8 2 20000 | cut -d' ' -f1" "eccl-socket=eccl socket '' pingpong 8 2 20000 | cut -d' ' -f1" \
   "mpi-vader=mpi vader pingpong 8 2 20000 | cut -d' ' -f1" "mpi-tcp=mpi tcp pingpong 8 2 20000 | cut -d' ' -f1" \
   "gloo=gloo pingpong 8 2 2000 | cut -d' ' -f1"
 row "pingpong 1 MiB, GB/s" \
-  "eccl-ofi-shm=eccl ofi shm pingpong 1M 2 200 | cut -d' ' -f2" "eccl-socket=eccl socket '' pingpong 1M 2 200 | cut -d' ' -f2" \
+  "eccl-shm=eccl shm '' pingpong 1M 2 200 | cut -d' ' -f2" "eccl-ofi-shm=eccl ofi shm pingpong 1M 2 200 | cut -d' ' -f2" "eccl-socket=eccl socket '' pingpong 1M 2 200 | cut -d' ' -f2" \
   "mpi-vader=mpi vader pingpong 1M 2 200 | cut -d' ' -f2" "mpi-tcp=mpi tcp pingpong 1M 2 200 | cut -d' ' -f2" \
   "gloo=gloo pingpong 1M 2 200 | cut -d' ' -f2"
 # 1 MiB from every rank: eccl-perf's size is the whole gathered buffer (nccl-tests' convention),
 # mpi_peer's the part of one rank.
 for r in 2 4 8; do
   row "all_gather busbw $r x 1 MiB, GB/s" \
-    "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r 50 | cut -d' ' -f2" \
+    "eccl-shm=eccl shm '' all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r 50 | cut -d' ' -f2" \
     "mpi-vader=mpi vader all_gather 1M $r 50 | cut -d' ' -f2" "mpi-tcp=mpi tcp all_gather 1M $r 50 | cut -d' ' -f2" \
     "gloo=gloo all_gather ${r}M $r 50 | cut -d' ' -f2"
 done
 row "expert move 4 x 16 x 4 MiB, ms" \
-  "eccl-ofi-shm=move ofi shm" "eccl-socket=move socket auto" \
+  "eccl-shm=move shm auto" "eccl-ofi-shm=move ofi shm" "eccl-socket=move socket auto" \
   "mpi-vader=mpimove vader | awk '{print \$1 / 1000}'" "mpi-tcp=mpimove tcp | awk '{print \$1 / 1000}'"

@@ -8,8 +8,10 @@
 
 namespace eccl::algo {
 
-// buf holds every rank's block at offsets[r] (bytes[r] long); this rank's block is in place.
+// buf holds every rank's block at offsets[r] (bytes[r] long). This rank's block is in place, or,
+// when `own` is given, at `own`: then the first step sends from `own` and copies it into place
+// while the first exchange is under way (the copy costs as much as a transfer on one host).
 void ringAllGatherV(const CollectiveContext& c, uint8_t* buf, const std::vector<size_t>& offsets,
-                    const std::vector<size_t>& bytes);
+                    const std::vector<size_t>& bytes, const uint8_t* own = nullptr);
 
 }  // namespace eccl::algo
