@@ -60,11 +60,15 @@ void Communicator::checkPeer(int peer, const char* what) const {
 }
 
 Work Communicator::isend(const void* buf, size_t bytes, int peer, P2PTag tag, const transport::MemoryRegion* region) {
-  return batchIsendIrecv({{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag, region}});
+  checkedTag(tag);
+  const P2POp op{P2POp::kSend, const_cast<void*>(buf), bytes, peer, tag, region};
+  return postOps({&op, 1});
 }
 
 Work Communicator::irecv(void* buf, size_t bytes, int peer, P2PTag tag, const transport::MemoryRegion* region) {
-  return batchIsendIrecv({{P2POp::kRecv, buf, bytes, peer, tag, region}});
+  checkedTag(tag);
+  const P2POp op{P2POp::kRecv, buf, bytes, peer, tag, region};
+  return postOps({&op, 1});
 }
 
 RegisteredMemory Communicator::registerMemory(void* ptr, size_t bytes, transport::MemoryKind kind) {
@@ -91,7 +95,7 @@ Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
   return postBatch(ops);
 }
 
-Work Communicator::postBatch(const std::vector<P2POp>& ops) {
+Work Communicator::postOps(std::span<const P2POp> ops) {
   if (!transport_) throw Error(ErrorCode::kAborted, id_.describe() + ": P2P on a destroyed communicator");
   for (auto& op : ops) {
     checkPeer(op.peer, op.kind == P2POp::kSend ? "send" : "recv");

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -140,7 +141,8 @@ class Communicator {
   void workerLoop();
   void checkPeer(int peer, const char* what) const;
   P2PTag checkedTag(P2PTag tag) const;
-  Work postBatch(const std::vector<P2POp>& ops);  // batchIsendIrecv without the user-tag check
+  Work postBatch(const std::vector<P2POp>& ops) { return postOps(ops); }  // batchIsendIrecv without the user-tag check
+  Work postOps(std::span<const P2POp> ops);
 
   transport::GroupIdentity id_;
   std::chrono::milliseconds timeout_;

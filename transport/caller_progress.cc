@@ -18,13 +18,21 @@ static int64_t nowNs() {
 }
 
 void CallerProgress::endSpin() {
-  lastSpinEnd_.store(nowNs(), std::memory_order_relaxed);
+  spinEnds_.fetch_add(1, std::memory_order_relaxed);
   spinners_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-bool CallerProgress::spinning(std::chrono::microseconds recent) const {
+bool CallerProgress::spinning(std::chrono::microseconds recent) {
   if (spinners_.load(std::memory_order_relaxed) > 0) return true;
-  return nowNs() - lastSpinEnd_.load(std::memory_order_relaxed) < std::chrono::nanoseconds(recent).count();
+  if (recent.count() == 0) return false;
+  // A waiter's clock read costs a tenth of a small message's latency; the progress thread looks
+  // often enough (every few hundred µs while waiters are about) to time the ends itself.
+  const int64_t now = nowNs();
+  if (const uint64_t ends = spinEnds_.load(std::memory_order_relaxed); ends != seenEnds_) {
+    seenEnds_ = ends;
+    lastSpinEnd_ = now;
+  }
+  return now - lastSpinEnd_ < std::chrono::nanoseconds(recent).count();
 }
 
 void CallerProgress::detach() {

@@ -27,8 +27,9 @@ class CallerProgress {
   // Called by waiters around their polling, so the progress thread can stand aside meanwhile.
   void beginSpin() { spinners_.fetch_add(1, std::memory_order_relaxed); }
   void endSpin();
-  // A waiter is polling, or stopped within `recent`: it will most likely poll again soon.
-  bool spinning(std::chrono::microseconds recent) const;
+  // A waiter is polling, or stopped within about `recent`: it will most likely poll again soon.
+  // For the transport's progress thread only (it keeps the time; waiters never read the clock).
+  bool spinning(std::chrono::microseconds recent);
   // After this returns, poll() never calls pollOnce again.
   void detach();
   // How long a waiter keeps polling after the last poll that moved something ($ECCL_SPIN_US,
@@ -44,7 +45,9 @@ class CallerProgress {
   std::mutex mu_;
   std::function<bool()> pollOnce_;
   std::atomic<int> spinners_{0};
-  std::atomic<int64_t> lastSpinEnd_{0};  // steady_clock, ns
+  std::atomic<uint64_t> spinEnds_{0};  // spins ended so far
+  uint64_t seenEnds_ = 0;              // progress thread's: spinEnds_ when it last looked
+  int64_t lastSpinEnd_ = 0;            // progress thread's: when it first saw the last spin end, ns
   std::chrono::microseconds window_;
   std::atomic<bool> oversubscribed_{false};
 };

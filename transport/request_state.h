@@ -66,6 +66,10 @@ class RequestState final : public Request {
   std::function<void()> canceller_;
 };
 
+// A request that finished successfully when it was posted (e.g. a small send copied into a
+// ring): one shared immutable object, so such posts allocate nothing for their request.
+RequestPtr completedRequest();
+
 // A send and a receive of one rank to itself meet: copies the bytes and completes both, or fails
 // both naming the sizes when they differ.
 void completeLocalMatch(RequestState& send, const void* src, size_t sendBytes, RequestState& recv, void* dst,

@@ -49,6 +49,8 @@ class TagMatcher {
   // --- numbering
   MessageKey numberSend(int peer, Tag tag) { return {tag, at(peer).sendSeq[tag]++}; }
   MessageKey numberReceive(int peer, Tag tag) { return {tag, at(peer).recvSeq[tag]++}; }
+  // Takes back the number numberSend just gave (the send was not posted after all).
+  void unnumberSend(int peer, Tag tag) { --at(peer).sendSeq[tag]; }
   // Whether the receive for `key` has been numbered already (it may be gone since: done or cancelled).
   bool receiveNumbered(int peer, MessageKey key) const { return numbered(at(peer).recvSeq, key); }
   bool sendNumbered(int peer, MessageKey key) const { return numbered(at(peer).sendSeq, key); }

@@ -221,6 +221,20 @@ bool ShmTransport::departed(RequestState& req, int peer) {
 RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
   checkOperation(id_, peer, "send", data, bytes, region);
   std::lock_guard lock(mu_);
+  // The common case first: a small message with room in the peer's ring is copied there now
+  // and needs no request of its own.
+  if (peer != id_.rank && bytes <= opts_.eagerBytes && !broken_ && connected_ && peers_[peer].member && !peers_[peer].left &&
+      peers_[peer].backlog.empty()) {
+    SendOp s;
+    s.data = static_cast<const uint8_t*>(data);
+    s.bytes = bytes;
+    s.key = matcher_.numberSend(peer, tag);
+    if (writeMessage(peer, kEager, s)) {
+      ringDoorbells();
+      return completedRequest();
+    }
+    matcher_.unnumberSend(peer, tag);
+  }
   auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
   if (!admit(*req, peer)) return req;
   auto op = std::make_shared<SendOp>();
@@ -228,8 +242,10 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   op->data = static_cast<const uint8_t*>(data);
   op->bytes = bytes;
   op->key = matcher_.numberSend(peer, tag);
-  req->setCanceller([this, peer, weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
-    if (auto op = weak.lock()) cancelSend(peer, op);
+  op->owner = this;
+  op->peer = peer;
+  req->setCanceller([weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
+    if (auto op = weak.lock()) op->owner->cancelSend(op->peer, op);
   });
   if (peer == id_.rank) {
     if (auto r = matcher_.unpost(peer, op->key)) completeLocalMatch(*req, op->data, bytes, *r->req, r->data, r->bytes);
@@ -265,8 +281,10 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   op->data = static_cast<uint8_t*>(data);
   op->bytes = bytes;
   op->key = matcher_.numberReceive(peer, tag);
-  req->setCanceller([this, peer, weak = std::weak_ptr<RecvOp>(op)] {
-    if (auto op = weak.lock()) cancelRecv(peer, op);
+  op->owner = this;
+  op->peer = peer;
+  req->setCanceller([weak = std::weak_ptr<RecvOp>(op)] {
+    if (auto op = weak.lock()) op->owner->cancelRecv(op->peer, op);
   });
   if (peer == id_.rank) {
     auto it = selfSends_.find(op->key);
@@ -299,19 +317,7 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
 bool ShmTransport::write(int peer, const Outgoing& o) {
   Peer& p = peers_[peer];
   if (o.type == kEager || o.type == kAnnounce) {
-    const SendOp& s = *o.op;
-    const size_t payload = o.type == kEager ? s.bytes : 0;
-    uint8_t* rec = p.out.reserve(sizeof(MessageRecord) + payload);
-    if (!rec) return false;
-    auto* m = reinterpret_cast<MessageRecord*>(rec);
-    m->h.type = o.type;
-    m->h.flags = 0;
-    m->tag = s.key.tag;
-    m->seq = s.key.seq;
-    m->bytes = s.bytes;
-    m->address = reinterpret_cast<uint64_t>(s.data);
-    m->sendId = s.id;
-    if (payload) std::memcpy(rec + sizeof(MessageRecord), s.data, payload);
+    if (!writeMessage(peer, o.type, *o.op)) return false;
   } else {
     uint8_t* rec = p.out.reserve(sizeof(ControlRecord));
     if (!rec) return false;
@@ -320,6 +326,26 @@ bool ShmTransport::write(int peer, const Outgoing& o) {
     c->h.flags = 0;
     c->sendId = o.sendId;
   }
+  p.out.commit();
+  p.wrote = true;
+  return true;
+}
+
+// Under mu_: a kEager (with its bytes) or kAnnounce record for `s`; false when no room.
+bool ShmTransport::writeMessage(int peer, RecordType type, const SendOp& s) {
+  Peer& p = peers_[peer];
+  const size_t payload = type == kEager ? s.bytes : 0;
+  uint8_t* rec = p.out.reserve(sizeof(MessageRecord) + payload);
+  if (!rec) return false;
+  auto* m = reinterpret_cast<MessageRecord*>(rec);
+  m->h.type = type;
+  m->h.flags = 0;
+  m->tag = s.key.tag;
+  m->seq = s.key.seq;
+  m->bytes = s.bytes;
+  m->address = reinterpret_cast<uint64_t>(s.data);
+  m->sendId = s.id;
+  if (payload) std::memcpy(rec + sizeof(MessageRecord), s.data, payload);
   p.out.commit();
   p.wrote = true;
   return true;

@@ -26,8 +26,14 @@ namespace eccl::transport::shm {
 
 using Key = MessageKey;
 
+class ShmTransport;
+
+// Operations know their transport and peer, so a canceller captures only a weak_ptr (small
+// enough for std::function to hold without allocating).
 struct SendOp {
   std::shared_ptr<RequestState> req;
+  ShmTransport* owner = nullptr;
+  int peer = -1;
   const uint8_t* data = nullptr;
   size_t bytes = 0;
   Key key;
@@ -37,6 +43,8 @@ struct SendOp {
 
 struct RecvOp {
   std::shared_ptr<RequestState> req;
+  ShmTransport* owner = nullptr;
+  int peer = -1;
   uint8_t* data = nullptr;
   size_t bytes = 0;
   Key key;
@@ -117,6 +125,7 @@ class ShmTransport final : public Transport {
   void openPeer(int r, const ShmAddress& a);
   // Writing records (under mu_).
   bool write(int peer, const Outgoing& o);  // false: no room in its ring now
+  bool writeMessage(int peer, RecordType type, const SendOp& s);
   void emit(int peer, Outgoing o);          // writes, or queues behind what waits already
   bool drainBacklog(int peer);
   void ringDoorbells();
@@ -131,8 +140,12 @@ class ShmTransport final : public Transport {
   void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a);
   void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
   bool sizesAgree(int peer, RecvOp& op, uint64_t sent);
+
+ public:  // for the cancellers operations carry
   void cancelSend(int peer, const std::shared_ptr<SendOp>& op);
   void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
+
+ private:
   void handleSideChannel();
   void peerLeft(int peer);
   void failPeer(int peer, ErrorCode code, const std::string& why);
