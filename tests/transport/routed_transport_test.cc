@@ -117,6 +117,30 @@ TEST(RoutedTransport, ABreakInOneTransportFailsTheOthersOperations) {
   EXPECT_NE(ts[1]->asyncError()->find("operator pressed stop"), std::string::npos) << *ts[1]->asyncError();
 }
 
+// A large send cancelled before its receive was posted: the receiver agrees to drop it, the
+// send fails (it was not delivered), and the receive that would have matched it fails too.
+TEST(ShmTransport, ARevokedLargeSendFailsAndSoDoesItsReceive) {
+  auto ts = onHosts("revoke", {"h", "h"}, "shm");
+  auto big = pattern(1 << 20, 5);
+  auto s = ts[0]->isend(1, 3, big.data(), big.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // announced, not read
+  s->cancel();
+  ASSERT_TRUE(s->test());
+  EXPECT_TRUE(s->error().has_value());
+  std::vector<uint8_t> r(big.size());
+  expectError(ts[1]->irecv(0, 3, r.data(), r.size()), kLong(), {"rank 0", "cancelled"});
+}
+
+// Regions end with their transport: a peer's read afterwards fails, never returns freed memory.
+TEST(ShmTransport, RegionsOfADestroyedTransportCannotBeRead) {
+  auto ts = onHosts("gone", {"h", "h"}, "shm");
+  auto data = pattern(4096, 6);
+  RegionBlob blob = ts[0]->exportRegion(ts[0]->registerMemory(data.data(), data.size()));
+  ts[0].reset();
+  std::vector<uint8_t> got(64);
+  expectError(ts[1]->iread(0, blob, 0, got.data(), got.size(), nullptr), kLong(), {"rank 0"});
+}
+
 TEST(ShmTransport, APeerOnAnotherHostIsRefusedNamingBoth) {
   try {
     onHosts("hosts", {"host-a", "host-b"}, "shm");

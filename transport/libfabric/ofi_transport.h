@@ -19,6 +19,9 @@
 // briefly for it to finish and otherwise fails the request while the provider may still read
 // the buffer until the peer receives it or the transport is destroyed.
 //
+// A peer that leaves cleanly: receives posted before its goodbye get what it sent; a receive
+// posted after it fails (sockets and shared memory still deliver what arrived before).
+//
 // Size mismatches: a message shorter than its receive fails the receive, naming both sizes. A
 // message longer than its receive is a program error the Debian 1.17 providers do not survive
 // (shm spins inside fi_cq_read on a truncated large message; tcp;ofi_rxm stalls the connection

@@ -36,6 +36,10 @@ struct SegmentHeader {
   // sees `sleeping` bumps `doorbell` and wakes it.
   alignas(64) std::atomic<uint32_t> doorbell{0};
   alignas(64) std::atomic<uint32_t> sleeping{0};
+  // Set (before any of its announced sends is failed) once the owner broke or is destroyed: its
+  // send buffers may be reused from then on, so a receiver that copied one checks this after
+  // the copy and fails the receive if it is set.
+  alignas(64) std::atomic<uint32_t> closed{0};
   // Slot i holds the key of the registration using it, 0 when free: a reader checks it before
   // and after copying, so a read of a deregistered region fails instead of copying freed memory.
   alignas(64) std::atomic<uint64_t> registrations[kRegistrationSlots];

@@ -37,6 +37,7 @@ void ShmTransport::deregisterMemory(const MemoryRegion& region) {
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": deregistering a region of " + std::to_string(region.bytes) +
                                                  " bytes that is not registered here");
   header()->registrations[it->second.slot].store(0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // before the caller's reuse of the memory (weakly ordered CPUs)
   freeSlots_.push_back(it->second.slot);
   regions_.erase(it);
 }

@@ -59,6 +59,7 @@ bool ShmTransport::pollLocked() {
     }
     p.in.release();
     if (!p.backlog.empty()) moved |= drainBacklog(r);
+    if (p.left) settleDeparted(r);
   }
   ringDoorbells();
   return moved;
@@ -74,7 +75,7 @@ bool ShmTransport::dispatch(int peer, const uint8_t* record) {
       return true;
     case kDone:
     case kRevoked:
-      finishSend(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
+      finishSend(peer, reinterpret_cast<const ControlRecord*>(record)->sendId, h.type == kRevoked);
       return true;
     case kRevoke:
       onRevoke(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
@@ -131,6 +132,9 @@ void ShmTransport::onAnnounce(int peer, const MessageRecord& m) {
 void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a) {
   if (sizesAgree(peer, *op, a.bytes)) {
     std::string err = copyFromProcess(peers_[peer].pid, a.address, op->data, a.bytes);
+    // The sender may have broken (and handed its buffer back) while we copied.
+    if (err.empty() && peers_[peer].header->closed.load(std::memory_order_seq_cst))
+      err = "it broke or left while the copy ran";
     if (err.empty()) op->req->complete();
     else op->req->fail(ErrorCode::kConnectionClosed, op->req->what() + " failed: copying from " + peerName(peer) + " failed: " + err);
   }
@@ -149,15 +153,15 @@ void ShmTransport::onRevoke(int peer, uint64_t sendId) {
   emit(peer, {kRevoked, nullptr, sendId});
 }
 
-// The receiver is finished with our large send (kDone), or agreed to drop it (kRevoked: its
-// canceller reports the failure).
-void ShmTransport::finishSend(int peer, uint64_t sendId) {
+// The receiver is finished with our large send (kDone), or agreed to drop it (revoked).
+void ShmTransport::finishSend(int peer, uint64_t sendId, bool revoked) {
   auto& announced = peers_[peer].announced;
   auto it = announced.find(sendId);
   if (it == announced.end()) return;  // a revoke answered after the copy's kDone
   auto op = std::move(it->second);
   announced.erase(it);
-  op->req->complete();
+  if (revoked) op->req->fail(ErrorCode::kAborted, op->req->what() + " was cancelled before " + peerName(peer) + " received it");
+  else op->req->complete();
 }
 
 // Request::cancel's hook (no lock held). A send not on the ring yet goes out later from a private
@@ -204,7 +208,6 @@ void ShmTransport::handleSideChannel() {
   for (auto& e : side_->poll()) {
     switch (e.kind) {
       case SideChannel::Event::kLeft:
-        pollLocked();  // its last records are in our rings already: take them first
         peerLeft(e.peer);
         break;
       case SideChannel::Event::kAborted:
@@ -218,11 +221,26 @@ void ShmTransport::handleSideChannel() {
   }
 }
 
+// A peer said goodbye. What it wrote before is in our ring (in our memory) and is still
+// received; only what waits for more from it fails, once its ring is empty (settleDeparted).
 void ShmTransport::peerLeft(int peer) {
-  peers_[peer].left = true;
+  Peer& p = peers_[peer];
+  p.left = true;
+  for (auto& o : p.backlog)
+    if (o.op) o.op->req->fail(ErrorCode::kConnectionClosed, o.op->req->what() + " failed: " + peerName(peer) + " left the group");
+  if (!p.backlog.empty()) backlogged_.fetch_sub(1, std::memory_order_relaxed);
+  p.backlog.clear();
+  pollLocked();
+  settleDeparted(peer);
+  logger().debug("{}: {} left the group", id_.describe(), peerName(peer));
+}
+
+// Under mu_: once a departed peer's ring is empty, what still waits for it fails.
+void ShmTransport::settleDeparted(int peer) {
+  Peer& p = peers_[peer];
+  if (!p.left || p.in.front()) return;
   const std::string why = peerName(peer) + " left the group (it destroyed its communicator)";
   failPeer(peer, ErrorCode::kConnectionClosed, why);
-  logger().debug("{}: {}", id_.describe(), why);
 }
 
 // Under mu_: fails every operation with `peer`.
@@ -240,6 +258,7 @@ void ShmTransport::failPeer(int peer, ErrorCode code, const std::string& why) {
 
 void ShmTransport::breakLocked(ErrorCode code, const std::string& reason, bool tellPeers) {
   if (broken_) return;
+  header()->closed.store(1, std::memory_order_seq_cst);  // before any announced send is failed
   broken_ = reason;
   brokenCode_ = code;
   if (tellPeers && connected_) side_->sendAbort(reason);

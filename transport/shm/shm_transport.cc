@@ -89,6 +89,12 @@ ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
 }
 
 ShmTransport::~ShmTransport() {
+  {
+    // Regions end with the transport: readers must see that before the caller frees them.
+    std::lock_guard lock(mu_);
+    for (auto& [id, reg] : regions_) header()->registrations[reg.slot].store(0, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
   progress_->detach();
   {
     // Sends under way finish first: the goodbye travels on the side channel and could overtake
@@ -133,6 +139,10 @@ void ShmTransport::openPeer(int r, const ShmAddress& a) {
   const std::string whose = "rank " + std::to_string(r) + " (" + a.sideChannel + ", pid " + std::to_string(a.pid) + ")";
   if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.segmentBytes != segmentBytes(id_.size, a.ringBytes))
     throw Error(ErrorCode::kProtocol, id_.describe() + ": " + whose + " published a shared segment of an unexpected size");
+  if (opts_.eagerBytes + sizeof(MessageRecord) + kRecordAlign > a.ringBytes / 2)
+    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + whose + " has " + std::to_string(a.ringBytes) +
+                                                 "-byte rings, too small for this rank's eager limit of " + std::to_string(opts_.eagerBytes) +
+                                                 " bytes (set ECCL_SHM_RING_BYTES and ECCL_SHM_EAGER_BYTES alike on every rank)");
   Peer& p = peers_[r];
   p.segment = SharedSegment::open(a.pid, a.fd, a.segmentBytes, whose);
   p.header = reinterpret_cast<SegmentHeader*>(p.segment.data());
@@ -153,6 +163,7 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
   std::vector<ShmAddress> peerAddrs(id_.size);
   {
     std::lock_guard lock(mu_);
+    if (connected_ || sideThread_.joinable()) throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect called twice");
     for (int r = 0; r < id_.size; ++r) {
       if (r == id_.rank || addresses[r].empty()) continue;  // empty: another transport carries this pair
       ShmAddress a = ShmAddress::decode(addresses[r], id_.describe() + ": rank " + std::to_string(r));
@@ -249,6 +260,7 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   });
   if (peer == id_.rank) {
     if (auto r = matcher_.unpost(peer, op->key)) completeLocalMatch(*req, op->data, bytes, *r->req, r->data, r->bytes);
+    else if (matcher_.receiveNumbered(peer, op->key)) req->complete();  // its receive was cancelled: dropped
     else selfSends_.emplace(op->key, op);
     return req;
   }
@@ -259,8 +271,7 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
       req->complete();
       ringDoorbells();
     } else {
-      if (p.backlog.empty()) backlogged_.fetch_add(1, std::memory_order_relaxed);
-      p.backlog.push_back({kEager, op, 0});
+      emit(peer, {kEager, op, 0});
     }
     return req;
   }
@@ -306,8 +317,11 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     receiveAnnounced(peer, op, a);
   } else if (p.revoked.erase(op->key)) {
     req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
-  } else if (!departed(*req, peer)) {
+  } else if (!(p.left && !p.in.front() && departed(*req, peer))) {  // (records of its may still come)
     matcher_.post(peer, op->key, op);
+    // A record that waited for room (or for this receive) is taken by the next poll: make sure
+    // one comes even if this caller only tests.
+    if (header()->sleeping.load(std::memory_order_relaxed)) wakeProgress();
   }
   ringDoorbells();
   return req;
@@ -354,7 +368,10 @@ bool ShmTransport::writeMessage(int peer, RecordType type, const SendOp& s) {
 void ShmTransport::emit(int peer, Outgoing o) {
   Peer& p = peers_[peer];
   if (p.backlog.empty() && write(peer, o)) return;
-  if (p.backlog.empty()) backlogged_.fetch_add(1, std::memory_order_relaxed);
+  if (p.backlog.empty()) {
+    backlogged_.fetch_add(1, std::memory_order_relaxed);
+    if (header()->sleeping.load(std::memory_order_relaxed)) wakeProgress();  // it must drain it
+  }
   p.backlog.push_back(std::move(o));
 }
 

@@ -82,7 +82,7 @@ struct Peer {
   std::map<uint64_t, std::shared_ptr<SendOp>> announced;  // our large sends it has not finished, by id
   std::map<Key, Announcement> waiting;  // its large messages whose receive is not posted yet
   std::set<Key> revoked;                // its messages it cancelled before we read them
-  bool left = false;                    // said goodbye and hung up
+  bool left = false;                    // said goodbye (what it wrote before is still received)
   bool wrote = false;                   // records written since its doorbell was last considered
 };
 
@@ -136,7 +136,8 @@ class ShmTransport final : public Transport {
   bool onEager(int peer, const MessageRecord& m, const uint8_t* payload);
   void onAnnounce(int peer, const MessageRecord& m);
   void onRevoke(int peer, uint64_t sendId);
-  void finishSend(int peer, uint64_t sendId);
+  void finishSend(int peer, uint64_t sendId, bool revoked);
+  void settleDeparted(int peer);
   void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a);
   void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
   bool sizesAgree(int peer, RecvOp& op, uint64_t sent);

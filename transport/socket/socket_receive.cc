@@ -19,7 +19,7 @@ void SocketTransport::matchUnexpected(int peer, const std::shared_ptr<RecvOp>& o
     op->req->fail(ErrorCode::kInvalidArgument, op->req->what() + ": " + peerName(peer) + " sent " + std::to_string(u.data.size()) +
                                                    " bytes for this message (size mismatch)");
     // Its receive is gone: drop the message once it is whole.
-    matcher_.withdraw(peer, op->key);
+    if (matcher_.withdraw(peer, op->key)) resumePaused(-1);  // budget may be freed
     return;
   }
   if (!u.complete()) {

@@ -152,6 +152,7 @@ RequestPtr SocketTransport::isend(int peer, Tag tag, const void* data, size_t by
   });
   if (peer == id_.rank) {
     if (auto r = matcher_.unpost(peer, key)) matchSelf(*op, *r);
+    else if (matcher_.receiveNumbered(peer, key)) req->complete();  // its receive was cancelled: dropped
     else p.selfSends.emplace(key, op);
     return req;
   }
