@@ -319,9 +319,6 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
   } else if (!(p.left && !p.in.front() && departed(*req, peer))) {  // (records of its may still come)
     matcher_.post(peer, op->key, op);
-    // A record that waited for room (or for this receive) is taken by the next poll: make sure
-    // one comes even if this caller only tests.
-    if (header()->sleeping.load(std::memory_order_relaxed)) wakeProgress();
   }
   ringDoorbells();
   return req;
