@@ -113,6 +113,15 @@ void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
   }
 }
 
+std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName) {
+  switch (e.kind) {
+    case Event::kLeft: return std::nullopt;
+    case Event::kAborted: return Break{ErrorCode::kAborted, id.describe() + ": " + peerName + " aborted the group: " + e.reason, false};
+    case Event::kLost: return Break{ErrorCode::kConnectionClosed, id.describe() + ": " + peerName + " " + e.reason, true};
+  }
+  return std::nullopt;
+}
+
 void SideChannel::sendAbort(const std::string& reason) { sendFrame(kAbort, reason); }
 void SideChannel::sendBye() { sendFrame(kBye, {}); }
 

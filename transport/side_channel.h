@@ -25,6 +25,15 @@ class SideChannel {
     int peer = -1;
     std::string reason;  // kAborted: the peer's reason; kLost: what the socket said
   };
+  // How the transport breaks on an abort or a lost peer (`peerName` names e.peer): the code and
+  // reason its requests fail with, and whether to relay it to the other peers — a lost peer is,
+  // so ranks that hear of it from us still learn which rank was lost. Nullopt for a goodbye.
+  struct Break {
+    ErrorCode code;
+    std::string reason;
+    bool relay;
+  };
+  static std::optional<Break> breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName);
 
   // Listens on `host` (port chosen by the kernel).
   SideChannel(GroupIdentity id, const std::string& host);

@@ -11,16 +11,12 @@
 
 namespace eccl::testing {
 
-inline std::vector<std::unique_ptr<transport::Transport>> localTransports(int n, transport::TransportOptions opts,
-                                                                            const std::string& group = "test",
-                                                                            uint64_t epoch = 0) {
-  if (opts.host.empty()) opts.host = "127.0.0.1";
-  std::vector<std::unique_ptr<transport::Transport>> ts;
+// Connects transports of one group that were made in this process (each rank in a thread, as
+// connect() is collective); rethrows the first rank's error.
+inline void connectAll(std::vector<std::unique_ptr<transport::Transport>>& ts) {
+  const int n = static_cast<int>(ts.size());
   std::vector<transport::AddressBlob> addrs;
-  for (int r = 0; r < n; ++r) {
-    ts.push_back(transport::createTransport({group, epoch, r, n}, opts));
-    addrs.push_back(ts.back()->address());
-  }
+  for (auto& t : ts) addrs.push_back(t->address());
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> errors(n);
   for (int r = 0; r < n; ++r)
@@ -34,6 +30,15 @@ inline std::vector<std::unique_ptr<transport::Transport>> localTransports(int n,
   for (auto& t : threads) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+inline std::vector<std::unique_ptr<transport::Transport>> localTransports(int n, transport::TransportOptions opts,
+                                                                            const std::string& group = "test",
+                                                                            uint64_t epoch = 0) {
+  if (opts.host.empty()) opts.host = "127.0.0.1";
+  std::vector<std::unique_ptr<transport::Transport>> ts;
+  for (int r = 0; r < n; ++r) ts.push_back(transport::createTransport({group, epoch, r, n}, opts));
+  connectAll(ts);
   return ts;
 }
 

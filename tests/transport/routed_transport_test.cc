@@ -22,26 +22,12 @@ std::vector<std::unique_ptr<Transport>> onHosts(const std::string& group, const 
                                                 const std::string& kind = "auto") {
   const int n = static_cast<int>(hosts.size());
   std::vector<std::unique_ptr<Transport>> ts;
-  std::vector<AddressBlob> addrs;
   for (int r = 0; r < n; ++r) {
     TransportOptions o{.kind = kind, .host = "127.0.0.1"};
     o.shm.hostId = hosts[r];
     ts.push_back(createTransport({group, 0, r, n}, o));
-    addrs.push_back(ts.back()->address());
   }
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(n);
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        ts[r]->connect(addrs, kLong());
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  eccl::testing::connectAll(ts);
   return ts;
 }
 

@@ -105,57 +105,46 @@ TEST_P(Conformance, SelfSendIsALocalCopy) {
 // A message shorter than its receive. (Longer ones: the socket transport fails the receive and
 // goes on; libfabric 1.17's shm and tcp;ofi_rxm providers cannot survive the truncation — see
 // ofi_transport.h — so that case is tested for sockets in socket_transport_test.cc.)
+// A `send`-byte message meets a `recv`-byte receive (posted before it or after): the receive
+// fails naming the peer and the mismatch, nothing lands past its buffer, the send finishes one
+// way or the other, and the next message on the pair arrives intact.
+void expectMismatchThenUsable(std::vector<std::unique_ptr<Transport>>& g, size_t send, size_t recv, bool postedFirst) {
+  auto a = pattern(send, 1);
+  std::vector<uint8_t> r(recv + 1);  // one spare byte, checked untouched
+  r[recv] = 0xA5;
+  RequestPtr rr;
+  if (postedFirst) rr = g[1]->irecv(0, 1, r.data(), recv);
+  auto s = g[0]->isend(1, 1, a.data(), a.size());
+  if (!postedFirst) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    rr = g[1]->irecv(0, 1, r.data(), recv);
+  }
+  expectError(rr, kLong(), {"rank 0", "mismatch"});
+  try {
+    s->wait(kLong());  // a transport may fail the send too; it must finish either way
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(r[recv], 0xA5) << send << " -> " << recv << ": written past the receive";
+  auto b = pattern(1000, 2);
+  std::vector<uint8_t> rb(1000);
+  auto r2 = g[1]->irecv(0, 2, rb.data(), rb.size());
+  g[0]->isend(1, 2, b.data(), b.size())->wait(kLong());
+  r2->wait(kLong());
+  EXPECT_TRUE(rb == b) << send << " -> " << recv;
+}
+
 TEST_P(Conformance, ShortMessageFailsTheReceiveAndTheTransportStaysUsable) {
   auto g = group(2);
-  for (auto [send, recv] : {std::pair<size_t, size_t>{32, 64}, {4096, 1 << 20}, {0, 16}}) {
-    auto a = pattern(send, 1);
-    std::vector<uint8_t> r(recv);
-    auto rr = g[1]->irecv(0, 1, r.data(), r.size());
-    auto s = g[0]->isend(1, 1, a.data(), a.size());
-    expectError(rr, kLong(), {"rank 0", "mismatch"});
-    try {
-      s->wait(kLong());  // a transport may fail the send too; it must finish either way
-    } catch (const Error&) {
-    }
-    auto b = pattern(1000, 2);
-    std::vector<uint8_t> rb(1000);
-    auto r2 = g[1]->irecv(0, 2, rb.data(), rb.size());
-    g[0]->isend(1, 2, b.data(), b.size())->wait(kLong());
-    r2->wait(kLong());
-    EXPECT_TRUE(rb == b) << send << " -> " << recv;
-  }
+  for (auto [send, recv] : {std::pair<size_t, size_t>{32, 64}, {4096, 1 << 20}, {0, 16}})
+    expectMismatchThenUsable(g, send, recv, true);
 }
 
 // A message longer than its receive (libfabric 1.17's providers cannot survive it: skipped).
 TEST_P(Conformance, LongMessageFailsTheReceiveAndTheTransportStaysUsable) {
   if (GetParam().options.kind == "ofi") GTEST_SKIP() << "libfabric 1.17 providers do not survive a truncated message";
   auto g = group(2);
-  for (auto [send, recv] : {std::pair<size_t, size_t>{64, 32}, {1 << 20, 4096}, {16, 0}, {1 << 20, (1 << 20) - 1}}) {
-    for (bool postedFirst : {true, false}) {
-      auto a = pattern(send, 1);
-      std::vector<uint8_t> r(recv + 1);  // one spare byte, checked untouched
-      r[recv] = 0xA5;
-      RequestPtr rr, s;
-      if (postedFirst) rr = g[1]->irecv(0, 1, r.data(), recv);
-      s = g[0]->isend(1, 1, a.data(), a.size());
-      if (!postedFirst) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        rr = g[1]->irecv(0, 1, r.data(), recv);
-      }
-      expectError(rr, kLong(), {"rank 0", "mismatch"});
-      try {
-        s->wait(kLong());
-      } catch (const Error&) {
-      }
-      EXPECT_EQ(r[recv], 0xA5) << send << " -> " << recv << ": written past the receive";
-      auto b = pattern(1000, 2);
-      std::vector<uint8_t> rb(1000);
-      auto r2 = g[1]->irecv(0, 2, rb.data(), rb.size());
-      g[0]->isend(1, 2, b.data(), b.size())->wait(kLong());
-      r2->wait(kLong());
-      EXPECT_TRUE(rb == b) << send << " -> " << recv;
-    }
-  }
+  for (auto [send, recv] : {std::pair<size_t, size_t>{64, 32}, {1 << 20, 4096}, {16, 0}, {1 << 20, (1 << 20) - 1}})
+    for (bool postedFirst : {true, false}) expectMismatchThenUsable(g, send, recv, postedFirst);
 }
 
 TEST_P(Conformance, SelfSendAfterACancelledSelfReceiveIsDropped) {
@@ -366,15 +355,11 @@ TEST(OfiTransport, MessagesLargerThanTheProviderLimitGoInPieces) {
 TEST(OfiTransport, AutoPicksSharedMemoryInsideAHostAndTcpBetween) {
   const int n = 4;
   std::vector<std::unique_ptr<Transport>> ts;
-  std::vector<AddressBlob> addrs;
   for (int r = 0; r < n; ++r) {
     TransportOptions o{.kind = "ofi", .host = "127.0.0.1", .ofi = {.provider = "auto", .hostId = r < 2 ? "host-a" : "host-b"}};
     ts.push_back(createTransport({"mixed", 0, r, n}, o));
-    addrs.push_back(ts.back()->address());
   }
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r) threads.emplace_back([&, r] { ts[r]->connect(addrs, kLong()); });
-  for (auto& t : threads) t.join();
+  eccl::testing::connectAll(ts);
   EXPECT_NE(ts[0]->peerAddress(1).find("over shm"), std::string::npos) << ts[0]->peerAddress(1);
   EXPECT_NE(ts[0]->peerAddress(2).find("over tcp;ofi_rxm"), std::string::npos) << ts[0]->peerAddress(2);
   EXPECT_NE(ts[3]->peerAddress(2).find("over shm"), std::string::npos) << ts[3]->peerAddress(2);

@@ -122,21 +122,14 @@ void OfiTransport::handleSideChannel() {
   events.swap(sideEvents_);
   for (auto& e : side_->poll()) events.push_back(std::move(e));
   for (auto& e : events) {
-    switch (e.kind) {
-      case SideChannel::Event::kLeft:
-        // Its last messages may still be on their way on the data path: take them first.
-        for (auto until = Clock::now() + std::chrono::milliseconds(50); Clock::now() < until;)
-          if (!pollLocked(false)) break;
-        peerLeft(e.peer);
-        break;
-      case SideChannel::Event::kAborted:
-        breakLocked(ErrorCode::kAborted, id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason, false);
-        break;
-      case SideChannel::Event::kLost:
-        // Relayed to the others, so ranks that hear of it from us still learn which rank was lost.
-        breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(e.peer) + " " + e.reason, true);
-        break;
+    if (auto b = SideChannel::breakFor(e, id_, peerName(e.peer))) {
+      breakLocked(b->code, b->reason, b->relay);
+      continue;
     }
+    // A goodbye. Its last messages may still be on their way on the data path: take them first.
+    for (auto until = Clock::now() + std::chrono::milliseconds(50); Clock::now() < until;)
+      if (!pollLocked(false)) break;
+    peerLeft(e.peer);
   }
 }
 

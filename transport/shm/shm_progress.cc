@@ -206,18 +206,8 @@ void ShmTransport::cancelRecv(int peer, const std::shared_ptr<RecvOp>& op) {
 
 void ShmTransport::handleSideChannel() {
   for (auto& e : side_->poll()) {
-    switch (e.kind) {
-      case SideChannel::Event::kLeft:
-        peerLeft(e.peer);
-        break;
-      case SideChannel::Event::kAborted:
-        breakLocked(ErrorCode::kAborted, id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason, false);
-        break;
-      case SideChannel::Event::kLost:
-        // Relayed to the others, so ranks that hear of it from us still learn which rank was lost.
-        breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(e.peer) + " " + e.reason, true);
-        break;
-    }
+    if (auto b = SideChannel::breakFor(e, id_, peerName(e.peer))) breakLocked(b->code, b->reason, b->relay);
+    else peerLeft(e.peer);
   }
 }
 
