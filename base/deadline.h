@@ -11,7 +11,17 @@ using Millis = std::chrono::milliseconds;
 
 class Deadline {
  public:
-  static Deadline after(Millis timeout) { return Deadline(Clock::now() + timeout); }
+  // Saturates: a timeout too long to represent (e.g. $ECCL_TIMEOUT=1e10) is never(), not an
+  // overflow into the past; a negative one has already passed.
+  static Deadline after(Millis timeout) {
+    const auto now = Clock::now();
+    if (timeout <= Millis(0)) return Deadline(now);
+    if (std::chrono::duration_cast<Clock::duration>(Clock::time_point::max() - now) <= timeout || timeout >= kNeverAfter)
+      return never();
+    return Deadline(now + timeout);
+  }
+  // Timeouts from here on mean "no deadline" (about 30 years).
+  static constexpr Millis kNeverAfter = std::chrono::duration_cast<Millis>(std::chrono::hours(24 * 365 * 30));
   static Deadline never() { return Deadline(Clock::time_point::max()); }
 
   Clock::time_point at() const { return at_; }

@@ -1,9 +1,11 @@
 #include "base/env.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
+#include "base/deadline.h"
 #include "base/error.h"
 
 namespace eccl {
@@ -24,7 +26,9 @@ std::chrono::milliseconds envSeconds(const char* name, std::chrono::milliseconds
     throw Error(ErrorCode::kInvalidArgument,
                 std::string(name) + "='" + *s + "' is not a non-negative number of seconds");
   }
-  return std::chrono::milliseconds(static_cast<long long>(std::llround(secs * 1000.0)));
+  // Beyond any deadline anyway (Deadline::after saturates there); keeps the conversion in range.
+  const double ms = std::min(secs * 1000.0, static_cast<double>(Deadline::kNeverAfter.count()));
+  return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
 }
 
 long long envInt(const char* name, long long fallback) {

@@ -1,6 +1,7 @@
 #include "comm/communicator.h"
 
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "comm/algorithms/binomial_broadcast.h"
@@ -169,7 +170,15 @@ void Communicator::workerLoop() {
   }
 }
 
+// `n` times `each` bytes; an error naming the operation when that overflows a size (F9).
+static size_t bytesTimes(size_t each, size_t n, const std::string& what) {
+  if (n != 0 && each > std::numeric_limits<size_t>::max() / n)
+    throw Error(ErrorCode::kInvalidArgument, what + ": " + std::to_string(each) + " x " + std::to_string(n) + " bytes overflows a size");
+  return each * n;
+}
+
 Work Communicator::allGatherAsync(const void* send, void* recv, size_t bytes) {
+  bytesTimes(bytes, static_cast<size_t>(id_.size), "all_gather on " + id_.describe());
   auto* out = static_cast<uint8_t*>(recv);
   std::string what = "all_gather of " + std::to_string(bytes) + " bytes per rank";
   bool small = bytes < opts_.smallMessageBytes;
@@ -204,7 +213,8 @@ Work Communicator::broadcastAsync(void* buf, size_t bytes, int root) {
 }
 
 Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
-  const size_t es = dataTypeSize(type), bytes = count * es;
+  const size_t es = dataTypeSize(type), bytes = bytesTimes(count, es, "all_reduce on " + id_.describe());
+  bytesTimes(bytes, static_cast<size_t>(id_.size), "all_reduce on " + id_.describe());
   if (static_cast<int>(op) < 0 || static_cast<int>(op) > 3)
     throw Error(ErrorCode::kInvalidArgument, "all_reduce: unknown reduce op " + std::to_string(static_cast<int>(op)));
   auto* out = static_cast<uint8_t*>(recv);
@@ -235,6 +245,8 @@ Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, Da
 
 Work Communicator::reduceScatterAsync(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op) {
   const size_t es = dataTypeSize(type);
+  bytesTimes(bytesTimes(recvCount, es, "reduce_scatter on " + id_.describe()), static_cast<size_t>(id_.size),
+             "reduce_scatter on " + id_.describe());
   return enqueue(std::string("reduce_scatter (") + reduceOpName(op) + ") of " + std::to_string(recvCount) + " " +
                      dataTypeName(type) + " elements per rank",
                  [=](const algo::CollectiveContext& c) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -24,7 +25,7 @@ namespace {
 json parse(const std::string& text, const std::string& name) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e400)
     bad(name, "", std::string("malformed JSON: ") + e.what());
   }
 }
@@ -46,11 +47,17 @@ const json& array(const json& v, const std::string& name, const std::string& pat
   return v;
 }
 
-std::vector<double> numbers(const json& v, const std::string& name, const std::string& path) {
+// Token counts: sums of thousands of them must stay finite and exact enough to compare.
+constexpr double kMaxLoad = 1e15;
+
+std::vector<double> loadValues(const json& v, const std::string& name, const std::string& path) {
   std::vector<double> out;
   for (size_t i = 0; i < array(v, name, path).size(); ++i) {
-    if (!v[i].is_number()) bad(name, path + "[" + std::to_string(i) + "]", "expected a number");
-    out.push_back(v[i].get<double>());
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    if (!v[i].is_number()) bad(name, at, "expected a number");
+    const double x = v[i].get<double>();
+    if (!std::isfinite(x) || x > kMaxLoad) bad(name, at, "a load must be finite and at most 1e15, got " + v[i].dump());
+    out.push_back(x);
   }
   return out;
 }
@@ -145,6 +152,7 @@ ExpertLoads parseLoads(const std::string& text, const std::string& name) {
   if (E <= 0 || E > (1 << 24)) bad(name, "num_experts", "must be positive, got " + std::to_string(E));
   out.experts = static_cast<int>(E);
   const json& layers = array(field(doc, "layers", name, ""), name, "layers");
+  if (layers.empty()) bad(name, "layers", "is empty: a load file needs at least one layer");
   std::map<long long, LayerLoads> byId;
   for (size_t l = 0; l < layers.size(); ++l) {
     std::string lp = "layers[" + std::to_string(l) + "]";
@@ -152,11 +160,11 @@ ExpertLoads parseLoads(const std::string& text, const std::string& name) {
     LayerLoads ll;
     bool hasLoad = layers[l].contains("load"), hasEpisodes = layers[l].contains("episodes");
     if (!hasLoad && !hasEpisodes) bad(name, lp, "needs \"load\" or \"episodes\"");
-    if (hasLoad) ll.total = numbers(layers[l]["load"], name, lp + ".load");
+    if (hasLoad) ll.total = loadValues(layers[l]["load"], name, lp + ".load");
     if (hasEpisodes) {
       const json& eps = array(layers[l]["episodes"], name, lp + ".episodes");
       for (size_t k = 0; k < eps.size(); ++k)
-        ll.episodes.push_back(numbers(eps[k], name, lp + ".episodes[" + std::to_string(k) + "]"));
+        ll.episodes.push_back(loadValues(eps[k], name, lp + ".episodes[" + std::to_string(k) + "]"));
       if (ll.episodes.empty()) bad(name, lp + ".episodes", "is empty");
     }
     if (byId.count(id)) bad(name, lp + ".layer_id", "layer " + std::to_string(id) + " appears twice");

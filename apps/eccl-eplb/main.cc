@@ -6,6 +6,7 @@
 // Exit code 0 on success, 1 on bad input (the message names the file and field), 2 on usage errors.
 // Output files are written atomically: a failed run leaves no partial file.
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -98,7 +99,9 @@ int main(int argc, char** argv) {
   planCmd->add_option("--slots", pa.slots, "expert slots per rank (without --current)")->check(CLI::PositiveNumber);
   planCmd->add_option("--policy", pa.policy, "default, swift or flash")->capture_default_str();
   planCmd->add_option("--nodes", pa.nodes, "ranks form this many nodes; replicas are spread over nodes")->check(CLI::PositiveNumber)->capture_default_str();
-  planCmd->add_option("--z", pa.z, "flash: weight of the std of rank load across episodes")->check(CLI::NonNegativeNumber)->capture_default_str();
+  planCmd->add_option("--z", pa.z, "flash: weight of the std of rank load across episodes")
+      ->check(CLI::NonNegativeNumber & CLI::Validator([](std::string& v) { return std::isfinite(std::stod(v)) ? "" : "must be a finite number"; }, "FINITE"))
+      ->capture_default_str();
   planCmd->add_option("--max-moves", pa.maxMoves, "swift: replicas moved per layer at most (-1: N*S/4)")->capture_default_str();
   planCmd->add_option("--out", pa.out, "where to write the new expert map JSON")->required();
 

@@ -4,8 +4,11 @@
 // prints per size: time (the slowest rank's mean), algbw and busbw in GB/s.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <tuple>
 
 #include "apps/common/local_ranks.h"
 #include "apps/eccl-perf/perf_ops.h"
@@ -21,19 +24,33 @@ namespace {
 
 using namespace eccl;
 
-size_t parseSize(const std::string& s) {
+// Sizes go up to 4 GiB (a buffer of that size per rank, or the gathered one).
+constexpr size_t kMaxSize = size_t(4) << 30;
+
+// "8", "64K", "1M", "2G" → bytes; nullopt (and `why`) when it is not such a size or too large.
+std::optional<size_t> parseSize(const std::string& s, std::string& why) {
   size_t mult = 1;
   std::string digits = s;
-  char last = s.empty() ? 0 : s.back();
+  const char last = s.empty() ? 0 : s.back();
   if (last == 'K' || last == 'k') mult = 1 << 10;
   if (last == 'M' || last == 'm') mult = 1 << 20;
   if (last == 'G' || last == 'g') mult = size_t(1) << 30;
   if (mult != 1) digits.pop_back();
-  return std::stoull(digits) * mult;
+  if (digits.empty() || digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    why = "is not a size (digits with an optional K, M or G)";
+    return std::nullopt;
+  }
+  const size_t v = std::stoull(digits) * mult;  // at most 12 digits × 2^30: no overflow
+  if (v > kMaxSize) {
+    why = "is larger than the 4G this tool allocates";
+    return std::nullopt;
+  }
+  return v;
 }
 
 struct Args {
   std::string op = "all_gather", begin = "8", end = "64M";
+  size_t minBytes = 0, maxBytes = 0;  // begin and end, parsed
   double factor = 2;
   int iters = 20, warmup = 5, ranks = 2, nsocks = -1;
   std::string transport, provider;  // empty: $ECCL_TRANSPORT / $ECCL_OFI_PROVIDER
@@ -66,7 +83,7 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
     if (!a.compare.empty()) std::printf(" | %14s %10s %12s", "gloo time (us)", "gloo busbw", "eccl / gloo");
     std::printf("\n");
   }
-  for (size_t bytes = parseSize(a.begin); bytes <= parseSize(a.end); bytes = std::max(bytes + 1, size_t(bytes * a.factor))) {
+  for (size_t bytes = a.minBytes; bytes <= a.maxBytes; bytes = std::max(bytes + 1, size_t(bytes * a.factor))) {
     perf::PreparedOp p = op->prepare(c, bytes);
     for (int i = 0; i < a.warmup; ++i) p.run();
     c.barrier();
@@ -111,11 +128,29 @@ int main(int argc, char** argv) {
   app.add_option("-n,--iters", a.iters, "timed iterations per size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--transport", a.transport, "socket, shm or ofi (default $ECCL_TRANSPORT or socket)")->check(CLI::IsMember({"socket", "shm", "ofi"}));
+  app.add_option("--transport", a.transport, "auto, socket, shm or ofi (default $ECCL_TRANSPORT or auto)")
+      ->check(CLI::IsMember({"auto", "socket", "shm", "ofi"}));
   app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
-  app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)");
+  app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)")->check(CLI::Range(1, 64));
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));
   CLI11_PARSE(app, argc, argv);
+  std::string why;
+  for (auto [text, out, name] : {std::tuple{&a.begin, &a.minBytes, "--minbytes"}, std::tuple{&a.end, &a.maxBytes, "--maxbytes"}}) {
+    auto v = parseSize(*text, why);
+    if (!v) {
+      std::fprintf(stderr, "eccl-perf: %s '%s' %s\n", name, text->c_str(), why.c_str());
+      return 2;
+    }
+    *out = *v;
+  }
+  if (a.minBytes > a.maxBytes) {
+    std::fprintf(stderr, "eccl-perf: --minbytes %s is larger than --maxbytes %s\n", a.begin.c_str(), a.end.c_str());
+    return 2;
+  }
+  if (!std::isfinite(a.factor)) {
+    std::fprintf(stderr, "eccl-perf: --stepfactor must be a number from 1.01 to 1e6\n");
+    return 2;
+  }
   if (!a.compare.empty()) {
 #ifndef ECCL_HAVE_GLOO
     std::fprintf(stderr, "eccl-perf: built without Gloo; install libgloo-dev and reconfigure to use --compare gloo\n");

@@ -4,7 +4,9 @@
 #include <openssl/rand.h>
 
 #include <cstring>
+#include <limits>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,9 +68,35 @@ ecclResult_t guarded(F&& f) {
   }
 }
 
+// The communicators made and not yet destroyed, so a stale or made-up handle is an error, not
+// a crash (a handle whose memory a new communicator reuses cannot be told apart).
+std::mutex liveMu;
+std::set<const ecclComm*>& liveComms() {
+  static std::set<const ecclComm*> s;
+  return s;
+}
+
 eccl::Communicator& commOf(ecclComm_t comm) {
-  if (comm == nullptr || !comm->group) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "null or destroyed communicator");
+  if (comm == nullptr) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "null communicator");
+  {
+    std::lock_guard lock(liveMu);
+    if (!liveComms().count(comm))
+      throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "not a live communicator (destroyed, or never made by ecclCommInit*)");
+  }
   return comm->group->comm();
+}
+
+// An out-pointer the caller must pass.
+template <class T>
+T& out(T* p, const char* name) {
+  if (p == nullptr) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, std::string(name) + " (the output pointer) is null");
+  return *p;
+}
+
+// A buffer that must exist when it holds elements.
+void need(const void* buf, uint64_t count, const char* name) {
+  if (buf == nullptr && count > 0)
+    throw eccl::Error(eccl::ErrorCode::kInvalidArgument, std::string(name) + " is null but holds " + std::to_string(count) + " elements");
 }
 
 // C callers may pass any integer as an enum; reading it as the C++ enum type would be undefined
@@ -93,7 +121,13 @@ eccl::ReduceOp opOf(const ecclRedOp_t& op) {
   return static_cast<eccl::ReduceOp>(v);
 }
 
-size_t bytesOf(uint64_t count, const ecclDataType_t& t) { return count * eccl::dataTypeSize(typeOf(t)); }
+size_t bytesOf(uint64_t count, const ecclDataType_t& t) {
+  const size_t elem = eccl::dataTypeSize(typeOf(t));
+  if (count > std::numeric_limits<size_t>::max() / elem)
+    throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "count " + std::to_string(count) + " of " + std::to_string(elem) +
+                                                             "-byte elements overflows a size in bytes");
+  return count * elem;
+}
 
 ecclResult_t initComm(const std::string& storeAddress, const std::string& name, uint64_t epoch, uint32_t rank,
                       uint32_t nRanks, std::shared_ptr<eccl::TcpStoreServer> server, ecclComm_t* comm) {
@@ -102,6 +136,8 @@ ecclResult_t initComm(const std::string& storeAddress, const std::string& name, 
     auto c = std::make_unique<ecclComm>();
     c->server = std::move(server);
     c->group = eccl::StatelessGroup::create(storeAddress, name, static_cast<int>(rank), static_cast<int>(nRanks), {.epoch = epoch});
+    std::lock_guard lock(liveMu);
+    liveComms().insert(c.get());
     *comm = c.release();
   });
 }
@@ -162,29 +198,52 @@ ecclResult_t ecclCommInitFromStore(const char* storeAddress, const char* groupNa
 }
 
 ecclResult_t ecclCommRank(ecclComm_t comm, uint32_t* rank) {
-  return guarded([&] { *rank = static_cast<uint32_t>(commOf(comm).rank()); });
+  return guarded([&] { out(rank, "rank") = static_cast<uint32_t>(commOf(comm).rank()); });
 }
 
 ecclResult_t ecclCommSize(ecclComm_t comm, uint32_t* size) {
-  return guarded([&] { *size = static_cast<uint32_t>(commOf(comm).size()); });
+  return guarded([&] { out(size, "size") = static_cast<uint32_t>(commOf(comm).size()); });
 }
 
 ecclResult_t ecclAllGather(const void* sendBuf, void* recvBuf, uint64_t sendCount, ecclDataType_t dataType, ecclComm_t comm) {
-  return guarded([&] { commOf(comm).allGather(sendBuf, recvBuf, bytesOf(sendCount, dataType)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    const size_t bytes = bytesOf(sendCount, dataType);
+    need(sendBuf, sendCount, "sendBuf");
+    need(recvBuf, sendCount, "recvBuf");
+    c.allGather(sendBuf, recvBuf, bytes);
+  });
 }
 
 ecclResult_t ecclAllReduce(const void* sendBuf, void* recvBuf, uint64_t count, ecclDataType_t dataType, ecclRedOp_t op,
                            ecclComm_t comm) {
-  return guarded([&] { commOf(comm).allReduce(sendBuf, recvBuf, count, typeOf(dataType), opOf(op)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    bytesOf(count, dataType);  // checks the size
+    need(sendBuf, count, "sendBuf");
+    need(recvBuf, count, "recvBuf");
+    c.allReduce(sendBuf, recvBuf, count, typeOf(dataType), opOf(op));
+  });
 }
 
 ecclResult_t ecclBroadcast(void* buf, uint64_t count, ecclDataType_t dataType, uint32_t root, ecclComm_t comm) {
-  return guarded([&] { commOf(comm).broadcast(buf, bytesOf(count, dataType), static_cast<int>(root)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    const size_t bytes = bytesOf(count, dataType);
+    need(buf, count, "buf");
+    c.broadcast(buf, bytes, static_cast<int>(root));
+  });
 }
 
 ecclResult_t ecclReduceScatter(const void* sendBuf, void* recvBuf, uint64_t recvCount, ecclDataType_t dataType,
                                ecclRedOp_t op, ecclComm_t comm) {
-  return guarded([&] { commOf(comm).reduceScatter(sendBuf, recvBuf, recvCount, typeOf(dataType), opOf(op)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    bytesOf(recvCount, dataType);  // checks the size
+    need(sendBuf, recvCount, "sendBuf");
+    need(recvBuf, recvCount, "recvBuf");
+    c.reduceScatter(sendBuf, recvBuf, recvCount, typeOf(dataType), opOf(op));
+  });
 }
 
 ecclResult_t ecclAllToAllV(const void* sendBuf, const uint64_t* sendCounts, const uint64_t* sdispls, ecclDataType_t sendType,
@@ -192,27 +251,41 @@ ecclResult_t ecclAllToAllV(const void* sendBuf, const uint64_t* sendCounts, cons
                            ecclComm_t comm) {
   return guarded([&] {
     auto& c = commOf(comm);
-    const size_t n = static_cast<size_t>(c.size()), se = eccl::dataTypeSize(typeOf(sendType)),
-                 re = eccl::dataTypeSize(typeOf(recvType));
+    const size_t n = static_cast<size_t>(c.size());
     if (!sendCounts || !sdispls || !recvCounts || !rdispls)
       throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "all_to_all_v: count and displacement arrays must not be null");
     std::vector<size_t> sb(n), so(n), rb(n), ro(n);
+    uint64_t sendTotal = 0, recvTotal = 0;
     for (size_t i = 0; i < n; ++i) {
-      sb[i] = sendCounts[i] * se;
-      so[i] = sdispls[i] * se;
-      rb[i] = recvCounts[i] * re;
-      ro[i] = rdispls[i] * re;
+      sb[i] = bytesOf(sendCounts[i], sendType);
+      so[i] = bytesOf(sdispls[i], sendType);
+      rb[i] = bytesOf(recvCounts[i], recvType);
+      ro[i] = bytesOf(rdispls[i], recvType);
+      sendTotal += sendCounts[i];
+      recvTotal += recvCounts[i];
     }
+    need(sendBuf, sendTotal, "sendBuf");
+    need(recvBuf, recvTotal, "recvBuf");
     c.allToAllV(sendBuf, sb, so, recvBuf, rb, ro);
   });
 }
 
 ecclResult_t ecclSend(const void* sendBuf, uint64_t count, ecclDataType_t dataType, uint32_t destRank, ecclComm_t comm) {
-  return guarded([&] { commOf(comm).send(sendBuf, bytesOf(count, dataType), static_cast<int>(destRank)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    const size_t bytes = bytesOf(count, dataType);
+    need(sendBuf, count, "sendBuf");
+    c.send(sendBuf, bytes, static_cast<int>(destRank));
+  });
 }
 
 ecclResult_t ecclRecv(void* recvBuf, uint64_t count, ecclDataType_t dataType, uint32_t srcRank, ecclComm_t comm) {
-  return guarded([&] { commOf(comm).recv(recvBuf, bytesOf(count, dataType), static_cast<int>(srcRank)); });
+  return guarded([&] {
+    auto& c = commOf(comm);
+    const size_t bytes = bytesOf(count, dataType);
+    need(recvBuf, count, "recvBuf");
+    c.recv(recvBuf, bytes, static_cast<int>(srcRank));
+  });
 }
 
 ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclComm_t comm) {
@@ -276,15 +349,20 @@ ecclResult_t ecclCommAbort(ecclComm_t comm) {
 
 ecclResult_t ecclCommDestroy(ecclComm_t comm) {
   return guarded([&] {
-    if (comm == nullptr) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "null communicator");
+    commOf(comm);  // a live one
+    {
+      std::lock_guard lock(liveMu);
+      liveComms().erase(comm);
+    }
     delete comm;
   });
 }
 
 ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError) {
   return guarded([&] {
+    auto& result = out(asyncError, "asyncError");
     auto err = commOf(comm).asyncError();
-    *asyncError = err ? ecclAborted : ecclSuccess;
+    result = err ? ecclAborted : ecclSuccess;
     if (err) lastError = *err;
   });
 }

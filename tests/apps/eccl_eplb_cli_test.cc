@@ -91,6 +91,11 @@ TEST_F(EcclEplbCli, BadInputFailsClearlyWithoutPartialOutput) {
       {R"({"num_experts": 8, "layers": [{"layer_id": 0, "load": [1, 2, 3, 4, 5, 6, 7, -8]}]})", {}, "expert 7"},
       {R"({"num_experts": 20, "layers": [{"layer_id": 0, "load": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]})", {}, "20 experts do not fit"},
       {R"({"num_experts": 8, "layers": [{"layer_id": 0, "load": [1, 2, 3, 4, 5, 6, 7, 8]}]})", {"--policy", "greedy"}, "unknown policy 'greedy'"},
+      // F4, F11
+      {R"({"num_experts": 8, "layers": [{"layer_id": 0, "load": [1, 2, 3, 4, 5, 6, 7, 1e400]}]})", {}, "malformed JSON"},
+      {R"({"num_experts": 8, "layers": [{"layer_id": 0, "load": [1e308, 2, 3, 4, 5, 6, 7, 8]}]})", {}, "at most 1e15"},
+      {R"({"num_experts": 8, "layers": []})", {}, "is empty"},
+      {R"({"num_experts": 8, "layers": [{"layer_id": 0, "load": [1, 2, 3, 4, 5, 6, 7, 8]}]})", {"--policy", "flash", "--z", "nan"}, "finite"},
   };
   for (auto& c : cases) {
     std::ofstream(bad_) << c.content;

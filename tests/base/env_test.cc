@@ -45,5 +45,21 @@ TEST(Env, BadValuesNameTheVariable) {
   ::unsetenv("ECCL_TEST_INT");
 }
 
+// F6: timeouts too long to represent mean "no deadline", never an overflow into an instant one.
+TEST(Deadline, HugeTimeoutsSaturateInsteadOfOverflowing) {
+  EXPECT_EQ(Deadline::after(Millis::max()).at(), Deadline::never().at());
+  EXPECT_EQ(Deadline::after(std::chrono::duration_cast<Millis>(std::chrono::hours(24 * 365 * 1000))).pollTimeoutMs(), -1);
+  EXPECT_TRUE(Deadline::after(Millis(-5)).expired());
+  EXPECT_FALSE(Deadline::after(Millis(60000)).expired());
+  for (const char* huge : {"10000000000", "1e300"}) {
+    ::setenv("ECCL_TIMEOUT", huge, 1);
+    const Deadline d = Deadline::after(operationTimeout(std::nullopt));
+    EXPECT_FALSE(d.expired()) << huge;
+    EXPECT_EQ(d.pollTimeoutMs(), -1) << huge;
+    EXPECT_GT(d.remaining(), std::chrono::hours(24 * 365)) << huge;
+  }
+  ::unsetenv("ECCL_TIMEOUT");
+}
+
 }  // namespace
 }  // namespace eccl

@@ -114,11 +114,26 @@ static int runRank(uint32_t rank, const ecclRootInfo* root) {
   if (ecclBroadcast(&b, 1, ecclInt64, 7, comm) != ecclInvalidArgument) return 10;
   if (strstr(ecclGetLastError(), "7") == NULL) return 11;
   if (ecclAllReduce(in, out, 1, (ecclDataType_t)42, ecclSum, comm) != ecclInvalidArgument) return 12;
+  /* F8/F9: missing out-pointers and buffers, and counts whose size overflows, are errors. */
+  if (ecclCommRank(comm, NULL) != ecclInvalidArgument || strstr(ecclGetLastError(), "rank") == NULL) return 30;
+  if (ecclCommSize(comm, NULL) != ecclInvalidArgument) return 31;
+  if (ecclCommGetAsyncError(comm, NULL) != ecclInvalidArgument) return 32;
+  if (ecclAllGather(NULL, out, 1, ecclInt64, comm) != ecclInvalidArgument || strstr(ecclGetLastError(), "sendBuf") == NULL) return 33;
+  if (ecclAllReduce(in, NULL, 1, ecclInt64, ecclSum, comm) != ecclInvalidArgument) return 34;
+  if (ecclBroadcast(NULL, 4, ecclInt64, 0, comm) != ecclInvalidArgument) return 35;
+  if (ecclSend(&sendv, UINT64_MAX / 2, ecclFloat64, 1, comm) != ecclInvalidArgument || strstr(ecclGetLastError(), "overflows") == NULL)
+    return 36;
+  if (ecclAllGather(in, out, UINT64_MAX / 4, ecclInt32, comm) != ecclInvalidArgument) return 37;
   ecclResult_t async = ecclInternalError;
   CHECK(ecclCommGetAsyncError(comm, &async));
   if (async != ecclSuccess) return 13;
   CHECK(ecclBarrier(comm));
   CHECK(ecclCommDestroy(comm));
+  /* F15: a destroyed communicator is an error, not a crash. */
+  uint32_t stale = 0;
+  if (ecclCommRank(comm, &stale) != ecclInvalidArgument || strstr(ecclGetLastError(), "not a live communicator") == NULL) return 38;
+  if (ecclBarrier(comm) != ecclInvalidArgument) return 39;
+  if (ecclCommDestroy(comm) != ecclInvalidArgument) return 40;
   return 0;
 }
 

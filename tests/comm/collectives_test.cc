@@ -2,6 +2,9 @@
 // and 8 ranks, in place and out of place, checked byte-exact against a reference computed here.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <limits>
+
 #include <cstring>
 #include <random>
 
@@ -230,6 +233,28 @@ TEST(CollectivesLarge, SixtyFourMiBForTheOtherCollectives) {
       ASSERT_TRUE(std::equal(recv.begin() + off[p], recv.begin() + off[p] + cnt[p], from.begin() + off[r]));
     }
   });
+}
+
+// F9: sizes whose byte count overflows are refused on the spot, naming the operation.
+TEST(Collectives, SizesThatOverflowAreRefused) {
+  auto comms = localComms(2);
+  uint8_t a[8] = {}, b[16] = {};
+  const size_t huge = std::numeric_limits<size_t>::max() / 2 + 1;
+  for (auto& c : comms) {
+    for (auto call : std::vector<std::function<void()>>{
+             [&] { c->allGatherAsync(a, b, huge); },
+             [&] { c->allReduceAsync(a, b, huge, DataType::kFloat32, ReduceOp::kSum); },
+             [&] { c->reduceScatterAsync(a, b, huge / 2, DataType::kInt32, ReduceOp::kSum); }}) {
+      try {
+        call();
+        ADD_FAILURE() << "accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("overflows"), std::string::npos) << e.what();
+      }
+    }
+  }
+  onEveryRank(2, [&](int r) { comms[r]->barrier(); });  // nothing was started: the group is fine
 }
 
 TEST(Reductions, HalfAndBfloatRoundTrip) {

@@ -76,6 +76,12 @@ TEST(EplbJson, BadLoadsNameTheFileAndField) {
   expectError([] { parseLoads(R"({"num_experts": 2, "layers": [{"layer_id": 1, "load": [1, 2]}]})", "l.json"); },
               {"layer 0 is missing"});
   expectError([] { readLoads("/nonexistent/loads.json"); }, {"/nonexistent/loads.json"});
+  // F4, F11: numbers beyond double, loads whose sums would overflow, and no layers at all.
+  expectError([] { parseLoads(R"({"num_experts": 2, "layers": [{"layer_id": 0, "load": [1, 1e400]}]})", "l.json"); },
+              {"l.json", "malformed JSON"});
+  expectError([] { parseLoads(R"({"num_experts": 2, "layers": [{"layer_id": 0, "load": [1e308, 1e308]}]})", "l.json"); },
+              {"l.json", "layers[0].load[0]", "at most 1e15"});
+  expectError([] { parseLoads(R"({"num_experts": 2, "layers": []})", "l.json"); }, {"l.json", "layers", "is empty"});
 }
 
 }  // namespace
