@@ -16,8 +16,7 @@ class Deadline {
   static Deadline after(Millis timeout) {
     const auto now = Clock::now();
     if (timeout <= Millis(0)) return Deadline(now);
-    if (std::chrono::duration_cast<Clock::duration>(Clock::time_point::max() - now) <= timeout || timeout >= kNeverAfter)
-      return never();
+    if (timeout >= kNeverAfter) return never();  // (compared in ms: converting Millis::max() to ns would overflow)
     return Deadline(now + timeout);
   }
   // Timeouts from here on mean "no deadline" (about 30 years).
