@@ -75,7 +75,6 @@ class RingWriter {
     pending_ = 0;
     idx_->head.store(head_, std::memory_order_release);
   }
-  bool attached() const { return idx_ != nullptr; }
 
  private:
   static size_t align(size_t n) { return (n + kRecordAlign - 1) & ~(kRecordAlign - 1); }
@@ -119,7 +118,6 @@ class RingReader {
     if (freed_) idx_->tail.store(tail_, std::memory_order_release);
     freed_ = false;
   }
-  bool attached() const { return idx_ != nullptr; }
   // Whether records may be waiting, read without the reader's state (any thread may ask; true
   // also for records popped but not yet released).
   static bool mayHaveRecords(const void* base) {
