@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "groups/store/store_auth.h"
@@ -20,6 +22,24 @@ void raiseFdLimit() {
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Written whole (temporary file, then rename) so a reader never sees a partial number.
+void writePortFile(const std::string& path, uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    out.close();
+    if (!out) throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "--port-file: cannot write '" + tmp + "': " +
+                                                                       std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "--port-file: cannot rename '" + tmp + "' to '" + path +
+                                                             "': " + std::strerror(err));
   }
 }
 
@@ -49,14 +69,17 @@ int main(int argc, char** argv) {
     opts.token = eccl::store::resolveToken(std::nullopt, tokenFile.empty() ? std::nullopt : std::optional(tokenFile));
     opts.limits.maxKeyBytes = maxKey;
     opts.limits.maxValueBytes = maxValue;
+    try {
+      opts.limits.validate();
+    } catch (const eccl::Error& e) {
+      std::fprintf(stderr, "eccl-store: --max-key-bytes/--max-value-bytes: %s\n", e.what());
+      return 1;
+    }
     eccl::TcpStoreServer server(opts);
     std::printf("eccl-store listening on %s%s\n", server.address().str().c_str(),
                 opts.token ? " (token required)" : "");
     std::fflush(stdout);
-    if (!portFile.empty()) {
-      std::ofstream(portFile + ".tmp") << server.address().port() << "\n";
-      std::rename((portFile + ".tmp").c_str(), portFile.c_str());
-    }
+    if (!portFile.empty()) writePortFile(portFile, server.address().port());
     int sig = 0;
     sigwait(&stopSignals, &sig);
     std::printf("eccl-store: signal %d, shutting down\n", sig);

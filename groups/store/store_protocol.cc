@@ -27,6 +27,15 @@ const char* commandName(uint8_t code) {
   return code < std::size(names) ? names[code] : "?";
 }
 
+void StoreLimits::validate() const {
+  if (maxKeyBytes == 0 || maxKeyBytes > kKeyAllowance)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("store key limit {} bytes is outside 1..{}", maxKeyBytes,
+                                                         kKeyAllowance));
+  if (maxValueBytes == 0 || maxValueBytes > kLargestValueBytes)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("store value limit {} bytes is outside 1..{} (a frame's "
+                                                         "length is 32 bits)", maxValueBytes, kLargestValueBytes));
+}
+
 std::optional<std::string> decodeHeader(const uint8_t* p, size_t maxBody, FrameHeader& out) {
   uint32_t magic = getU32(p);
   if (magic != kMagic) return fmt::format("bad magic 0x{:08x}", magic);

@@ -27,10 +27,16 @@ const char* commandName(uint8_t code);
 enum class Status : uint8_t { kOk = 0, kHello = 1, kNotFound = 2, kTimeout = 3, kError = 4 };
 
 // Size limits, in bytes. The frame body limit is derived: one maximal value plus 1 MiB for keys.
+// It bounds replies too: a MULTI_GET whose values together exceed it is answered with an error.
 struct StoreLimits {
+  // A frame's length is 32 bits, so a value may not exceed 4 GiB minus the key allowance.
+  static constexpr size_t kKeyAllowance = size_t(1) << 20;
+  static constexpr size_t kLargestValueBytes = 0xffffffffu - kKeyAllowance;
   size_t maxKeyBytes = 8 * 1024;
   size_t maxValueBytes = 64 * 1024 * 1024;
-  size_t maxBodyBytes() const { return maxValueBytes + (1u << 20); }
+  size_t maxBodyBytes() const { return maxValueBytes + kKeyAllowance; }
+  // Throws Error(kInvalidArgument) naming the limit that is zero or too large.
+  void validate() const;
 };
 
 struct FrameHeader {

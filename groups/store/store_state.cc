@@ -104,7 +104,9 @@ std::optional<WaitRequest> StoreState::execute(Command c, std::span<const uint8_
         if (ec != std::errc() || p != b + slot.size())
           throw Error(ErrorCode::kInvalidArgument, "ADD on key '" + k + "': its value is not a decimal integer");
       }
-      current = static_cast<int64_t>(static_cast<uint64_t>(current) + static_cast<uint64_t>(delta));
+      if (__builtin_add_overflow(current, delta, &current))
+        throw Error(ErrorCode::kInvalidArgument, "ADD of " + std::to_string(delta) + " to key '" + k +
+                                                     "' would overflow a 64-bit signed counter; the value is unchanged");
       std::string text = std::to_string(current);
       slot.assign(text.begin(), text.end());
       changed.push_back(std::move(k));
@@ -169,6 +171,20 @@ std::vector<std::string> StoreState::missing(const std::vector<std::string>& key
 }
 
 void StoreState::replyToWait(const WaitRequest& w, std::vector<uint8_t>& reply) const {
+  if (w.command != Command::kWait) {
+    // Bound the reply before building it: the same large key named many times must not make
+    // the server allocate gigabytes (or wrap the 32-bit frame length).
+    uint64_t total = 0;
+    for (auto& k : w.keys) total += 4 + data_.find(k)->second.size();
+    if (total > limits_.maxBodyBytes()) {
+      FrameWriter(reply, uint8_t(Status::kError))
+          .field(std::string(commandName(uint8_t(w.command))) + " of " + std::to_string(w.keys.size()) +
+                 " keys would reply " + std::to_string(total) + " bytes, over the limit of " +
+                 std::to_string(limits_.maxBodyBytes()) + "; ask for fewer keys at once")
+          .finish();
+      return;
+    }
+  }
   FrameWriter out(reply, uint8_t(Status::kOk));
   if (w.command != Command::kWait)
     for (auto& k : w.keys) out.field(data_.find(k)->second);

@@ -32,6 +32,10 @@ constexpr size_t kMinRead = 16 * 1024;
 constexpr size_t kMaxRead = 4 * 1024 * 1024;
 constexpr size_t kKeepCapacity = 256 * 1024;  // larger idle buffers are released
 constexpr auto kIdleSpin = std::chrono::microseconds(50);
+constexpr size_t kAuthBodyLimit = 1024;  // an AUTH body is one 32-byte MAC field
+constexpr auto kSweepEvery = std::chrono::seconds(1);
+constexpr auto kListenerBackoff = Millis(100);
+constexpr auto kRefusalLogEvery = std::chrono::seconds(1);
 }  // namespace
 
 // Everything below runs on the serving thread only, except stop().
@@ -66,6 +70,7 @@ class TcpStoreServer::Loop {
     uint64_t id = 0;
     Fd fd;
     std::string peer;
+    Clock::time_point connectedAt, lastRecv;
     std::vector<uint8_t> in;  // in[0, inLen) holds received, unprocessed bytes
     size_t inLen = 0;
     std::vector<uint8_t> out;  // out[outPos, size) is waiting to be sent
@@ -85,6 +90,14 @@ class TcpStoreServer::Loop {
   }
 
   void acceptAll();
+  bool refuseOne();
+  void pauseListener();
+  void noteRefusal();
+  void sweep();
+  int waitTimeoutMs() const;
+  template <typename F>
+  void guarded(uint64_t id, F&& serve);
+  size_t bodyLimit(const Conn& c) const { return c.authed ? opts_.limits.maxBodyBytes() : kAuthBodyLimit; }
   void onEvent(uint64_t id, uint32_t events);
   void readFrom(Conn& c);
   void processFrames(Conn& c);
@@ -113,16 +126,18 @@ class TcpStoreServer::Loop {
   std::unordered_map<std::string, std::set<uint64_t>> waiters_;  // key -> parked connection ids
   std::set<std::pair<Clock::time_point, uint64_t>> deadlines_;
   std::deque<uint64_t> ready_;  // connections with buffered requests to process
+  // Clients that may time out (not yet authenticated, or holding part of a frame) exist.
+  bool sweepNeeded_ = false;
+  Clock::time_point nextSweep_{};
+  std::optional<Clock::time_point> listenerPausedUntil_;
+  uint64_t refusedSinceLog_ = 0;
+  Clock::time_point lastRefusalLog_{};
 };
 
 void TcpStoreServer::Loop::run() {
   epoll_event events[256];
   while (!stopping_.load()) {
-    int timeout = -1;
-    if (!deadlines_.empty()) {
-      auto left = std::chrono::ceil<Millis>(deadlines_.begin()->first - Clock::now()).count();
-      timeout = static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
-    }
+    int timeout = waitTimeoutMs();
     // Under load the next request is usually microseconds away: look again for a short while
     // before sleeping, which saves a sleep/wake-up per request when many clients are active.
     int n = ::epoll_wait(epoll_.get(), events, 256, 0);
@@ -133,14 +148,75 @@ void TcpStoreServer::Loop::run() {
       logger().error("store {}: epoll_wait failed: {}", address_.str(), std::strerror(errno));
       return;
     }
-    for (int i = 0; i < n; ++i) onEvent(events[i].data.u64, events[i].events);
+    for (int i = 0; i < n; ++i) guarded(events[i].data.u64, [&] { onEvent(events[i].data.u64, events[i].events); });
     expireWaits();
     while (!ready_.empty()) {
       uint64_t id = ready_.front();
       ready_.pop_front();
-      if (Conn* c = find(id)) processFrames(*c);
+      guarded(id, [&] {
+        if (Conn* c = find(id)) processFrames(*c);
+      });
+    }
+    auto now = Clock::now();
+    if (listenerPausedUntil_ && now >= *listenerPausedUntil_) {
+      listenerPausedUntil_.reset();
+      watch(listener_.get(), EPOLLIN, kListenerId, EPOLL_CTL_MOD);
+    }
+    if (sweepNeeded_ && now >= nextSweep_) sweep();
+  }
+}
+
+int TcpStoreServer::Loop::waitTimeoutMs() const {
+  std::optional<Clock::time_point> wake;
+  auto earliest = [&](Clock::time_point t) { wake = wake ? std::min(*wake, t) : t; };
+  if (!deadlines_.empty()) earliest(deadlines_.begin()->first);
+  if (sweepNeeded_) earliest(nextSweep_);
+  if (listenerPausedUntil_) earliest(*listenerPausedUntil_);
+  if (!wake) return -1;
+  auto left = std::chrono::ceil<Millis>(*wake - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
+}
+
+// Whatever goes wrong while serving one client (a bad_alloc building its reply, say) costs that
+// client its connection, never the serving thread.
+template <typename F>
+void TcpStoreServer::Loop::guarded(uint64_t id, F&& serve) {
+  try {
+    serve();
+  } catch (const std::exception& e) {
+    if (id == kListenerId || id == kWakeId) {
+      logger().error("store {}: accepting failed: {}", address_.str(), e.what());
+    } else if (Conn* c = find(id)) {
+      drop(*c, std::string("failed while serving it: ") + e.what(), true);
     }
   }
+}
+
+// Drops clients that never authenticated, or that stopped in the middle of a frame; both hold a
+// descriptor and memory for nothing (slowloris). Runs at most once a second, and only while
+// such clients exist.
+void TcpStoreServer::Loop::sweep() {
+  auto now = Clock::now();
+  nextSweep_ = now + kSweepEvery;
+  bool atRisk = false;
+  std::vector<std::pair<uint64_t, std::string>> late;
+  for (auto& [id, c] : conns_) {
+    if (!c->authed) {
+      if (now - c->connectedAt >= opts_.authTimeout)
+        late.emplace_back(id, "did not authenticate within " + std::to_string(opts_.authTimeout.count()) + " ms");
+      else
+        atRisk = true;
+    } else if (c->inLen > 0 && !c->parked && !c->hasOutput()) {
+      if (now - c->lastRecv >= opts_.stallTimeout)
+        late.emplace_back(id, "sent " + std::to_string(c->inLen) + " bytes of a frame, then nothing for " +
+                                  std::to_string(opts_.stallTimeout.count()) + " ms");
+      else
+        atRisk = true;
+    }
+  }
+  for (auto& [id, reason] : late)
+    if (Conn* c = find(id)) drop(*c, reason, true);
+  sweepNeeded_ = atRisk;
 }
 
 void TcpStoreServer::Loop::onEvent(uint64_t id, uint32_t ev) {
@@ -169,28 +245,28 @@ void TcpStoreServer::Loop::acceptAll() {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: accept with the spare one and close at once, so the listener does
-        // not stay readable forever and the client sees a closed connection instead of a hang.
-        logger().warn("store {}: out of file descriptors with {} clients; refusing a connection",
-                      address_.str(), conns_.size());
-        spare_.reset();
-        ::close(::accept(listener_.get(), nullptr, nullptr));
-        spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        continue;
+        if (refuseOne()) continue;
+        return;
       }
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         logger().warn("store {}: accept failed: {}", address_.str(), std::strerror(errno));
       return;
     }
+    Fd owned(fd);
     auto c = std::make_unique<Conn>();
     c->id = nextId_++;
-    c->fd = Fd(fd);
+    c->fd = std::move(owned);
+    c->connectedAt = c->lastRecv = Clock::now();
     c->peer = SocketAddress(reinterpret_cast<sockaddr*>(&ss), len).str();
     setNoDelay(fd);
     c->events = EPOLLIN | EPOLLRDHUP;
     watch(fd, c->events, c->id, EPOLL_CTL_ADD);
     bool auth = opts_.token.has_value();
     c->authed = !auth;
+    if (auth && !sweepNeeded_) {
+      sweepNeeded_ = true;
+      nextSweep_ = Clock::now() + kSweepEvery;
+    }
     FrameWriter hello(c->out, uint8_t(Status::kHello));
     hello.u64(store::kVersion).u64(auth ? 1 : 0);
     if (auth) {
@@ -208,16 +284,58 @@ void TcpStoreServer::Loop::acceptAll() {
   }
 }
 
+// Out of descriptors: accept with the reserved one and close at once, so the client sees a closed
+// connection instead of a hang and the listener does not stay readable forever. Linux reports
+// EMFILE before it looks at the queue, so the accept may find nobody: then stop until the next
+// event. Returns true when a connection was refused and more may wait.
+bool TcpStoreServer::Loop::refuseOne() {
+  if (!spare_) {
+    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!spare_) {
+      pauseListener();  // something else took the descriptor; look again shortly
+      return false;
+    }
+  }
+  spare_.reset();
+  int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  noteRefusal();
+  return true;
+}
+
+void TcpStoreServer::Loop::pauseListener() {
+  if (listenerPausedUntil_) return;
+  listenerPausedUntil_ = Clock::now() + kListenerBackoff;
+  watch(listener_.get(), 0, kListenerId, EPOLL_CTL_MOD);
+  noteRefusal();
+}
+
+void TcpStoreServer::Loop::noteRefusal() {
+  ++refusedSinceLog_;
+  auto now = Clock::now();
+  if (now - lastRefusalLog_ < kRefusalLogEvery) return;
+  logger().warn("store {}: out of file descriptors with {} clients open; refused {} connection(s) since the last "
+                "report",
+                address_.str(), conns_.size(), refusedSinceLog_);
+  refusedSinceLog_ = 0;
+  lastRefusalLog_ = now;
+}
+
 void TcpStoreServer::Loop::readFrom(Conn& c) {
   if (c.parked || c.hasOutput()) return updateInterest(c);
   // Read what the current frame still needs (at least kMinRead, to pick up pipelined frames),
-  // never more than kMaxRead at once: the buffer only grows as bytes actually arrive, and a
-  // frame's announced length has been checked against the limit before it counts here.
+  // never more than kMaxRead at once, and never more than the bytes already held: the buffer
+  // grows by doubling as bytes actually arrive, so a large announced length followed by silence
+  // costs kMinRead, not the length. Before authentication only an AUTH-sized frame is accepted.
   size_t need = kMinRead;
   if (c.inLen >= store::kHeaderBytes) {
     store::FrameHeader h;
-    if (auto bad = store::decodeHeader(c.in.data(), opts_.limits.maxBodyBytes(), h)) return drop(c, *bad, true);
-    need = std::max(need, store::kHeaderBytes + h.bodyBytes - std::min<size_t>(c.inLen, store::kHeaderBytes + h.bodyBytes));
+    if (auto bad = store::decodeHeader(c.in.data(), bodyLimit(c), h)) return drop(c, *bad, true);
+    size_t frame = store::kHeaderBytes + h.bodyBytes;
+    size_t left = frame - std::min(c.inLen, frame);
+    need = std::max(need, std::min(left, c.inLen));
   }
   need = std::min(need, kMaxRead);
   if (c.in.size() < c.inLen + need) c.in.resize(c.inLen + need);
@@ -231,6 +349,7 @@ void TcpStoreServer::Loop::readFrom(Conn& c) {
     return drop(c, std::string("recv failed: ") + std::strerror(errno), false);
   }
   c.inLen += static_cast<size_t>(n);
+  c.lastRecv = Clock::now();
   processFrames(c);
 }
 
@@ -239,7 +358,7 @@ void TcpStoreServer::Loop::processFrames(Conn& c) {
   size_t pos = 0;
   while (!c.parked && !c.hasOutput() && c.inLen - pos >= store::kHeaderBytes) {
     store::FrameHeader h;
-    if (auto bad = store::decodeHeader(c.in.data() + pos, opts_.limits.maxBodyBytes(), h)) return drop(c, *bad, true);
+    if (auto bad = store::decodeHeader(c.in.data() + pos, bodyLimit(c), h)) return drop(c, *bad, true);
     size_t total = store::kHeaderBytes + h.bodyBytes;
     if (c.inLen - pos < total) break;
     handleFrame(c, h, std::span<const uint8_t>(c.in.data() + pos + store::kHeaderBytes, h.bodyBytes));
@@ -251,6 +370,10 @@ void TcpStoreServer::Loop::processFrames(Conn& c) {
     c.inLen -= pos;
   }
   if (c.inLen == 0 && c.in.capacity() > kKeepCapacity) std::vector<uint8_t>().swap(c.in);
+  if (c.inLen > 0 && !sweepNeeded_) {
+    sweepNeeded_ = true;
+    nextSweep_ = Clock::now() + kSweepEvery;
+  }
   updateInterest(c);
 }
 
@@ -311,12 +434,14 @@ void TcpStoreServer::Loop::wakeWaiters(const std::vector<std::string>& changed) 
     if (it != waiters_.end()) candidates.insert(candidates.end(), it->second.begin(), it->second.end());
   }
   for (uint64_t id : candidates) {
-    Conn* c = find(id);
-    if (c == nullptr || !c->parked || !state_.allExist(c->parked->wait.keys)) continue;
-    state_.replyToWait(c->parked->wait, c->out);
-    unpark(*c);
-    ready_.push_back(id);
-    flush(*c);
+    guarded(id, [&] {
+      Conn* c = find(id);
+      if (c == nullptr || !c->parked || !state_.allExist(c->parked->wait.keys)) return;
+      state_.replyToWait(c->parked->wait, c->out);
+      unpark(*c);
+      ready_.push_back(id);
+      flush(*c);
+    });
   }
 }
 
@@ -329,10 +454,12 @@ void TcpStoreServer::Loop::expireWaits() {
       deadlines_.erase(deadlines_.begin());
       continue;
     }
-    state_.replyTimeout(c->parked->wait, c->out);
-    unpark(*c);
-    ready_.push_back(id);
-    flush(*c);
+    guarded(id, [&] {
+      state_.replyTimeout(c->parked->wait, c->out);
+      unpark(*c);
+      ready_.push_back(id);
+      flush(*c);
+    });
   }
 }
 
@@ -387,6 +514,9 @@ TcpStoreServer::TcpStoreServer(Fd listening, TcpStoreServerOptions options) {
 }
 
 void TcpStoreServer::start(Fd listening, TcpStoreServerOptions options) {
+  options.limits.validate();
+  if (options.authTimeout.count() <= 0 || options.stallTimeout.count() <= 0)
+    throw Error(ErrorCode::kInvalidArgument, "store server authTimeout and stallTimeout must be positive");
   loop_ = std::make_unique<Loop>(std::move(listening), std::move(options), connections_);
   address_ = loop_->address();
   thread_ = std::thread([this] {

@@ -2,14 +2,18 @@
 // (tested with 1,000+). Runs embedded in a rank's process or in the eccl-store binary.
 //
 // It binds exactly the address it is given (IPv4 or IPv6); port 0 picks a free port, reported by
-// address(). A malformed, truncated or oversized frame, or a failed authentication, closes only
-// that client's connection, with a logged reason naming the client's address.
+// address(). A malformed, truncated or oversized frame, a failed or late authentication, a frame
+// that stalls half-sent, or any failure while serving one client (even out of memory) closes only
+// that client's connection, with a logged reason naming the client's address. Out of file
+// descriptors, it refuses new connections (closing them at once, from a reserved descriptor) and
+// keeps serving the ones it has; the warning is logged at most once per second.
 //
 // Thread-safety: the constructor starts the serving thread; address() and connectionCount() may
 // be called from any thread; the destructor stops the thread and closes every connection.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +33,11 @@ struct TcpStoreServerOptions {
   // store::resolveToken() to read it from a file or ECCL_STORE_TOKEN.
   std::optional<std::string> token;
   store::StoreLimits limits;
+  // A client that has not authenticated this long after connecting is dropped (token set only).
+  std::chrono::milliseconds authTimeout{10000};
+  // A client that sent part of a frame and then nothing for this long is dropped. Clients idle
+  // between frames are never dropped: ranks hold their store connection for hours.
+  std::chrono::milliseconds stallTimeout{30000};
 };
 
 class TcpStoreServer {

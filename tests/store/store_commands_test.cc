@@ -1,5 +1,7 @@
 // Every store command against an in-process server, over IPv4 and IPv6.
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <stdlib.h>
 
 #include <thread>
@@ -67,6 +69,25 @@ TEST_P(StoreCommands, AddIsACounterStoredAsText) {
     EXPECT_NE(std::string(e.what()).find("'text'"), std::string::npos) << e.what();
   }
   c->ping();  // the connection is still usable after an error reply
+}
+
+TEST_P(StoreCommands, AddPastTheCounterRangeIsRefusedAndLeavesTheValue) {
+  auto c = client();
+  const int64_t top = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(c->add("big", top), top);
+  for (int64_t delta : {int64_t(1), top}) {
+    try {
+      c->add("big", delta);
+      FAIL() << "ADD of " << delta << " wrapped silently";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kRemote);
+      EXPECT_NE(std::string(e.what()).find("overflow"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("'big'"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(toString(c->get("big")), std::to_string(top));
+  EXPECT_EQ(c->add("low", std::numeric_limits<int64_t>::min()), std::numeric_limits<int64_t>::min());
+  EXPECT_THROW(c->add("low", -1), Error);
 }
 
 TEST_P(StoreCommands, CompareSetSemantics) {

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <random>
+#include <thread>
 
 #include "groups/store/store_protocol.h"
 #include "groups/store/tcp_store_client.h"
@@ -138,6 +139,143 @@ TEST_F(StoreRobustness, ClientThatNeverReadsCannotGrowServerOutput) {
   send(greedy, many);  // 200 MiB of replies if the server answered them all at once
   std::this_thread::sleep_for(Millis(200));
   expectStillServing();
+}
+
+TEST_F(StoreRobustness, MultiGetOfOneLargeValueManyTimesGetsAnErrorNotAHugeReply) {
+  TcpStoreClient c(server_.address(), TcpStoreClientOptions{.timeout = kIo});
+  c.set("large", Bytes(16 << 20, 3));  // 16 MiB; 200 of them would be a 3.2 GiB reply
+  std::vector<std::string> keys(200, "large");
+  try {
+    c.multiGet(keys);
+    FAIL() << "a reply over the frame limit was built";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kRemote) << e.what();
+    EXPECT_NE(std::string(e.what()).find("over the limit"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(c.multiGet({"large", "large"}).size(), 2u);  // a fitting reply still works
+  expectStillServing();
+}
+
+TEST_F(StoreRobustness, AParkedMultiGetThatWouldReplyTooMuchGetsAnError) {
+  TcpStoreClient c(server_.address(), TcpStoreClientOptions{.timeout = kIo});
+  std::thread setter([&] {
+    std::this_thread::sleep_for(Millis(100));
+    TcpStoreClient(server_.address()).set("later", Bytes(16 << 20, 1));
+  });
+  try {
+    c.multiGet(std::vector<std::string>(10, "later"));
+    FAIL() << "a reply over the frame limit was built";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("over the limit"), std::string::npos) << e.what();
+  }
+  setter.join();
+  c.ping();  // an error reply, not a broken connection
+  expectStillServing();
+}
+
+TEST(StoreTimeouts, UnauthenticatedAndStalledClientsAreDropped) {
+  testing::LogCapture log;
+  TcpStoreServer server(TcpStoreServerOptions{.token = "secret", .authTimeout = Millis(300), .stallTimeout = Millis(300)});
+  Fd silent = connectTcp(server.address(), Deadline::after(kIo));
+  EXPECT_TRUE(waitForClose(silent.get(), kIo));
+  EXPECT_NE(log.text().find("did not authenticate within 300 ms"), std::string::npos) << log.text();
+
+  TcpStoreClient good(server.address(), TcpStoreClientOptions{.timeout = kIo, .token = "secret"});
+  good.set("k", asBytes("v"));  // authenticated, then idle between frames: never dropped
+  std::this_thread::sleep_for(Millis(1500));
+  EXPECT_EQ(toString(good.get("k")), "v");
+}
+
+TEST(StoreTimeouts, AClientStalledInTheMiddleOfAFrameIsDropped) {
+  testing::LogCapture log;
+  TcpStoreServer server(TcpStoreServerOptions{.stallTimeout = Millis(300)});
+  Fd fd = connectTcp(server.address(), Deadline::after(kIo));
+  std::vector<uint8_t> frame;
+  FrameWriter(frame, uint8_t(Command::kSet)).field("k").field(std::string(1000, 'x')).finish();
+  frame.resize(100);
+  sendAll(fd.get(), frame.data(), frame.size(), Deadline::after(kIo), "store");
+  EXPECT_TRUE(waitForClose(fd.get(), kIo));
+  EXPECT_NE(log.text().find("then nothing for 300 ms"), std::string::npos) << log.text();
+}
+
+TEST(StoreTimeouts, BeforeAuthenticationOnlyAnAuthSizedFrameIsAccepted) {
+  testing::LogCapture log;
+  TcpStoreServer server(TcpStoreServerOptions{.token = "secret"});
+  Fd fd = connectTcp(server.address(), Deadline::after(kIo));
+  std::vector<uint8_t> frame;
+  FrameWriter(frame, uint8_t(Command::kAuth)).finish();
+  frame[10] = 0x80;  // announces 8 MiB
+  sendAll(fd.get(), frame.data(), frame.size(), Deadline::after(kIo), "store");
+  EXPECT_TRUE(waitForClose(fd.get(), kIo));
+  EXPECT_NE(log.text().find("exceeds the limit of 1024"), std::string::npos) << log.text();
+}
+
+// A large announced length followed by one byte costs a small read buffer, not the length.
+TEST(StoreRobustnessChild, LargeAnnouncedFramesDoNotReserveMemory) {
+  ChildStoreServer child;
+  TcpStoreClient good(child.address(), TcpStoreClientOptions{.timeout = kIo});
+  good.ping();
+  long before = rssKiB(child.pid());
+  std::vector<Fd> conns;
+  std::vector<uint8_t> frame;
+  FrameWriter(frame, uint8_t(Command::kSet)).finish();
+  frame[11] = 0x03;  // ~50 MiB announced, under the 65 MiB frame limit
+  for (int i = 0; i < 100; ++i) {
+    conns.push_back(connectTcp(child.address(), Deadline::after(kIo)));
+    sendAll(conns.back().get(), frame.data(), frame.size(), Deadline::after(kIo), "store");
+  }
+  good.ping();  // the headers have been read; now one more byte each
+  uint8_t one = 0;
+  for (auto& fd : conns) sendAll(fd.get(), &one, 1, Deadline::after(kIo), "store");
+  good.set("after", asBytes("100 stalled"));
+  EXPECT_EQ(toString(good.get("after")), "100 stalled");
+  long after = rssKiB(child.pid());
+  EXPECT_LT(after - before, 32 * 1024) << "server RSS grew from " << before << " to " << after << " KiB";
+}
+
+// Out of descriptors, the server refuses new clients (closing them), keeps its own, logs a
+// bounded amount, and serves again once clients leave.
+TEST(StoreRobustnessChild, RunningOutOfDescriptorsRefusesThenRecovers) {
+  Fd listening = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  SocketAddress address = SocketAddress::ofSocket(listening.get());
+  pid_t pid = forkChild([&] {
+    rlimit rl{64, 64};
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    TcpStoreServer server(std::move(listening), TcpStoreServerOptions{});
+    for (;;) ::pause();
+    return 0;
+  });
+  listening.reset();
+  std::vector<Fd> many;
+  for (int i = 0; i < 100; ++i) many.push_back(connectTcp(address, Deadline::after(kIo)));
+  int refused = 0;
+  for (auto& fd : many) {
+    uint8_t h[store::kHeaderBytes];
+    try {
+      recvAll(fd.get(), h, sizeof(h), Deadline::after(kIo), "store");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConnectionClosed) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_LT(refused, 100);
+  many.clear();
+  // Once the clients leave, a new one is served (before the fix the server spun on EMFILE).
+  Deadline d = Deadline::after(kIo);
+  for (;;) {
+    try {
+      TcpStoreClient good(address, TcpStoreClientOptions{.timeout = Millis(2000)});
+      good.set("k", asBytes("v"));
+      EXPECT_EQ(toString(good.get("k")), "v");
+      break;
+    } catch (const Error& e) {
+      ASSERT_FALSE(d.expired()) << "the store never served again: " << e.what();
+      std::this_thread::sleep_for(Millis(50));
+    }
+  }
+  ::kill(pid, SIGKILL);
+  reapChild(pid, std::chrono::seconds(10));
 }
 
 }  // namespace
