@@ -4,6 +4,7 @@
 #include <limits>
 #include <numeric>
 
+#include "comm/algorithms/argument_agreement.h"
 #include "comm/algorithms/binomial_broadcast.h"
 #include "comm/algorithms/bruck_all_gather.h"
 #include "comm/algorithms/collective_context.h"
@@ -209,7 +210,12 @@ Work Communicator::allGatherVAsync(const void* send, size_t sendBytes, void* rec
 Work Communicator::broadcastAsync(void* buf, size_t bytes, int root) {
   checkPeer(root, "broadcast root");
   return enqueue("broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root),
-                 [=](const algo::CollectiveContext& c) { algo::binomialBroadcast(c, buf, bytes, root); });
+                 [=](const algo::CollectiveContext& c) {
+                   // Ranks naming different roots would each return success holding different
+                   // data: agree on root and size first (a few 32-byte messages), fail everywhere.
+                   algo::requireAgreement(c, "broadcast", {{"root", uint64_t(root)}, {"size in bytes", bytes}});
+                   algo::binomialBroadcast(c, buf, bytes, root);
+                 });
 }
 
 Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {

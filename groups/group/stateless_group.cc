@@ -49,8 +49,11 @@ std::string defaultGroupHost(const Store& store) {
 
 std::unique_ptr<StatelessGroup> StatelessGroup::create(const std::string& storeAddress, const std::string& name, int rank,
                                                        int size, GroupOptions options) {
+  // One deadline bounds the whole call: reaching the store must not outlast the group timeout
+  // (ECCL_TIMEOUT), though a shorter ECCL_STORE_TIMEOUT still applies to store calls.
+  const auto timeout = operationTimeout(options.comm.timeout);
   TcpStoreClientOptions so;
-  so.timeout = options.comm.timeout;
+  so.timeout = std::min(timeout, envSeconds("ECCL_STORE_TIMEOUT", timeout));
   return create(std::make_shared<TcpStoreClient>(storeAddress, so), name, rank, size, std::move(options));
 }
 

@@ -257,6 +257,36 @@ TEST(Collectives, SizesThatOverflowAreRefused) {
   onEveryRank(2, [&](int r) { comms[r]->barrier(); });  // nothing was started: the group is fine
 }
 
+// F10: ranks that name different broadcast roots, or sizes, all fail with the same verdict
+// (they used to return success holding different data); the group stays usable.
+TEST_P(Collectives, BroadcastArgumentMismatchFailsOnEveryRank) {
+  const int n = GetParam();
+  auto comms = localComms(n);
+  for (int variant = 0; variant < 2; ++variant) {
+    std::vector<std::string> errors(n);
+    onEveryRank(n, [&](int r) {
+      std::vector<uint8_t> buf(64, uint8_t(r));
+      const int root = variant == 0 ? (r == n - 1 ? 1 : 0) : 0;
+      const size_t bytes = variant == 1 && r == n / 2 ? 32 : 64;
+      try {
+        comms[r]->broadcast(buf.data(), bytes, root);
+      } catch (const Error& e) {
+        errors[r] = e.what();
+      }
+    });
+    for (int r = 0; r < n; ++r) {
+      EXPECT_NE(errors[r].find(variant == 0 ? "disagree on the root (from 0 to 1" : "disagree on the size in bytes (from 32 to 64"),
+                std::string::npos)
+          << "rank " << r << ": '" << errors[r] << "'";
+    }
+  }
+  onEveryRank(n, [&](int r) {  // nothing stray is left: the next broadcast is right
+    std::vector<int> v(16, r);
+    comms[r]->broadcast(v.data(), v.size() * sizeof(int), n - 1);
+    EXPECT_EQ(v, std::vector<int>(16, n - 1));
+  });
+}
+
 TEST(Reductions, HalfAndBfloatRoundTrip) {
   for (float f : {0.0f, 1.0f, -2.5f, 65504.0f, 1e-5f, 3.14159f}) {
     EXPECT_NEAR(halfToFloat(floatToHalf(f)), f, std::abs(f) * 1e-3 + 1e-7) << f;

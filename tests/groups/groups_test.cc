@@ -13,6 +13,7 @@
 #include "groups/group/stateless_group.h"
 #include "groups/store/tcp_store_client.h"
 #include "base/error.h"
+#include "transport/socket/socket.h"
 
 namespace eccl {
 namespace {
@@ -189,6 +190,28 @@ TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
       std::string m = e.what();
       std::fprintf(stderr, "rank %d: %s\n", rank, m.c_str());
       return m.find("addr/1") != std::string::npos || m.find("rank 1") != std::string::npos ? 0 : 3;
+    }
+  }, {std::chrono::seconds(60)});
+  expectAllOk(exits);
+}
+
+// ECCL_TIMEOUT bounds the whole build, reaching an absent store included (it used to wait for
+// the store client's own 300 s).
+TEST(Failures, UnreachableStoreFailsWithinTheGroupTimeout) {
+  uint16_t closedPort;
+  {
+    Fd probe = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+    closedPort = SocketAddress::ofSocket(probe.get()).port();
+  }
+  auto exits = runLocalRanks(1, [&](int) {
+    ::setenv("ECCL_TIMEOUT", "1", 1);
+    ::unsetenv("ECCL_STORE_TIMEOUT");
+    try {
+      StatelessGroup::create("127.0.0.1:" + std::to_string(closedPort), "nostore", 0, 1);
+      return 2;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return std::string(e.what()).find(std::to_string(closedPort)) != std::string::npos ? 0 : 3;
     }
   }, {std::chrono::seconds(60)});
   expectAllOk(exits);
