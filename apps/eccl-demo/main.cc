@@ -1,8 +1,10 @@
 // eccl-demo: the main job run by scripts/demo.sh (see moe_demo.h).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "apps/eccl-demo/moe_demo.h"
+#include "base/deadline.h"
 #include "base/error.h"
 
 int main(int argc, char** argv) {
@@ -23,10 +25,15 @@ int main(int argc, char** argv) {
   app.add_option("--algorithm-steps", o.algorithmSteps, "EPLB algorithm interval A")->check(CLI::Range(0, 1000000))->capture_default_str();
   app.add_option("--timeout", timeoutSec, "seconds before a rank gives up on a peer")->check(CLI::PositiveNumber)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  o.timeout = std::chrono::milliseconds(static_cast<long long>(timeoutSec * 1000));
+  // Saturate rather than overflow: --timeout 1e300 means "practically never".
+  o.timeout = std::chrono::milliseconds(static_cast<long long>(
+      std::min(timeoutSec * 1000, static_cast<double>(eccl::Deadline::kNeverAfter.count()))));
   try {
     return eccl::demo::runMoeDemo(o);
   } catch (const eccl::Error& e) {
+    std::fprintf(stderr, "eccl-demo: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "eccl-demo: %s\n", e.what());
     return 1;
   }

@@ -1,8 +1,11 @@
 #include "apps/eccl-demo/moe_demo.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -293,6 +296,33 @@ int rankMain(const DemoOptions& o, int process, int processes, Fd& listener, con
   return mismatches ? 2 : 0;
 }
 
+
+// MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read.
+double availableMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string name;
+  double kib = 0;
+  std::string unit;
+  while (in >> name >> kib >> unit)
+    if (name == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+// Each rank holds layers x slots experts, plus one layer's worth arriving during a move. A size
+// that cannot fit is refused here in one line, instead of a bad_alloc in every rank (F13).
+void checkMemoryFits(const DemoOptions& o, int processes) {
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  const double perRank = double(o.expertBytes) * o.slots * (o.layers + 1);
+  const double available = availableMemoryBytes();
+  if (available > 0 && perRank * processes > 0.9 * available)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("--expert-bytes {} x --slots {} x (--layers {} + 1 layer in flight) needs {:.1f} GiB per "
+                            "rank, {:.1f} GiB for {} ranks, but this machine has {:.1f} GiB available; lower "
+                            "--expert-bytes, --slots or --layers",
+                            o.expertBytes, o.slots, o.layers, perRank / kGiB, perRank * processes / kGiB, processes,
+                            available / kGiB));
+}
+
 }  // namespace
 
 int runMoeDemo(const DemoOptions& o) {
@@ -302,6 +332,7 @@ int runMoeDemo(const DemoOptions& o) {
     throw Error(ErrorCode::kInvalidArgument, std::to_string(o.experts) + " experts do not fit in " +
                                                  std::to_string(std::min(o.ranks, o.scaleTo)) + " ranks x " + std::to_string(o.slots) + " slots");
   const int processes = std::max(o.ranks, o.scaleTo);
+  checkMemoryFits(o, processes);
   Fd listener = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
   SocketAddress storeAddr = SocketAddress::ofSocket(listener.get());
   std::printf("== eccl-demo: %d local processes; process 0 embeds the store at %s\n", processes, storeAddr.str().c_str());
