@@ -263,17 +263,17 @@ bool SocketTransport::receive(Conn& c, size_t& budget, bool& drained) {
   ssize_t n = ::recv(c.fd.get(), into, want, MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
   if (n <= 0) {
-    c.dead = true;
-    setEvents(c);
     if (c.byeSeen && !c.inPayload && c.inStart == c.inEnd) {
+      c.dead = true;
+      setEvents(c);
       // Gone once every socket has ended: a striped message may still be arriving on another.
       for (Conn* o : peers_[c.peer].conns)
         if (!o->dead) return false;
       peerLeft(c.peer);
       return false;
     }
-    std::string why = std::string("closed its connection (did the process exit?)") + (n == 0 ? "" : std::string(": ") + std::strerror(errno));
-    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, true);
+    connectionLost(c, std::string("closed its connection (did the process exit?)") +
+                          (n == 0 ? "" : std::string(": ") + std::strerror(errno)));
     return false;
   }
   drained = static_cast<size_t>(n) < want;

@@ -52,13 +52,15 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts)
 SocketTransport::~SocketTransport() {
   progress_->detach();  // from here on only the progress thread moves bytes
   // A healthy transport says goodbye first, so peers still finishing an operation with others
-  // do not mistake our hang-up for a crash; the progress thread drains the queues.
+  // do not mistake our hang-up for a crash; the progress thread drains the queues. Peers that
+  // already said goodbye get ours too: they may still be reading, in their own destructor.
   {
     std::lock_guard lock(mu_);
+    leaving_ = true;
     // On every connection: hang-ups are seen per connection, in no particular order.
     if (connected_ && !broken_)
       for (auto& [id, c] : conns_)
-        if (!c->dead && !peers_[c->peer].departed) {
+        if (!c->dead) {
           OutChunk bye;
           wire::encode(wire::ChunkHeader{wire::kBye, 0, 0, 0, 0, 0}, bye.header);
           c->sendq.push_back(std::move(bye));
@@ -243,6 +245,15 @@ void SocketTransport::cancelSend(const std::shared_ptr<SendOp>& op) {
   op->data = op->owned.data();
 }
 
+// A connection ended without a goodbye: the peer crashed, unless we are leaving ourselves (a
+// peer that saw our goodbye may hang up without one, and nobody waits on us any more).
+void SocketTransport::connectionLost(Conn& c, const std::string& why) {
+  c.dead = true;
+  setEvents(c);
+  if (leaving_) return peerLeft(c.peer);
+  breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " " + why, true);
+}
+
 void SocketTransport::abort(const std::string& reason) {
   std::lock_guard lock(mu_);
   breakLocked(ErrorCode::kAborted, id_.describe() + " aborted: " + reason, true);
@@ -342,12 +353,12 @@ void SocketTransport::flush(Conn& c) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       int err = errno;
       c.sendq.clear();
-      c.dead = true;
-      setEvents(c);
-      if (peers_[c.peer].departed) return peerLeft(c.peer);
-      breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": connection to " + peerName(c.peer) +
-                                                    " failed while sending: " + std::strerror(err), true);
-      return;
+      if (peers_[c.peer].departed) {
+        c.dead = true;
+        setEvents(c);
+        return peerLeft(c.peer);
+      }
+      return connectionLost(c, std::string("broke the connection while we were sending: ") + std::strerror(err));
     }
     ch.sent += static_cast<size_t>(w);
     if (ch.sent < wire::kChunkHeaderBytes + ch.len) break;
@@ -361,13 +372,9 @@ void SocketTransport::flush(Conn& c) {
 void SocketTransport::onEvent(Conn& c, uint32_t events) {
   if (events & EPOLLOUT) flush(c);
   if (c.dead) return;
-  if (c.paused && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+  if (c.paused && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
     // Paused, so we cannot read on to the end of the stream: the peer is gone mid-message.
-    c.dead = true;
-    setEvents(c);
-    breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(c.peer) + " closed its connection (did the process exit?)", true);
-    return;
-  }
+    return connectionLost(c, "closed its connection (did the process exit?)");
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readFrom(c);
 }
 

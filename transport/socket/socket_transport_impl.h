@@ -166,6 +166,7 @@ class SocketTransport final : public Transport {
   void cancelRecv(int peer, const std::shared_ptr<RecvOp>& op);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);
+  void connectionLost(Conn& c, const std::string& why);
 
   GroupIdentity id_;
   SocketOptions opts_;
@@ -187,6 +188,7 @@ class SocketTransport final : public Transport {
   std::shared_ptr<const RequestLabel::Names> names_;
   std::atomic<bool> stop_{false};
   bool connected_ = false;
+  bool leaving_ = false;  // the destructor said goodbye: peers hanging up now are leaving too
   std::thread thread_;
 };
 
