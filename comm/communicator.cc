@@ -173,7 +173,8 @@ void Communicator::workerLoop() {
 
 // `n` times `each` bytes; an error naming the operation when that overflows a size (F9).
 static size_t bytesTimes(size_t each, size_t n, const std::string& what) {
-  if (n != 0 && each > std::numeric_limits<size_t>::max() / n)
+  // No buffer is larger than PTRDIFF_MAX bytes.
+  if (n != 0 && each > static_cast<size_t>(std::numeric_limits<ptrdiff_t>::max()) / n)
     throw Error(ErrorCode::kInvalidArgument, what + ": " + std::to_string(each) + " x " + std::to_string(n) + " bytes overflows a size");
   return each * n;
 }

@@ -22,6 +22,9 @@ PolicyResult PlacementPolicy::plan(const PolicyInput& in) const {
   if (E > in.ranks * in.slots)
     fail(std::to_string(E) + " experts do not fit in " + std::to_string(in.ranks) + " ranks x " +
          std::to_string(in.slots) + " slots");
+  if (in.slots > E)
+    fail(std::to_string(in.slots) + " slots per rank for " + std::to_string(E) +
+         " experts: a rank would have to hold one expert twice (use at most " + std::to_string(E) + " slots)");
   if (in.nodes <= 0 || in.ranks % in.nodes != 0)
     fail("--nodes " + std::to_string(in.nodes) + " must divide the " + std::to_string(in.ranks) + " ranks");
   if (in.current != nullptr) {

@@ -13,6 +13,8 @@ ECCL_PACKAGES=(
   libibverbs-dev libfabric-dev
   libgloo-dev
   openmpi-bin libopenmpi-dev
+  clang libclang-rt-14-dev
+  iproute2 nftables util-linux
 )
 
 ensure_packages() {
@@ -37,6 +39,12 @@ configure() {
   if [ ! -f "$ROOT/$dir/build.ninja" ]; then
     cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja "$@"
   fi
+}
+
+# The clang build of the fuzz harnesses (libFuzzer needs clang).
+configure_fuzz() {
+  configure build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DECCL_FUZZ=ON -DECCL_WERROR=ON -DECCL_BUILD_BENCH=OFF
 }
 
 # build DIR [targets...]

@@ -331,6 +331,9 @@ int runMoeDemo(const DemoOptions& o) {
   if (o.experts > std::min(o.ranks, o.scaleTo) * o.slots)
     throw Error(ErrorCode::kInvalidArgument, std::to_string(o.experts) + " experts do not fit in " +
                                                  std::to_string(std::min(o.ranks, o.scaleTo)) + " ranks x " + std::to_string(o.slots) + " slots");
+  if (o.slots > o.experts)
+    throw Error(ErrorCode::kInvalidArgument, "--slots " + std::to_string(o.slots) + " for --experts " +
+                                                 std::to_string(o.experts) + ": a rank would have to hold one expert twice");
   const int processes = std::max(o.ranks, o.scaleTo);
   checkMemoryFits(o, processes);
   Fd listener = listenTcp(SocketAddress::resolve("127.0.0.1", 0));

@@ -8,7 +8,7 @@
 namespace eccl::demo {
 
 SyntheticRouter::SyntheticRouter(int layers, int experts, double skew, int driftSteps, int tokensPerStep)
-    : layers_(layers), experts_(experts), drift_(std::max(1, driftSteps)), tokens_(tokensPerStep) {
+    : experts_(experts), drift_(std::max(1, driftSteps)), tokens_(tokensPerStep) {
   std::mt19937 rng(1234);
   for (int l = 0; l < layers; ++l) {
     std::vector<int> o(experts);

@@ -15,7 +15,7 @@ class SyntheticRouter {
   std::vector<double> tokens(int step, int layer, int rank) const;
 
  private:
-  int layers_, experts_, drift_, tokens_;
+  int experts_, drift_, tokens_;
   std::vector<std::vector<int>> order_;  // per layer: popularity order of the experts
   std::vector<double> weight_;           // Zipf weight of popularity position i
 };

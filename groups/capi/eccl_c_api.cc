@@ -123,7 +123,10 @@ eccl::ReduceOp opOf(const ecclRedOp_t& op) {
 
 size_t bytesOf(uint64_t count, const ecclDataType_t& t) {
   const size_t elem = eccl::dataTypeSize(typeOf(t));
-  if (count > std::numeric_limits<size_t>::max() / elem)
+  // No object is larger than PTRDIFF_MAX bytes: a count beyond it is an error, not a copy that
+  // runs off the end of the address space.
+  constexpr size_t kLargest = static_cast<size_t>(std::numeric_limits<ptrdiff_t>::max());
+  if (count > kLargest / elem)
     throw eccl::Error(eccl::ErrorCode::kInvalidArgument, "count " + std::to_string(count) + " of " + std::to_string(elem) +
                                                              "-byte elements overflows a size in bytes");
   return count * elem;

@@ -48,6 +48,9 @@ TEST(EcclDemo, ExpertsThatDoNotFitAreRefusedByName) {
   std::string out = runDemo({"--ranks", "2", "--scale-to", "2", "--experts", "40", "--slots", "10"}, code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("40 experts do not fit in 2 ranks x 10 slots"), std::string::npos) << out;
+  out = runDemo({"--ranks", "5", "--scale-to", "3", "--experts", "5", "--slots", "6"}, code);  // found by the soak
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--slots 6 for --experts 5: a rank would have to hold one expert twice"), std::string::npos) << out;
 }
 
 // F13: the documented maximum expert size needs far more memory than any test machine has; it

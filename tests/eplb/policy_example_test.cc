@@ -5,6 +5,7 @@
 
 #include "eplb/cost_model.h"
 #include "eplb/policy.h"
+#include "base/error.h"
 
 namespace eccl::eplb {
 namespace {
@@ -42,6 +43,26 @@ TEST(PolicyExample, LowerBoundIsValidAndReported) {
   EXPECT_LE(lb, 590.0 / 3);
   auto res = makePolicy("flash")->plan({&loads, nullptr, 8, 2});
   EXPECT_NEAR(res.layers[0].lowerBound, 1.0, 1e-9);
+}
+
+}  // namespace
+}  // namespace eccl::eplb
+
+namespace eccl::eplb {
+namespace {
+
+// More slots per rank than experts would force a rank to hold one expert twice: every policy
+// refuses it by name (the default policy used to produce a map its own check then rejected).
+TEST(PolicyExample, MoreSlotsPerRankThanExpertsIsRefusedByEveryPolicy) {
+  auto loads = exampleLoads();
+  for (const char* name : {"default", "swift", "flash"}) {
+    try {
+      makePolicy(name)->plan({&loads, nullptr, 4, 9});
+      ADD_FAILURE() << name << " accepted 9 slots for 8 experts";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("9 slots per rank for 8 experts"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "transport/socket/address.h"
 
+#include <fmt/format.h>
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -102,8 +104,10 @@ std::string SocketAddress::host() const {
 }
 
 std::string SocketAddress::str() const {
-  if (family() == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
-  return host() + ":" + std::to_string(port());
+  // fmt rather than operator+ on a temporary: GCC 12 at -O3 warns falsely (-Wrestrict) on
+  // "[" + std::string.
+  if (family() == AF_INET6) return fmt::format("[{}]:{}", host(), port());
+  return fmt::format("{}:{}", host(), port());
 }
 
 }  // namespace eccl

@@ -29,33 +29,26 @@ void sendReply(int fd, bool ok, const std::string& message, Deadline deadline, c
   sendAll(fd, out.data(), out.size(), deadline, peer);
 }
 
-std::string describeHello(const wire::Hello& h) {
-  return "group '" + h.group + "' epoch " + std::to_string(h.epoch) + " rank " + std::to_string(h.from) + " of " +
-         std::to_string(h.size);
-}
-
 // Reads and checks one hello on an accepted socket. Returns the reason to refuse it, or "".
 std::string readHello(int fd, const GroupIdentity& id, int nsocks, Deadline deadline, const std::string& from,
                       wire::Hello& h) {
   uint8_t fixed[wire::kHelloFixedBytes];
   recvAll(fd, fixed, sizeof(fixed), deadline, from);
-  const uint8_t* p = fixed;
-  uint32_t magic, glen;
-  uint16_t version;
-  wire::get(p, &magic, 4);
-  wire::get(p, &version, 2);
-  wire::get(p, &h.stream, 2);
-  wire::get(p, &h.nsocks, 4);
-  wire::get(p, &h.from, 4);
-  wire::get(p, &h.to, 4);
-  wire::get(p, &h.size, 4);
-  wire::get(p, &h.epoch, 8);
-  wire::get(p, &glen, 4);
-  if (magic != wire::kHelloMagic) return "not an eccl socket-transport hello";
-  if (version != wire::kVersion) return "protocol version " + std::to_string(version) + ", expected " + std::to_string(wire::kVersion);
-  if (glen > wire::kMaxGroupName) return "group name of " + std::to_string(glen) + " bytes is too long";
+  uint32_t glen = 0;
+  if (auto bad = wire::decodeHelloFixed(fixed, h, glen); !bad.empty()) return bad;
   h.group.resize(glen);
   recvAll(fd, h.group.data(), glen, deadline, from);
+  return helloMismatch(id, nsocks, h);
+}
+
+}  // namespace
+
+std::string describeHello(const wire::Hello& h) {
+  return "group '" + h.group + "' epoch " + std::to_string(h.epoch) + " rank " + std::to_string(h.from) + " of " +
+         std::to_string(h.size);
+}
+
+std::string helloMismatch(const GroupIdentity& id, int nsocks, const wire::Hello& h) {
   if (h.group != id.group || h.epoch != id.epoch || h.size != id.size)
     return "this is " + id.describe() + "; the connection is from " + describeHello(h);
   if (h.to != id.rank) return "the connection from " + describeHello(h) + " is meant for rank " + std::to_string(h.to) + ", this is " + id.describe();
@@ -64,8 +57,6 @@ std::string readHello(int fd, const GroupIdentity& id, int nsocks, Deadline dead
     return describeHello(h) + " uses " + std::to_string(h.nsocks) + " sockets per peer, " + id.describe() + " uses " + std::to_string(nsocks);
   return "";
 }
-
-}  // namespace
 
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
                                                   int nsocks, int listenFd, Deadline deadline) {

@@ -11,6 +11,7 @@
 
 #include "base/deadline.h"
 #include "transport/socket/fd.h"
+#include "transport/socket/socket_wire.h"
 #include "transport/transport.h"
 
 namespace eccl::transport {
@@ -24,6 +25,11 @@ struct ConnectedSocket {
 // addresses[r] = "host:port" of rank r's listener; an empty one = no connection with rank r (a
 // transport that carries only some pairs). Throws Error naming the peer(s) and address(es)
 // on refusal or timeout.
+// Why an accepted connection's hello does not belong to this rank's group (other group, epoch,
+// size, target rank, an impossible sender, socket count), or "". Pure.
+std::string helloMismatch(const GroupIdentity& id, int nsocks, const wire::Hello& h);
+std::string describeHello(const wire::Hello& h);
+
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
                                                   int nsocks, int listenFd, Deadline deadline);
 

@@ -119,4 +119,25 @@ inline std::vector<uint8_t> encode(const Hello& h) {
 
 constexpr size_t kHelloFixedBytes = 4 + 2 + 2 + 4 + 12 + 8 + 4;
 
+// Decodes the fixed part of a hello; `groupBytes` is the length of the name that follows.
+// Returns why it is not an acceptable hello, or "" (pure: the connector and the fuzzer use it).
+inline std::string decodeHelloFixed(const uint8_t* fixed, Hello& h, uint32_t& groupBytes) {
+  const uint8_t* p = fixed;
+  uint32_t magic;
+  uint16_t version;
+  get(p, &magic, 4);
+  get(p, &version, 2);
+  get(p, &h.stream, 2);
+  get(p, &h.nsocks, 4);
+  get(p, &h.from, 4);
+  get(p, &h.to, 4);
+  get(p, &h.size, 4);
+  get(p, &h.epoch, 8);
+  get(p, &groupBytes, 4);
+  if (magic != kHelloMagic) return "not an eccl socket-transport hello";
+  if (version != kVersion) return "protocol version " + std::to_string(version) + ", expected " + std::to_string(kVersion);
+  if (groupBytes > kMaxGroupName) return "group name of " + std::to_string(groupBytes) + " bytes is too long";
+  return "";
+}
+
 }  // namespace eccl::transport::wire
