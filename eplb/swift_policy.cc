@@ -163,7 +163,10 @@ LayerPlacement SwiftPolicy::planLayer(const LayerLoads& loads, const LayerPlacem
                                       bool& replanned) const {
   if (current == nullptr) {
     auto fresh = planDefaultLayer(loads.total, in);
-    if (!fresh) throw Error(ErrorCode::kInvalidArgument, "swift policy: no valid packing without a current placement");
+    if (!fresh)  // without a current placement swift starts from the default plan: the sizes are the cause
+      throw Error(ErrorCode::kInvalidArgument, "swift policy: no valid packing for " + std::to_string(in.ranks) +
+                                                   " ranks x " + std::to_string(in.slots) + " slots (planned from scratch, "
+                                                   "as there is no current placement)");
     replanned = true;
     return *fresh;
   }
