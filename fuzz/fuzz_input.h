@@ -22,7 +22,8 @@ class FuzzInput {
   }
   // Up to `max` bytes, their count chosen by the input.
   std::string bytes(size_t max) {
-    const size_t n = std::min<size_t>(take<uint16_t>() % (max + 1), size_ - pos_);
+    const size_t wanted = take<uint16_t>() % (max + 1);  // first: it moves pos_ (GCC evaluates
+    const size_t n = std::min(wanted, size_ - pos_);    // arguments right to left; TSan caught it)
     std::string s(reinterpret_cast<const char*>(data_ + pos_), n);
     pos_ += n;
     return s;

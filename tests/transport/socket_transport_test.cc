@@ -204,21 +204,31 @@ TEST(SocketTransport, Ipv6AndDestroyWithPendingOps) {
 }
 
 TEST(SocketTransport, KilledPeerFailsPendingOpsNamingIt) {
-  // Rank 1 lives in a child process and is killed while rank 0 waits for it.
-  auto t0 = createSocketTransport({"kill", 0, 0, 2}, {.host = "127.0.0.1"});
-  auto addr0 = t0->address();
-  int pipeFd[2];
+  // Rank 1 lives in a child process and is killed while rank 0 waits for it. The child is
+  // forked before rank 0 starts its threads (forking a threaded process is unsafe, and
+  // ThreadSanitizer's child hung here); the addresses cross over two pipes.
+  int pipeFd[2], backFd[2];
   ASSERT_EQ(::pipe(pipeFd), 0);
+  ASSERT_EQ(::pipe(backFd), 0);
   pid_t child = forkChild([&] {
     auto t1 = createSocketTransport({"kill", 0, 1, 2}, {.host = "127.0.0.1"});
     auto a1 = t1->address();
     uint32_t len = a1.size();
     [[maybe_unused]] auto w1 = ::write(pipeFd[1], &len, 4);
     [[maybe_unused]] auto w2 = ::write(pipeFd[1], a1.data(), len);
-    t1->connect({addr0, a1}, Deadline::after(std::chrono::seconds(30)));
+    uint32_t len0 = 0;
+    if (::read(backFd[0], &len0, 4) != 4) return 1;
+    AddressBlob a0(len0);
+    if (::read(backFd[0], a0.data(), len0) != ssize_t(len0)) return 1;
+    t1->connect({a0, a1}, Deadline::after(std::chrono::seconds(30)));
     ::pause();
     return 0;
   });
+  auto t0 = createSocketTransport({"kill", 0, 0, 2}, {.host = "127.0.0.1"});
+  auto addr0 = t0->address();
+  uint32_t len0 = addr0.size();
+  ASSERT_EQ(::write(backFd[1], &len0, 4), 4);
+  ASSERT_EQ(::write(backFd[1], addr0.data(), len0), ssize_t(len0));
   uint32_t len = 0;
   ASSERT_EQ(::read(pipeFd[0], &len, 4), 4);
   AddressBlob a1(len);
