@@ -92,12 +92,23 @@ Endpoint::Endpoint(const std::string& provider, const std::string& host) : provi
   fid_av* av = nullptr;
   check(fi_av_open(domain_.get(), &avAttr, &av, nullptr), "fi_av_open", provider_);
   av_.reset(av);
-  fid_ep* ep = nullptr;
-  check(fi_endpoint(domain_.get(), info_.get(), &ep, nullptr), "fi_endpoint", provider_);
-  ep_.reset(ep);
-  check(fi_ep_bind(ep_.get(), &cq_->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)", provider_);
-  check(fi_ep_bind(ep_.get(), &av_->fid, 0), "fi_ep_bind(av)", provider_);
-  check(fi_enable(ep_.get()), "fi_enable", provider_);
+  // libfabric's shm provider names its region after the pid in /dev/shm, and a killed process
+  // leaves its region behind: a later process with the same pid finds the name taken (EBUSY).
+  // Each new endpoint of the process takes the next name.
+  for (int attempt = 0;; ++attempt) {
+    fid_ep* ep = nullptr;
+    check(fi_endpoint(domain_.get(), info_.get(), &ep, nullptr), "fi_endpoint", provider_);
+    ep_.reset(ep);
+    check(fi_ep_bind(ep_.get(), &cq_->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)", provider_);
+    check(fi_ep_bind(ep_.get(), &av_->fid, 0), "fi_ep_bind(av)", provider_);
+    const int ret = fi_enable(ep_.get());
+    if (ret == -FI_EBUSY && !network && attempt < 64) {
+      ep_.reset();
+      continue;
+    }
+    check(ret, "fi_enable", provider_);
+    break;
+  }
 }
 
 std::vector<uint8_t> Endpoint::name() const {

@@ -40,6 +40,9 @@ struct SegmentHeader {
   // send buffers may be reused from then on, so a receiver that copied one checks this after
   // the copy and fails the receive if it is set.
   alignas(64) std::atomic<uint32_t> closed{0};
+  // Why it broke (NUL-terminated, cut to fit), written before `closed` is set: a receiver whose
+  // copy it spoiled names the first cause (the rank that died), not just this rank.
+  char closedReason[512] = {};
   // Slot i holds the key of the registration using it, 0 when free: a reader checks it before
   // and after copying, so a read of a deregistered region fails instead of copying freed memory.
   alignas(64) std::atomic<uint64_t> registrations[kRegistrationSlots];

@@ -133,8 +133,10 @@ void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op,
   if (sizesAgree(peer, *op, a.bytes)) {
     std::string err = copyFromProcess(peers_[peer].pid, a.address, op->data, a.bytes);
     // The sender may have broken (and handed its buffer back) while we copied.
-    if (err.empty() && peers_[peer].header->closed.load(std::memory_order_seq_cst))
-      err = "it broke or left while the copy ran";
+    if (err.empty() && peers_[peer].header->closed.load(std::memory_order_seq_cst)) {
+      const char* why = peers_[peer].header->closedReason;
+      err = "it broke or left while the copy ran (" + std::string(why, ::strnlen(why, sizeof(peers_[peer].header->closedReason))) + ")";
+    }
     if (err.empty()) op->req->complete();
     else op->req->fail(ErrorCode::kConnectionClosed, op->req->what() + " failed: copying from " + peerName(peer) + " failed: " + err);
   }
@@ -248,6 +250,9 @@ void ShmTransport::failPeer(int peer, ErrorCode code, const std::string& why) {
 
 void ShmTransport::breakLocked(ErrorCode code, const std::string& reason, bool tellPeers) {
   if (broken_) return;
+  const size_t n = std::min(reason.size(), sizeof(header()->closedReason) - 1);
+  std::memcpy(header()->closedReason, reason.data(), n);
+  header()->closedReason[n] = '\0';
   header()->closed.store(1, std::memory_order_seq_cst);  // before any announced send is failed
   broken_ = reason;
   brokenCode_ = code;
