@@ -53,47 +53,54 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto type = static_cast<ecclDataType_t>(in.take<uint8_t>() % 9);  // 7 and 8 are not types
     const auto op = static_cast<ecclRedOp_t>(in.take<uint8_t>() % 6);
     const uint32_t rank = in.take<uint8_t>() % 3;  // 0 is the only rank
-    switch (in.take<uint8_t>() % 9) {
-      case 0: expectSane(ecclAllGather(pick(in, bufA), pick(in, bufB), count(in), type, comm)); break;
-      case 1: expectSane(ecclAllReduce(pick(in, bufA), pick(in, bufB), count(in), type, op, comm)); break;
-      case 2: expectSane(ecclBroadcast(pick(in, bufA), count(in), type, rank, comm)); break;
-      case 3: expectSane(ecclReduceScatter(pick(in, bufA), pick(in, bufB), count(in), type, op, comm)); break;
+    // Every value is read into a named local first: argument evaluation order differs between
+    // GCC and clang, and the corpus must mean the same calls under both.
+    const uint8_t call = in.take<uint8_t>() % 9;
+    void* const a = pick(in, bufA);
+    void* const b = pick(in, bufB);
+    const uint64_t n = count(in);
+    switch (call) {
+      case 0: expectSane(ecclAllGather(a, b, n, type, comm)); break;
+      case 1: expectSane(ecclAllReduce(a, b, n, type, op, comm)); break;
+      case 2: expectSane(ecclBroadcast(a, n, type, rank, comm)); break;
+      case 3: expectSane(ecclReduceScatter(a, b, n, type, op, comm)); break;
       case 4: {
-        uint64_t sc[1] = {count(in)}, sd[1] = {uint64_t(in.take<uint8_t>() % 8)}, rc[1] = {sc[0]}, rd[1] = {uint64_t(in.take<uint8_t>() % 8)};
-        expectSane(ecclAllToAllV(pick(in, bufA), in.take<uint8_t>() % 5 ? sc : nullptr, sd, type, pick(in, bufB), rc,
-                                 in.take<uint8_t>() % 5 ? rd : nullptr, type, comm));
+        const uint64_t sd0 = in.take<uint8_t>() % 8, rd0 = in.take<uint8_t>() % 8;
+        const bool withCounts = in.take<uint8_t>() % 5, withRdispls = in.take<uint8_t>() % 5;
+        uint64_t sc[1] = {n}, sd[1] = {sd0}, rc[1] = {n}, rd[1] = {rd0};
+        expectSane(ecclAllToAllV(a, withCounts ? sc : nullptr, sd, type, b, rc, withRdispls ? rd : nullptr, type, comm));
         break;
       }
       case 5: {  // a batch: sends and receives to self pair up; a lone one must not be posted
         ecclSendRecvItem items[2];
-        const uint64_t n = count(in);
-        items[0] = {ecclSendOp, pick(in, bufA), n, type, rank, nullptr};
-        items[1] = {ecclRecvOp, pick(in, bufB), n, type, rank, nullptr};
-        if (rank == 0 && (n >> 63) == 0 && items[0].buf && items[1].buf && type <= ecclFloat64)
+        items[0] = {ecclSendOp, a, n, type, rank, nullptr};
+        items[1] = {ecclRecvOp, b, n, type, rank, nullptr};
+        const uint32_t itemNum = in.take<uint8_t>() % 3;
+        if (rank == 0 && (n >> 63) == 0 && a && b && type <= ecclFloat64)
           expectSane(ecclBatchSendRecv(items, 2, comm));
         else if (rank != 0 || (n >> 63))
-          expectSane(ecclBatchSendRecv(items, in.take<uint8_t>() % 3, comm));
+          expectSane(ecclBatchSendRecv(items, itemNum, comm));
         break;
       }
       case 6: {
         uint32_t v = 0;
-        ecclResult_t a = ecclSuccess;
+        ecclResult_t asyncErr = ecclSuccess;
         const bool null = in.take<uint8_t>() % 2;
         expectSane(ecclCommRank(comm, null ? nullptr : &v));
         expectSane(ecclCommSize(comm, null ? nullptr : &v));
-        expectSane(ecclCommGetAsyncError(comm, null ? nullptr : &a));
+        expectSane(ecclCommGetAsyncError(comm, null ? nullptr : &asyncErr));
         break;
       }
       case 7: {
         ecclMemHandle_t h = nullptr;
         const size_t bytes = in.take<uint8_t>() % 2 ? sizeof(bufA) : 0;
-        ecclResult_t r = ecclCommRegister(comm, pick(in, bufA), bytes, &h);
+        ecclResult_t r = ecclCommRegister(comm, a, bytes, &h);
         expectSane(r);
         if (r == ecclSuccess) expectSane(ecclCommDeregister(comm, h));
         expectSane(ecclCommDeregister(comm, reinterpret_cast<ecclMemHandle_t>(bufB)));  // not a handle
         break;
       }
-      default: expectSane(ecclSend(pick(in, bufA), count(in), type, rank + 1, comm)); break;  // no such peer
+      default: expectSane(ecclSend(a, n, type, rank + 1, comm)); break;  // no such peer
     }
   }
   // Still usable.

@@ -53,8 +53,9 @@ void addresses(const std::string& b, fuzz::FuzzInput& in) {
   const size_t offset = in.take<uint32_t>(), bytes = in.take<uint32_t>();
   try {
     GroupIdentity reader{"g", 0, 0, 4};
-    RemoteRegion r = checkedRemoteRegion(reader, static_cast<TransportKind>(in.take<uint8_t>() % 5), in.take<uint8_t>() % 4,
-                                         blob, offset, bytes);
+    const auto kind = static_cast<TransportKind>(in.take<uint8_t>() % 5);  // named: argument order is unspecified
+    const int peer = in.take<uint8_t>() % 4;
+    RemoteRegion r = checkedRemoteRegion(reader, kind, peer, blob, offset, bytes);
     if (offset > r.bytes || bytes > r.bytes - offset) std::abort();  // accepted a range it does not hold
   } catch (const Error&) {
   }

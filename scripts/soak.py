@@ -56,7 +56,9 @@ def one_run(demo, rng, log):
     # A kill may land after the job finished; otherwise the job fails and says who.
     if p.returncode == 0:
         return True, "ok (the kill came too late to matter)"
-    ok = "timed out" not in text and ("rank" in text)
+    # Survivors must fail fast with an error: not hang until the launcher's deadline, not crash.
+    ok = ("timed out" not in text and "did not finish before the deadline" not in text
+          and "killed by signal" not in text.replace(f"(pid {killed}) was killed by signal", "") and "rank" in text)
     return ok, ("ok (failed fast after a kill)" if ok else f"BAD FAILURE after killing pid {killed}: {' '.join(args)}")
 
 

@@ -425,6 +425,7 @@ void TcpStoreServer::Loop::unpark(Conn& c) {
   }
   deadlines_.erase({c.parked->deadline, c.id});
   c.parked.reset();
+  c.lastRecv = Clock::now();  // we stopped reading while it waited: the stall clock starts now
 }
 
 void TcpStoreServer::Loop::wakeWaiters(const std::vector<std::string>& changed) {
@@ -475,6 +476,7 @@ void TcpStoreServer::Loop::flush(Conn& c) {
     return drop(c, std::string("send failed: ") + std::strerror(errno), false);
   }
   if (!c.hasOutput()) {
+    if (c.outPos > 0) c.lastRecv = Clock::now();  // reading resumes only now (pipelined frames)
     c.out.clear();
     c.outPos = 0;
     if (c.out.capacity() > kKeepCapacity) std::vector<uint8_t>().swap(c.out);

@@ -81,6 +81,9 @@ class Store:
             if os.path.exists(self.port_file):
                 break
             time.sleep(0.02)
+        else:
+            self.stop()
+            raise RuntimeError("eccl-store never wrote its port file")
         self.address = f"{IP[0]}:{open(self.port_file).read().strip()}"
 
     def stop(self):
@@ -102,33 +105,41 @@ def run_ranks(rank_bin, store, iters, nbytes, during=None):
         outs.append(out)
         procs.append(subprocess.Popen(["ip", "netns", "exec", HOSTS[h], rank_bin, store.address, str(r), "4",
                                        str(iters), str(nbytes), str(TIMEOUT_S)], stdout=out, stderr=subprocess.STDOUT, env=env))
-    deadline = time.monotonic() + TIMEOUT_S * 6 + 60
-    if during:
-        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-            with open(f"/tmp/{TAG}.rank3") as f:
-                if "iter 3\n" in f.read():
-                    break
-            time.sleep(0.05)
-        during()
+    deadline = time.monotonic() + TIMEOUT_S * 3 + 30
     results = []
-    for r, p in enumerate(procs):
-        left = max(0.1, deadline - time.monotonic())
-        try:
-            p.wait(left)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            results.append((None, "HUNG"))
-            continue
-        outs[r].seek(0)
-        results.append((p.returncode, outs[r].read()))
-        outs[r].close()
-        os.unlink(f"/tmp/{TAG}.rank{r}")
+    try:
+        if during:
+            while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+                with open(f"/tmp/{TAG}.rank3") as f:
+                    if "iter 3\n" in f.read():
+                        break
+                time.sleep(0.05)
+            if not all(p.poll() is None for p in procs):
+                raise RuntimeError("a rank ended before the fault could be injected")
+            during()
+        for r, p in enumerate(procs):
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                p.wait(left)
+            except subprocess.TimeoutExpired:
+                results.append((None, "HUNG"))
+                continue
+            outs[r].seek(0)
+            results.append((p.returncode, outs[r].read()))
+    finally:
+        for p in procs:  # by pid, whatever happened above
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for r, out in enumerate(outs):
+            out.close()
+            os.unlink(f"/tmp/{TAG}.rank{r}")
     return results
 
 
-def check(name, results, must_succeed):
-    bad = []
+def check(name, results, must_succeed, must_fail=()):
+    bad = [f"rank {r} should have failed (its link was down for good) but exited {results[r][0]}"
+           for r in must_fail if results[r][0] != 3]
     for r, (code, out) in enumerate(results):
         if code is None:
             bad.append(f"rank {r} hung past the deadline")
@@ -169,9 +180,10 @@ def main():
             build_topology()
         except subprocess.CalledProcessError as e:
             skip(f"cannot create namespaces: {e.stderr.strip()}")
-        store = Store(a.store_bin, workdir)
+        store = None
         ok = True
         try:
+            store = Store(a.store_bin, workdir)
             ok &= check("clean", run_ranks(a.rank_bin, store, 20, 1 << 20), True)
             if have_nft:
                 nft(HOSTS[2], "numgen random mod 100 < 5 drop")
@@ -190,10 +202,14 @@ def main():
             ok &= check("host 2's link down for 3 s mid-run", run_ranks(a.rank_bin, store, 20, 1 << 20, blip), False)
 
             ok &= check("host 2's link down for good mid-run",
-                        run_ranks(a.rank_bin, store, 200, 1 << 20, lambda: link(2, False)), False)
+                        run_ranks(a.rank_bin, store, 200, 1 << 20, lambda: link(2, False)), False, must_fail=[3])
             link(2, True)
+        except RuntimeError as e:
+            print(f"FAILED: {e}")
+            ok = False
         finally:
-            store.stop()
+            if store:
+                store.stop()
         sys.exit(0 if ok else 1)
     finally:
         teardown()

@@ -23,7 +23,7 @@
 
 namespace eccl::transport::shm {
 
-inline constexpr uint64_t kSegmentMagic = 0x3168732d6c636365;  // "eccl-sh1"
+inline constexpr uint64_t kSegmentMagic = 0x3268732d6c636365;  // "eccl-sh2" (closedReason added)
 inline constexpr size_t kRegistrationSlots = 4096;
 
 struct SegmentHeader {
