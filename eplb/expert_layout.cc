@@ -56,7 +56,10 @@ std::string ExpertLayout::describe() const {
   for (auto& t : tensors_) {
     if (!out.empty()) out += " + ";
     out += t.name + " " + dataTypeName(t.dtype) + "[";
-    for (size_t i = 0; i < t.shape.size(); ++i) out += (i ? "," : "") + std::to_string(t.shape[i]);
+    for (size_t i = 0; i < t.shape.size(); ++i) {  // appended piecewise: GCC 12 -O3 warns falsely
+      if (i) out += ',';                            // (-Wrestrict) on "," + std::string
+      out += std::to_string(t.shape[i]);
+    }
     out += "]";
   }
   return out;
