@@ -222,8 +222,7 @@ Work Communicator::broadcastAsync(void* buf, size_t bytes, int root) {
 Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
   const size_t es = dataTypeSize(type), bytes = bytesTimes(count, es, "all_reduce on " + id_.describe());
   bytesTimes(bytes, static_cast<size_t>(id_.size), "all_reduce on " + id_.describe());
-  if (static_cast<int>(op) < 0 || static_cast<int>(op) > 3)
-    throw Error(ErrorCode::kInvalidArgument, "all_reduce: unknown reduce op " + std::to_string(static_cast<int>(op)));
+  requireReducible(type, op, "all_reduce on " + id_.describe());
   auto* out = static_cast<uint8_t*>(recv);
   bool small = bytes < opts_.smallMessageBytes || count < static_cast<size_t>(id_.size);
   std::string what = std::string("all_reduce (") + reduceOpName(op) + ") of " + std::to_string(count) + " " +
@@ -252,6 +251,7 @@ Work Communicator::allReduceAsync(const void* send, void* recv, size_t count, Da
 
 Work Communicator::reduceScatterAsync(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op) {
   const size_t es = dataTypeSize(type);
+  requireReducible(type, op, "reduce_scatter on " + id_.describe());
   bytesTimes(bytesTimes(recvCount, es, "reduce_scatter on " + id_.describe()), static_cast<size_t>(id_.size),
              "reduce_scatter on " + id_.describe());
   return enqueue(std::string("reduce_scatter (") + reduceOpName(op) + ") of " + std::to_string(recvCount) + " " +
@@ -326,6 +326,10 @@ std::vector<uint8_t> Communicator::recvObj(int peer, P2PTag tag) {
 
 void Communicator::abort(const std::string& reason) {
   if (transport_) transport_->abort(reason);
+}
+
+std::optional<ErrorCode> Communicator::asyncErrorCode() const {
+  return transport_ ? transport_->asyncErrorCode() : std::optional<ErrorCode>(ErrorCode::kAborted);
 }
 
 std::optional<std::string> Communicator::asyncError() const {

@@ -128,6 +128,8 @@ class Communicator {
   // still in flight are aborted (and so fail on the other ranks too).
   void destroy();
   std::optional<std::string> asyncError() const;
+  // Its code (see Transport::asyncErrorCode); kAborted once destroyed.
+  std::optional<ErrorCode> asyncErrorCode() const;
   transport::Transport& transport() { return *transport_; }
 
  private:

@@ -18,14 +18,20 @@ size_t dataTypeSize(DataType t) {
     case DataType::kBFloat16: return 2;
     case DataType::kFloat32: return 4;
     case DataType::kFloat64: return 8;
+    case DataType::kUInt8: return 1;
+    case DataType::kInt16: return 2;
+    case DataType::kBool: return 1;
+    case DataType::kFloat8E4M3: return 1;
+    case DataType::kFloat8E5M2: return 1;
   }
   throw Error(ErrorCode::kInvalidArgument, "unknown data type " + std::to_string(static_cast<int>(t)));
 }
 
 const char* dataTypeName(DataType t) {
-  static const char* const names[] = {"int8", "int32", "int64", "float16", "bfloat16", "float32", "float64"};
+  static const char* const names[kDataTypeCount] = {"int8",  "int32", "int64", "float16",      "bfloat16",    "float32",
+                                                     "float64", "uint8", "int16", "bool", "float8_e4m3", "float8_e5m2"};
   int i = static_cast<int>(t);
-  return i >= 0 && i < 7 ? names[i] : "?";
+  return i >= 0 && i < kDataTypeCount ? names[i] : "?";
 }
 
 const char* reduceOpName(ReduceOp op) {
@@ -118,6 +124,14 @@ void reduceTyped(void* acc, const void* in, size_t n, ReduceOp op) {
   }
 }
 
+// Bytes are 0 or 1 (torch's bool); the result is normalised to 0/1.
+void reduceBool(void* acc, const void* in, size_t n, ReduceOp op) {
+  uint8_t* a = static_cast<uint8_t*>(acc);
+  const uint8_t* b = static_cast<const uint8_t*>(in);
+  const bool any = op == ReduceOp::kSum || op == ReduceOp::kMax;
+  for (size_t i = 0; i < n; ++i) a[i] = any ? uint8_t(a[i] != 0 || b[i] != 0) : uint8_t(a[i] != 0 && b[i] != 0);
+}
+
 template <float (*ToF)(uint16_t), uint16_t (*FromF)(float)>
 void reduce16(void* acc, const void* in, size_t n, ReduceOp op) {
   uint16_t* a = static_cast<uint16_t*>(acc);
@@ -127,10 +141,25 @@ void reduce16(void* acc, const void* in, size_t n, ReduceOp op) {
 
 }  // namespace
 
-void reduceInto(void* acc, const void* in, size_t count, DataType type, ReduceOp op) {
+bool reducible(DataType t) { return t != DataType::kFloat8E4M3 && t != DataType::kFloat8E5M2; }
+
+void requireReducible(DataType t, ReduceOp op, const std::string& what) {
+  dataTypeSize(t);  // a known type
   if (static_cast<int>(op) < 0 || static_cast<int>(op) > 3)
-    throw Error(ErrorCode::kInvalidArgument, "unknown reduce op " + std::to_string(static_cast<int>(op)));
+    throw Error(ErrorCode::kInvalidArgument, what + ": unknown reduce op " + std::to_string(static_cast<int>(op)));
+  if (!reducible(t))
+    throw Error(ErrorCode::kInvalidArgument, what + ": " + dataTypeName(t) + " cannot be reduced (" + reduceOpName(op) +
+                                                 "); fp8 types only move and gather — reduce in a wider type");
+}
+
+void reduceInto(void* acc, const void* in, size_t count, DataType type, ReduceOp op) {
+  requireReducible(type, op, "reduce");
   switch (type) {
+    case DataType::kUInt8: return reduceTyped<uint8_t>(acc, in, count, op);
+    case DataType::kInt16: return reduceTyped<int16_t>(acc, in, count, op);
+    case DataType::kBool: return reduceBool(acc, in, count, op);
+    case DataType::kFloat8E4M3:
+    case DataType::kFloat8E5M2: break;
     case DataType::kInt8: return reduceTyped<int8_t>(acc, in, count, op);
     case DataType::kInt32: return reduceTyped<int32_t>(acc, in, count, op);
     case DataType::kInt64: return reduceTyped<int64_t>(acc, in, count, op);

@@ -68,6 +68,7 @@ void EplbUpdater::afterForward() {
       const int layer = layersToApply_[schedule_.layerIndex()];
       TransferStats st = loader_.finish(layer, target_->layers[layer], comm_.rank());
       committed_.layers[layer] = target_->layers[layer];
+      ++layersCommitted_;
       current_.bytesSent += st.bytesSent;
       current_.bytesReceived += st.bytesReceived;
       current_.transferSeconds += st.elapsed.count();

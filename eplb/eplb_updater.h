@@ -70,6 +70,8 @@ class EplbUpdater {
 
   const Placement& placement() const { return committed_; }  // what the weights hold now
   const UpdaterSchedule& schedule() const { return schedule_; }
+  // Layers committed so far (a caller compares it across a step to learn whether maps changed).
+  uint64_t layersCommitted() const { return layersCommitted_; }
   // The report of the cycle that finished at the last afterForward(), once.
   std::optional<CycleReport> takeReport();
 
@@ -96,6 +98,7 @@ class EplbUpdater {
   std::vector<int> layersToApply_;
   CycleReport current_;
   std::optional<CycleReport> finished_;
+  uint64_t layersCommitted_ = 0;
 };
 
 }  // namespace eccl::eplb

@@ -82,10 +82,19 @@ void fillExpert(uint8_t* block, const ExpertLayout& layout, int layer, int exper
   }
 }
 
-uint64_t expertChecksum(const uint8_t* block, const ExpertLayout& layout) {
+uint64_t expertChecksum(const std::vector<const uint8_t*>& tensors, const ExpertLayout& layout) {
+  if (static_cast<int>(tensors.size()) != layout.tensorCount())
+    throw Error(ErrorCode::kInvalidArgument, "checksum of " + std::to_string(tensors.size()) + " tensors for a layout of " +
+                                                 std::to_string(layout.tensorCount()));
   Sha256 h;
-  for (int t = 0; t < layout.tensorCount(); ++t) h.add(block + layout.offset(t), layout.tensorBytes(t));
+  for (int t = 0; t < layout.tensorCount(); ++t) h.add(tensors[t], layout.tensorBytes(t));
   return leading64(h.finish());
+}
+
+uint64_t expertChecksum(const uint8_t* block, const ExpertLayout& layout) {
+  std::vector<const uint8_t*> tensors;
+  for (int t = 0; t < layout.tensorCount(); ++t) tensors.push_back(block + layout.offset(t));
+  return expertChecksum(tensors, layout);
 }
 
 uint64_t expectedChecksum(const ExpertLayout& layout, int layer, int expert) {

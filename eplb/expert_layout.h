@@ -49,6 +49,8 @@ class ExpertLayout {
 void fillExpert(uint8_t* block, const ExpertLayout& layout, int layer, int expert);
 // SHA-256-based checksum of an expert's tensors (alignment padding excluded).
 uint64_t expertChecksum(const uint8_t* block, const ExpertLayout& layout);
+// The same checksum over tensors that are not in one block (tensors[t] = tensor t's bytes).
+uint64_t expertChecksum(const std::vector<const uint8_t*>& tensors, const ExpertLayout& layout);
 // The checksum fillExpert's content has.
 uint64_t expectedChecksum(const ExpertLayout& layout, int layer, int expert);
 

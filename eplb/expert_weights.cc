@@ -1,6 +1,7 @@
 #include "eplb/expert_weights.h"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -37,7 +38,36 @@ ExpertWeights::ExpertWeights(ExpertLayout layout, int layers, int slots, int spa
   }
 }
 
+ExpertWeights::ExpertWeights(ExpertLayout layout, int layers, int slots, std::vector<ExternalTensor> external, int spares)
+    : layout_(std::move(layout)), slots_(slots), external_(std::move(external)) {
+  if (layers <= 0 || slots <= 0)
+    invalid("expert weights need positive layers and slots, got " + std::to_string(layers) + " x " + std::to_string(slots));
+  const size_t T = layout_.tensorCount();
+  if (external_.size() != size_t(layers) * T)
+    invalid("external expert weights: " + std::to_string(external_.size()) + " tensors given, " + std::to_string(layers) +
+            " layers x " + std::to_string(T) + " tensors expected");
+  for (size_t i = 0; i < external_.size(); ++i) {
+    const std::string where = "layer " + std::to_string(i / T) + " tensor '" + layout_.tensors()[i % T].name + "'";
+    if (external_[i].base == nullptr) invalid("external expert weights: " + where + " has a null base");
+    if (external_[i].slotStride < layout_.tensorBytes(int(i % T)))
+      invalid("external expert weights: " + where + " has a slot stride of " + std::to_string(external_[i].slotStride) +
+              " bytes, below the tensor's " + std::to_string(layout_.tensorBytes(int(i % T))));
+  }
+  for (int l = 0; l < layers; ++l) {
+    auto layer = std::make_unique<Layer>();
+    layer->maps.row.assign(slots, -1);
+    layers_.push_back(std::move(layer));
+  }
+  std::lock_guard lock(poolMu_);
+  addChunk(spares < 0 ? slots : std::max(spares, 1));
+}
+
 ExpertWeights::~ExpertWeights() = default;
+
+void ExpertWeights::scatter(int layer, int s, const uint8_t* block) {
+  for (int t = 0; t < layout_.tensorCount(); ++t)
+    std::memcpy(externalTensor(layer, s, t), block + layout_.offset(t), layout_.tensorBytes(t));
+}
 
 void ExpertWeights::addChunk(int blocks) {
   const size_t bytes = size_t(blocks) * layout_.blockBytes();
@@ -58,7 +88,21 @@ const LayerMaps& ExpertWeights::LayerView::maps() const { return owner_->layers_
 
 const uint8_t* ExpertWeights::LayerView::slot(int s) const {
   if (s < 0 || s >= owner_->slots_) invalid("slot " + std::to_string(s) + " is out of range (0.." + std::to_string(owner_->slots_ - 1) + ")");
+  if (owner_->external()) invalid("external expert weights have no block per slot; read its tensors");
   return owner_->layers_[layer_]->blocks[s];
+}
+
+const uint8_t* ExpertWeights::LayerView::tensor(int s, int t) const {
+  if (t < 0 || t >= owner_->layout_.tensorCount()) invalid("tensor " + std::to_string(t) + " is out of range");
+  if (!owner_->external()) return slot(s) + owner_->layout_.offset(t);
+  if (s < 0 || s >= owner_->slots_) invalid("slot " + std::to_string(s) + " is out of range (0.." + std::to_string(owner_->slots_ - 1) + ")");
+  return owner_->externalTensor(layer_, s, t);
+}
+
+uint64_t ExpertWeights::LayerView::checksum(int s) const {
+  std::vector<const uint8_t*> tensors;
+  for (int t = 0; t < owner_->layout_.tensorCount(); ++t) tensors.push_back(tensor(s, t));
+  return expertChecksum(tensors, owner_->layout_);
 }
 
 ExpertWeights::LayerView ExpertWeights::read(int layer) const {
@@ -72,8 +116,20 @@ void ExpertWeights::load(int layer, LayerMaps maps, const std::function<void(int
     invalid("layer " + std::to_string(layer) + ": a row of " + std::to_string(maps.row.size()) + " slots for " + std::to_string(slots_) + " slots");
   Layer& L = *layers_[layer];
   std::unique_lock lock(L.mu);
-  for (int s = 0; s < slots_; ++s)
-    if (maps.row[s] >= 0) fill(s, L.blocks[s]);
+  if (external()) {
+    if (fill) {
+      std::vector<uint8_t> block(layout_.blockBytes());
+      for (int s = 0; s < slots_; ++s) {
+        if (maps.row[s] < 0) continue;
+        fill(s, block.data());
+        scatter(layer, s, block.data());
+      }
+    }
+  } else {
+    if (!fill) invalid("layer " + std::to_string(layer) + ": loading eccl-owned weights needs a fill function");
+    for (int s = 0; s < slots_; ++s)
+      if (maps.row[s] >= 0) fill(s, L.blocks[s]);
+  }
   L.maps = std::move(maps);
 }
 
@@ -110,11 +166,14 @@ ExpertWeights::Staging ExpertWeights::stage(int layer, const std::vector<int>& s
     invalid("layer " + std::to_string(layer) + " already has a change staged");
   }
   std::lock_guard poolLock(poolMu_);
+  // An empty slot of eccl's own receives in place (nobody reads it); the engine's slots never do:
+  // the staging is a block, the engine's tensors are not.
+  auto fromPoolFor = [&](int s) { return external() || L.maps.row[s] >= 0; };
   int pooled = 0;
-  for (int s : slots) pooled += L.maps.row[s] >= 0;
+  for (int s : slots) pooled += fromPoolFor(s);
   if (pooled > static_cast<int>(freeBlocks_.size())) addChunk(std::max(pooled - static_cast<int>(freeBlocks_.size()), slots_));
   for (int s : slots) {
-    const bool fromPool = L.maps.row[s] >= 0;
+    const bool fromPool = fromPoolFor(s);
     st.slots_.push_back(s);
     st.pooled_.push_back(fromPool);
     if (fromPool) {
@@ -150,6 +209,10 @@ void ExpertWeights::commit(Staging&& staged, LayerMaps maps) {
     std::unique_lock layerLock(L.mu);
     for (size_t i = 0; i < st.slots_.size(); ++i) {
       if (!st.pooled_[i]) continue;  // received in place
+      if (external()) {
+        scatter(st.layer_, st.slots_[i], st.blocks_[i]);  // the staged block returns to the pool below
+        continue;
+      }
       // The old block goes back to the pool through the staging's destructor.
       std::swap(L.blocks[st.slots_[i]], st.blocks_[i]);
     }
@@ -169,6 +232,10 @@ void ExpertWeights::remap(int layer, LayerMaps maps) {
 std::vector<std::span<uint8_t>> ExpertWeights::chunks() const {
   std::lock_guard lock(poolMu_);
   std::vector<std::span<uint8_t>> out;
+  // The engine's tensors first (they never change), then the pool's chunks as they are added.
+  const int T = layout_.tensorCount();
+  for (size_t i = 0; i < external_.size(); ++i)
+    out.emplace_back(external_[i].base, size_t(slots_ - 1) * external_[i].slotStride + layout_.tensorBytes(int(i % T)));
   for (size_t i = 0; i < chunks_.size(); ++i) out.emplace_back(chunks_[i].get(), chunkBytes_[i]);
   return out;
 }

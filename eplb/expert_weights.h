@@ -8,6 +8,10 @@
 // move (chunks() lists them for transport registration). The pool grows by a chunk when a
 // staging needs more spares than it holds (elastic transitions stage many layers at once).
 //
+// Or over memory the engine owns (ExternalTensor): the slots stay where the engine put them, only
+// the spare pool is eccl's, and a commit copies the staged experts into the engine's tensors
+// (under the layer's write lock) instead of swapping blocks.
+//
 // Thread-safety: any number of readers (read()) and one writer (the weight loader) at a time.
 #pragma once
 
@@ -30,11 +34,24 @@ struct LayerMaps {
   std::vector<int> log2phy;    // logical expert -> physical replica to route to (size E)
 };
 
+// One tensor of the layout for every slot of one layer, in memory the engine owns: slot s's copy
+// at base + s · slotStride (a [slots, ...] array; slotStride >= the tensor's bytes).
+struct ExternalTensor {
+  uint8_t* base = nullptr;
+  size_t slotStride = 0;
+};
+
 class ExpertWeights {
  public:
   // spares < 0: one layer's worth (= slots). Throws Error(kInvalidArgument) for non-positive
   // layers or slots.
   ExpertWeights(ExpertLayout layout, int layers, int slots, int spares = -1);
+  // Over the engine's memory: external[l · T + t] is tensor t of layer l (T = layout tensors). The
+  // memory must outlive this object; it is never freed or moved. It holds the experts the maps
+  // set by load() (with a null fill) say. Throws Error(kInvalidArgument) naming the layer and
+  // tensor for a wrong count, a null base or a stride below the tensor's size.
+  ExpertWeights(ExpertLayout layout, int layers, int slots, std::vector<ExternalTensor> external, int spares = -1);
+  bool external() const { return !external_.empty(); }
   ~ExpertWeights();
   ExpertWeights(const ExpertWeights&) = delete;
   ExpertWeights& operator=(const ExpertWeights&) = delete;
@@ -48,8 +65,13 @@ class ExpertWeights {
   class LayerView {
    public:
     const LayerMaps& maps() const;
+    // Slot s's block (internal weights only: throws Error(kInvalidArgument) for external ones,
+    // whose slot is not one block).
     const uint8_t* slot(int s) const;
-    const uint8_t* tensor(int s, int t) const { return slot(s) + owner_->layout_.offset(t); }
+    // Tensor t of slot s, for both kinds.
+    const uint8_t* tensor(int s, int t) const;
+    // expertChecksum of slot s's tensors.
+    uint64_t checksum(int s) const;
 
    private:
     friend class ExpertWeights;
@@ -61,7 +83,8 @@ class ExpertWeights {
   LayerView read(int layer) const;
 
   // Sets a layer's maps and fills every non-empty slot with fill(slot, block) — the initial
-  // load from a checkpoint. Takes the layer's write lock.
+  // load from a checkpoint (external weights: a block that is then copied into the engine's
+  // tensors; a null fill sets only the maps). Takes the layer's write lock.
   void load(int layer, LayerMaps maps, const std::function<void(int slot, uint8_t* block)>& fill);
 
   // Buffers for the new contents of some slots of one layer. Move-only; unless committed, its
@@ -110,12 +133,18 @@ class ExpertWeights {
     void operator()(uint8_t* p) const;
   };
   void addChunk(int blocks);  // poolMu_ held
+  uint8_t* externalTensor(int layer, int s, int t) const {
+    const auto& x = external_[size_t(layer) * layout_.tensorCount() + t];
+    return x.base + size_t(s) * x.slotStride;
+  }
+  void scatter(int layer, int s, const uint8_t* block);  // a block into the engine's tensors
   void release(Staging& s);
   void checkLayer(int layer) const;
 
   ExpertLayout layout_;
   int slots_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<ExternalTensor> external_;  // empty for internal weights
   mutable std::mutex poolMu_;
   std::vector<std::unique_ptr<uint8_t[], ChunkFree>> chunks_;
   std::vector<size_t> chunkBytes_;

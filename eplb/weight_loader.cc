@@ -82,7 +82,7 @@ void WeightLoader::start(const TransferPlan& plan, int layer) {
   f.stats.layer = layer;
   registerNewChunks();  // the staging may have grown the pool
   std::vector<P2POp> ops;
-  std::vector<std::pair<const uint8_t*, uint8_t*>> copies;
+  std::vector<std::pair<const uint8_t*, uint8_t*>> copies;  // per tensor
   {
     auto view = weights_.read(layer);
     f.staged.row = view.maps().row;
@@ -96,8 +96,8 @@ void WeightLoader::start(const TransferPlan& plan, int layer) {
       if (t.src == me) checkSource(t.srcSlot, t.expert);
       else f.staged.row[t.dstSlot] = t.expert;
       for (int k = 0; k < layout.tensorCount(); ++k) {
-        uint8_t* base = t.src == me ? const_cast<uint8_t*>(view.slot(t.srcSlot)) : f.staged.staging.buffer(t.dstSlot);
-        uint8_t* at = base + layout.offset(k);
+        uint8_t* at = t.src == me ? const_cast<uint8_t*>(view.tensor(t.srcSlot, k))
+                                  : f.staged.staging.buffer(t.dstSlot) + layout.offset(k);
         ops.push_back({t.src == me ? P2POp::kSend : P2POp::kRecv, at, layout.tensorBytes(k), t.src == me ? t.dst : t.src,
                        plan.tag(t, k), regionOf(at, layout.tensorBytes(k))});
       }
@@ -107,13 +107,16 @@ void WeightLoader::start(const TransferPlan& plan, int layer) {
       if (c.rank != me) continue;
       checkSource(c.srcSlot, c.expert);
       f.staged.row[c.dstSlot] = c.expert;
-      copies.emplace_back(view.slot(c.srcSlot), f.staged.staging.buffer(c.dstSlot));
+      for (int k = 0; k < layout.tensorCount(); ++k)
+        copies.emplace_back(view.tensor(c.srcSlot, k), f.staged.staging.buffer(c.dstSlot) + layout.offset(k));
       f.stats.bytesCopied += layout.payloadBytes();
     }
   }
-  // Blocks are not recycled before this layer commits, so the pointers outlive the view.
+  // Blocks are not recycled before this layer commits (and the engine's tensors never move), so
+  // the pointers outlive the view.
   if (!ops.empty()) f.work = comm_.batchIsendIrecv(ops);
-  for (auto [src, dst] : copies) std::memcpy(dst, src, layout.blockBytes());
+  for (size_t i = 0; i < copies.size(); ++i)
+    std::memcpy(copies[i].second, copies[i].first, layout.tensorBytes(int(i % layout.tensorCount())));
   inflight_.emplace(std::move(f));
 }
 

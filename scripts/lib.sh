@@ -15,6 +15,7 @@ ECCL_PACKAGES=(
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
   iproute2 nftables util-linux
+  python3 python3-numpy python3-pytest python3-torch
 )
 
 ensure_packages() {
@@ -37,7 +38,11 @@ configure() {
   local dir=$1
   shift
   if [ ! -f "$ROOT/$dir/build.ninja" ]; then
-    cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja "$@"
+    # Debian's python3 is the one with python3-torch/numpy/pytest (another python3 may come
+    # first on PATH, e.g. pyenv's): the Python package's tests run under it.
+    local py=()
+    [ -x /usr/bin/python3 ] && py=(-DPython3_EXECUTABLE=/usr/bin/python3)
+    cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja "${py[@]}" "$@"
   fi
 }
 

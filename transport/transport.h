@@ -119,6 +119,9 @@ class Transport {
   virtual void abort(const std::string& reason) = 0;
   // Why the transport broke (a peer died, an abort), or nullopt while it is healthy.
   virtual std::optional<std::string> asyncError() const = 0;
+  // The code the broken transport's requests fail with (kConnectionClosed for a lost peer,
+  // kAborted for an abort, ...), or nullopt while it is healthy. Once set, neither changes.
+  virtual std::optional<ErrorCode> asyncErrorCode() const = 0;
   virtual std::string peerAddress(int peer) const = 0;
 
   // Tells `listener`, once, that this transport broke (a lost or aborting peer, abort(), a

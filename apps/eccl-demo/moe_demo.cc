@@ -102,7 +102,7 @@ class DemoRank {
       for (int s = 0; s < o_.slots; ++s) {
         const int e = view.maps().row[s];
         checked++;
-        if (e < 0 || expertChecksum(view.slot(s), weights_.layout()) != expectedChecksum(weights_.layout(), l, e)) bad++;
+        if (e < 0 || view.checksum(s) != expectedChecksum(weights_.layout(), l, e)) bad++;
       }
     }
     double v[2] = {bad, checked};

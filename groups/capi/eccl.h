@@ -1,11 +1,14 @@
 /* eccl's C API, in the style of HCCL and NCCL, for C programs and Python ctypes (as
- * vllm-ascend's pyhccl uses HCCL). Every function returns an ecclResult_t; after a failure,
- * ecclGetLastError() describes it (operation, group, ranks, peer address, sizes).
+ * vllm-ascend's pyhccl uses HCCL; eccl's own Python package is built on it). Every function
+ * returns an ecclResult_t; after a failure, ecclGetLastError() describes it (operation, group,
+ * ranks, peer address, sizes, the argument that was wrong).
  *
- * Counts are in elements of the given data type. Calls block until the operation is done on this
- * rank (or fails; the default deadline is $ECCL_TIMEOUT seconds, 300 if unset). A communicator
- * may be used from several threads, but collectives must be called in the same order on every
- * rank. Library: libeccl_groups.so (it pulls in libeccl_comm and libeccl_transport).
+ * Counts are in elements of the given data type. The plain calls block until the operation is
+ * done on this rank (or fails; the default deadline is $ECCL_TIMEOUT seconds, 300 if unset); the
+ * ...Async calls and ecclIsend/ecclIrecv return an ecclWork_t at once (see "Async work"). A
+ * communicator may be used from several threads, but collectives must be called in the same
+ * order on every rank. Library: libeccl_groups.so (it pulls in libeccl_comm and
+ * libeccl_transport); the EPLB calls are in eccl_eplb.h / libeccl_eplb.so.
  *
  * Multi-node: set ECCL_SOCKET_IFNAME to the interface ranks reach each other by (like
  * NCCL_SOCKET_IFNAME); without it, ecclGetRootInfo serves on 127.0.0.1 (one machine). */
@@ -38,6 +41,11 @@ typedef enum {
   ecclBfloat16 = 4,
   ecclFloat32 = 5,
   ecclFloat64 = 6,
+  ecclUint8 = 7,
+  ecclInt16 = 8,
+  ecclBool = 9,        /* one byte, 0 or 1; sum/max reduce as "or", prod/min as "and" */
+  ecclFloat8E4M3 = 10, /* OCP fp8 (torch.float8_e4m3fn): moves and gathers only, no reductions */
+  ecclFloat8E5M2 = 11, /* OCP fp8 (torch.float8_e5m2): moves and gathers only */
 } ecclDataType_t;
 
 typedef enum { ecclSum = 0, ecclProd = 1, ecclMin = 2, ecclMax = 3 } ecclRedOp_t;
@@ -47,7 +55,9 @@ typedef enum { ecclSendOp = 0, ecclRecvOp = 1 } ecclSendRecvType_t;
 /* A registration of memory with a communicator (ecclCommRegister). */
 typedef struct ecclMemHandle* ecclMemHandle_t;
 
-/* One operation of ecclBatchSendRecv (HCCL's HcclSendRecvItem, plus an optional registration). */
+/* One operation of ecclBatchSendRecv (HCCL's HcclSendRecvItem, plus an optional registration
+ * and a tag). Messages between the same pair match by tag, in posting order within a tag: two
+ * threads moving data between the same ranks use different tags. */
 typedef struct {
   ecclSendRecvType_t type;
   void* buf;
@@ -55,7 +65,16 @@ typedef struct {
   ecclDataType_t dataType;
   uint32_t remoteRank;
   ecclMemHandle_t memHandle; /* NULL, or a registration of this communicator holding the buffer */
+  uint64_t tag;              /* 0 .. ECCL_MAX_TAG */
 } ecclSendRecvItem;
+
+#define ECCL_MAX_TAG ((UINT64_C(1) << 62) - 1)
+
+/* The handle of an operation in flight (like torch's Work). Free it with ecclWorkFree, done or
+ * not; buffers must stay valid until the operation has finished (ecclWorkWait returned, or
+ * ecclWorkTest said done), even if the handle is freed earlier. Handles stay valid after their
+ * communicator is destroyed (the operation has then failed). Thread-safe. */
+typedef struct ecclWork* ecclWork_t;
 
 #define ECCL_ROOT_INFO_BYTES 256
 /* Opaque; created by rank 0 with ecclGetRootInfo and passed to every rank out of band. */
@@ -64,6 +83,13 @@ typedef struct {
 } ecclRootInfo;
 
 typedef struct ecclComm* ecclComm_t;
+/* A connection to a rendezvous store (eccl-store, ecclStoreServerStart, or the one
+ * ecclBootstrapFromEnv starts on rank 0). Thread-safe; keys and values are bytes. */
+typedef struct ecclStore* ecclStore_t;
+/* A rendezvous store served by this process, on its own thread, until ecclStoreServerStop. */
+typedef struct ecclStoreServer* ecclStoreServer_t;
+/* A group that changes membership by epochs (see "Elastic groups"). */
+typedef struct ecclElastic* ecclElastic_t;
 
 /* Starts a rendezvous store in this process and describes it. Call on one rank (rank 0). */
 ecclResult_t ecclGetRootInfo(ecclRootInfo* rootInfo);
@@ -72,6 +98,11 @@ ecclResult_t ecclCommInitRootInfo(uint32_t nRanks, const ecclRootInfo* rootInfo,
 /* Every rank: builds group `groupName` at `epoch` through an existing store ("host:port"). */
 ecclResult_t ecclCommInitFromStore(const char* storeAddress, const char* groupName, uint64_t epoch, uint32_t rank,
                                    uint32_t nRanks, ecclComm_t* comm);
+
+/* Every rank: builds group `groupName` at `epoch` over a store connection this process holds. */
+ecclResult_t ecclCommInitWithStore(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t rank, uint32_t nRanks,
+                                   ecclComm_t* comm);
+/* Ranks that disagree on nRanks fail within a fraction of a second, all of them, saying so. */
 
 ecclResult_t ecclCommRank(ecclComm_t comm, uint32_t* rank);
 ecclResult_t ecclCommSize(ecclComm_t comm, uint32_t* size);
@@ -88,11 +119,46 @@ ecclResult_t ecclReduceScatter(const void* sendBuf, void* recvBuf, uint64_t recv
 ecclResult_t ecclAllToAllV(const void* sendBuf, const uint64_t* sendCounts, const uint64_t* sdispls, ecclDataType_t sendType,
                            void* recvBuf, const uint64_t* recvCounts, const uint64_t* rdispls, ecclDataType_t recvType,
                            ecclComm_t comm);
+/* Tag 0. */
 ecclResult_t ecclSend(const void* sendBuf, uint64_t count, ecclDataType_t dataType, uint32_t destRank, ecclComm_t comm);
 ecclResult_t ecclRecv(void* recvBuf, uint64_t count, ecclDataType_t dataType, uint32_t srcRank, ecclComm_t comm);
+ecclResult_t ecclSendTagged(const void* sendBuf, uint64_t count, ecclDataType_t dataType, uint32_t destRank, uint64_t tag,
+                            ecclComm_t comm);
+ecclResult_t ecclRecvTagged(void* recvBuf, uint64_t count, ecclDataType_t dataType, uint32_t srcRank, uint64_t tag,
+                            ecclComm_t comm);
 /* All items start together and complete in any order; returns when all are done. */
 ecclResult_t ecclBatchSendRecv(ecclSendRecvItem* items, uint32_t itemNum, ecclComm_t comm);
 ecclResult_t ecclBarrier(ecclComm_t comm);
+
+/* --- Async work: the same operations, returning at once with *work set (NULL on failure). */
+ecclResult_t ecclIsend(const void* sendBuf, uint64_t count, ecclDataType_t dataType, uint32_t destRank, uint64_t tag,
+                       ecclComm_t comm, ecclWork_t* work);
+ecclResult_t ecclIrecv(void* recvBuf, uint64_t count, ecclDataType_t dataType, uint32_t srcRank, uint64_t tag,
+                       ecclComm_t comm, ecclWork_t* work);
+/* The items array may be freed once this returns; the buffers may not. */
+ecclResult_t ecclBatchSendRecvAsync(const ecclSendRecvItem* items, uint32_t itemNum, ecclComm_t comm, ecclWork_t* work);
+ecclResult_t ecclAllGatherAsync(const void* sendBuf, void* recvBuf, uint64_t sendCount, ecclDataType_t dataType,
+                                ecclComm_t comm, ecclWork_t* work);
+ecclResult_t ecclAllReduceAsync(const void* sendBuf, void* recvBuf, uint64_t count, ecclDataType_t dataType, ecclRedOp_t op,
+                                ecclComm_t comm, ecclWork_t* work);
+ecclResult_t ecclBroadcastAsync(void* buf, uint64_t count, ecclDataType_t dataType, uint32_t root, ecclComm_t comm,
+                                ecclWork_t* work);
+ecclResult_t ecclReduceScatterAsync(const void* sendBuf, void* recvBuf, uint64_t recvCount, ecclDataType_t dataType,
+                                    ecclRedOp_t op, ecclComm_t comm, ecclWork_t* work);
+/* The count and displacement arrays are copied; they may be freed once this returns. */
+ecclResult_t ecclAllToAllVAsync(const void* sendBuf, const uint64_t* sendCounts, const uint64_t* sdispls,
+                                ecclDataType_t sendType, void* recvBuf, const uint64_t* recvCounts, const uint64_t* rdispls,
+                                ecclDataType_t recvType, ecclComm_t comm, ecclWork_t* work);
+ecclResult_t ecclBarrierAsync(ecclComm_t comm, ecclWork_t* work);
+/* *done = 1 once the operation finished; then returns its result (ecclSuccess or its error). */
+ecclResult_t ecclWorkTest(ecclWork_t work, int* done);
+/* Waits until it finishes, returning its result; timeoutMs < 0 = the communicator's timeout.
+ * At the timeout returns ecclTimeout (the operation may still finish later). Waiting does not
+ * hold any lock: other threads may use the communicator meanwhile. */
+ecclResult_t ecclWorkWait(ecclWork_t work, int64_t timeoutMs);
+/* P2P work only: once it returns, no buffer of the operation is touched any more. */
+ecclResult_t ecclWorkCancel(ecclWork_t work);
+ecclResult_t ecclWorkFree(ecclWork_t work);
 
 /* Registers bytes at buf with the communicator's transport, once, for buffers used again and
  * again (NCCL's ncclCommRegister): RDMA transports pin and map it, sockets only note it. The
@@ -106,8 +172,72 @@ ecclResult_t ecclCommDeregister(ecclComm_t comm, ecclMemHandle_t handle);
 ecclResult_t ecclCommAbort(ecclComm_t comm);
 /* Frees everything; works when peers are gone. comm is invalid afterwards. */
 ecclResult_t ecclCommDestroy(ecclComm_t comm);
-/* ecclSuccess while healthy, else why the group broke (see ecclGetLastError). */
+/* *asyncError = ecclSuccess while healthy, else how the group broke: ecclConnectionClosed when a
+ * peer died or hung up, ecclAborted after an abort (here or relayed from a peer), ecclTimeout,
+ * ... ecclGetLastError() then names the rank and the reason. */
 ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError);
+
+/* --- Rendezvous store */
+/* Serves a store on host:port (port 0 = any free port; host NULL = "127.0.0.1"). */
+ecclResult_t ecclStoreServerStart(const char* host, uint16_t port, ecclStoreServer_t* server);
+/* "host:port", NUL-terminated, into buf of `capacity` bytes. */
+ecclResult_t ecclStoreServerAddress(ecclStoreServer_t server, char* buf, size_t capacity);
+ecclResult_t ecclStoreServerStop(ecclStoreServer_t server);
+/* Connects to "host:port"; timeoutMs bounds connecting and is the default of every blocking call
+ * (< 0 = $ECCL_STORE_TIMEOUT or 300 s). A token in $ECCL_STORE_TOKEN is used if set. */
+ecclResult_t ecclStoreConnect(const char* address, int64_t timeoutMs, ecclStore_t* store);
+ecclResult_t ecclStoreSet(ecclStore_t store, const char* key, const void* value, size_t bytes);
+/* Waits for `key` (timeoutMs < 0 = the store's default), copies its value into buf. When it does
+ * not fit, returns ecclInvalidArgument with *bytes = the value's size (the key is kept: call
+ * again with a larger buffer). */
+ecclResult_t ecclStoreGet(ecclStore_t store, const char* key, void* buf, size_t capacity, size_t* bytes, int64_t timeoutMs);
+/* Adds delta to the decimal counter at key (absent = 0); *value = the result (may be NULL). */
+ecclResult_t ecclStoreAdd(ecclStore_t store, const char* key, int64_t delta, int64_t* value);
+ecclResult_t ecclStoreWait(ecclStore_t store, const char* const* keys, uint32_t keyCount, int64_t timeoutMs);
+/* *existed (may be NULL) = 1 when the key was there. */
+ecclResult_t ecclStoreDelete(ecclStore_t store, const char* key, int* existed);
+ecclResult_t ecclStoreClose(ecclStore_t store);
+
+/* --- Launchers: rank, size and the store from the environment a launcher set up.
+ * torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), Open MPI's
+ * mpirun (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE) and Slurm's srun (SLURM_PROCID,
+ * SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_NODELIST), checked in that order. The store is at
+ * $ECCL_STORE_ADDR ("host:port", an eccl-store the launcher runs; nobody serves it) or else
+ * served by rank 0 at $MASTER_ADDR (Slurm: the step's first node; one-node mpirun: 127.0.0.1)
+ * on $ECCL_STORE_PORT, or $MASTER_PORT + 1 (torch.distributed's own store holds MASTER_PORT), or
+ * 29501. */
+typedef struct {
+  char launcher[16]; /* "torchrun", "openmpi" or "slurm" */
+  int32_t rank, size, localRank, localSize;
+  char storeHost[256];
+  uint16_t storePort;
+  int32_t servesStore; /* 1: this process (rank 0) serves the store */
+} ecclLaunchInfo;
+/* Fills info; ecclInvalidArgument naming the variable when none is set or one is malformed. */
+ecclResult_t ecclLaunchInfoFromEnv(ecclLaunchInfo* info);
+/* ecclLaunchInfoFromEnv, then (rank 0) serves the store and (every rank) connects to it. The
+ * store connection owns the served store: close it last on rank 0. */
+ecclResult_t ecclBootstrapFromEnv(ecclLaunchInfo* info, ecclStore_t* store);
+
+/* --- Elastic groups: the active epoch serves while the next one is built beside it.
+ * ecclElasticJoin at the first epoch (and by processes joining a later one); every current member
+ * calls ecclElasticPrepare with the same plan, keeps using ecclElasticComm, then
+ * ecclElasticSwitch. oldToNew[r] = rank r's rank in the next epoch, -1 = leaving. The
+ * communicator from ecclElasticComm belongs to the elastic group (do not destroy it) and is
+ * invalid after ecclElasticSwitch; ask again. */
+ecclResult_t ecclElasticJoin(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t rank, uint32_t nRanks,
+                             ecclElastic_t* group);
+ecclResult_t ecclElasticComm(ecclElastic_t group, ecclComm_t* comm);
+ecclResult_t ecclElasticEpoch(ecclElastic_t group, uint64_t* epoch);
+ecclResult_t ecclElasticPrepare(ecclElastic_t group, uint32_t newSize, const int32_t* oldToNew, uint32_t oldSize);
+/* This rank's rank in the prepared epoch, -1 when leaving. */
+ecclResult_t ecclElasticNextRank(ecclElastic_t group, int32_t* rank);
+/* The prepared epoch's communicator (waits for its build), for moving state to joining ranks
+ * before the switch; owned by the elastic group. */
+ecclResult_t ecclElasticStandbyComm(ecclElastic_t group, ecclComm_t* comm);
+/* Drains the old epoch and switches; *member = 0 when this rank left (destroy the group then). */
+ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member);
+ecclResult_t ecclElasticDestroy(ecclElastic_t group);
 
 const char* ecclGetErrorString(ecclResult_t result);
 /* The message of the last failure in this thread. */

@@ -29,6 +29,34 @@ std::string interfaceAddress(const std::string& ifname) {
   return found;
 }
 
+// Ranks that disagree on the group size would wait for ranks that never come (or connect a mesh
+// of the wrong shape). The first rank to arrive records its size; a rank that finds a different
+// one refuses at once and leaves the reason under "conflict" for the ranks already waiting.
+void agreeOnSize(Store& ps, const transport::GroupIdentity& id) {
+  const std::string mine = std::to_string(id.size);
+  auto r = ps.compareSet("size", {}, asBytes(mine));
+  if (r.swapped || toString(r.current) == mine) return;
+  const std::string why = id.describe() + ": ranks disagree on the group size: rank " + std::to_string(id.rank) + " says " +
+                          mine + ", a rank that arrived earlier says " + toString(r.current);
+  ps.set("conflict", asBytes(why));
+  throw Error(ErrorCode::kInvalidArgument, why);
+}
+
+// Everyone's address, waiting in short slices so a size conflict reported meanwhile ends the
+// wait at once instead of at the deadline.
+std::vector<Bytes> awaitAddresses(Store& ps, const std::vector<std::string>& keys, const Deadline& deadline) {
+  constexpr std::chrono::milliseconds kSlice(200);
+  for (;;) {
+    auto slice = std::min<std::chrono::milliseconds>(kSlice, deadline.remaining());
+    try {
+      return ps.multiGet(keys, slice);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kTimeout || deadline.expired()) throw;
+    }
+    if (auto conflict = ps.tryGet("conflict")) throw Error(ErrorCode::kInvalidArgument, toString(*conflict));
+  }
+}
+
 }  // namespace
 
 std::optional<std::string> configuredInterfaceAddress() {
@@ -70,6 +98,7 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   if (to.host.empty()) to.host = defaultGroupHost(*store);
   auto t = transport::createTransport(id, to);
   PrefixStore ps(store, name + "/" + std::to_string(options.epoch));
+  agreeOnSize(ps, id);
   const std::string mine = "addr/" + std::to_string(rank);
   auto blob = t->address();
   ps.set(mine, blob);
@@ -77,13 +106,15 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   for (int r = 0; r < size; ++r) keys.push_back("addr/" + std::to_string(r));
   std::vector<transport::AddressBlob> addrs;
   try {
-    for (auto& b : ps.multiGet(keys, deadline.remaining())) addrs.emplace_back(b.begin(), b.end());
+    for (auto& b : awaitAddresses(ps, keys, deadline)) addrs.emplace_back(b.begin(), b.end());
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvalidArgument) throw;  // a size conflict, already explained
     throw Error(e.code(), id.describe() + ": not every rank published its address: " + e.what());
   }
   t->connect(addrs, deadline);
   // Everyone who needed our address has connected to us by now (or we to them).
   ps.deleteKey(mine);
+  if (rank == 0) ps.deleteKey("size");  // every rank checked it before publishing its address
   logger().info("{}: built ({} ranks, listening on {})", id.describe(), size, std::string(blob.begin(), blob.end()));
   CommOptions co = options.comm;
   co.timeout = timeout;

@@ -12,7 +12,8 @@ class RootInfo(ctypes.Structure):
 
 class SendRecvItem(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("buf", ctypes.c_void_p), ("count", ctypes.c_uint64),
-                ("dataType", ctypes.c_int), ("remoteRank", ctypes.c_uint32), ("memHandle", ctypes.c_void_p)]
+                ("dataType", ctypes.c_int), ("remoteRank", ctypes.c_uint32), ("memHandle", ctypes.c_void_p),
+                ("tag", ctypes.c_uint64)]
 
 
 FLOAT32, SUM, SEND, RECV = 5, 0, 0, 1

@@ -32,6 +32,9 @@ void store(uint8_t* p, DataType t, double v) {
     case DataType::kBFloat16: *reinterpret_cast<uint16_t*>(p) = floatToBf16(float(v)); break;
     case DataType::kFloat32: *reinterpret_cast<float*>(p) = float(v); break;
     case DataType::kFloat64: *reinterpret_cast<double*>(p) = v; break;
+    case DataType::kUInt8: *p = uint8_t(int64_t(v)); break;  // wraps mod 256, like the sum and product do
+    case DataType::kInt16: *reinterpret_cast<int16_t*>(p) = int16_t(v); break;
+    default: FAIL() << "no test values for " << dataTypeName(t);
   }
 }
 
@@ -54,8 +57,9 @@ std::vector<uint8_t> reference(int ranks, size_t count, DataType t, ReduceOp op)
   return v;
 }
 
-const DataType kTypes[] = {DataType::kInt8, DataType::kInt32, DataType::kInt64, DataType::kFloat16,
-                           DataType::kBFloat16, DataType::kFloat32, DataType::kFloat64};
+const DataType kTypes[] = {DataType::kInt8,     DataType::kInt32,   DataType::kInt64,   DataType::kFloat16,
+                           DataType::kBFloat16, DataType::kFloat32, DataType::kFloat64, DataType::kUInt8,
+                           DataType::kInt16};
 const ReduceOp kOps[] = {ReduceOp::kSum, ReduceOp::kProd, ReduceOp::kMin, ReduceOp::kMax};
 
 class Collectives : public ::testing::TestWithParam<int> {};
@@ -68,6 +72,9 @@ TEST_P(Collectives, AllReduceEveryTypeOpAndSize) {
     for (DataType t : kTypes) {
       for (ReduceOp op : kOps) {
         if (count > 1001 && op != ReduceOp::kSum && t != DataType::kFloat32) continue;  // keep the matrix quick
+        // Inputs are small signed values: uint8 wraps them, which sum and product respect but
+        // min and max (comparing wrapped values) do not — those are covered by ReduceBoolAndUInt8.
+        if (t == DataType::kUInt8 && (op == ReduceOp::kMin || op == ReduceOp::kMax)) continue;
         auto expect = reference(n, count, t, op);
         onEveryRank(n, [&](int r) {
           auto in = makeInput(r, count, t, op);
@@ -81,6 +88,43 @@ TEST_P(Collectives, AllReduceEveryTypeOpAndSize) {
       }
     }
   }
+}
+
+TEST(ReduceTypes, BoolIsLogicalAndUInt8ComparesUnsigned) {
+  uint8_t acc[4] = {0, 1, 0, 1}, in[4] = {0, 0, 1, 1};
+  auto run = [&](DataType t, ReduceOp op) {
+    std::vector<uint8_t> a(acc, acc + 4);
+    reduceInto(a.data(), in, 4, t, op);
+    return a;
+  };
+  EXPECT_EQ(run(DataType::kBool, ReduceOp::kSum), (std::vector<uint8_t>{0, 1, 1, 1}));
+  EXPECT_EQ(run(DataType::kBool, ReduceOp::kMax), (std::vector<uint8_t>{0, 1, 1, 1}));
+  EXPECT_EQ(run(DataType::kBool, ReduceOp::kProd), (std::vector<uint8_t>{0, 0, 0, 1}));
+  EXPECT_EQ(run(DataType::kBool, ReduceOp::kMin), (std::vector<uint8_t>{0, 0, 0, 1}));
+  uint8_t big[2] = {200, 3}, small[2] = {100, 250};
+  reduceInto(big, small, 2, DataType::kUInt8, ReduceOp::kMax);
+  EXPECT_EQ(big[0], 200);
+  EXPECT_EQ(big[1], 250);
+}
+
+TEST(ReduceTypes, Fp8MovesButDoesNotReduce) {
+  for (DataType t : {DataType::kFloat8E4M3, DataType::kFloat8E5M2}) {
+    EXPECT_EQ(dataTypeSize(t), 1u);
+    uint8_t a = 1, b = 2;
+    try {
+      reduceInto(&a, &b, 1, t, ReduceOp::kSum);
+      ADD_FAILURE() << dataTypeName(t) << " reduced";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(dataTypeName(t)), std::string::npos) << e.what();
+    }
+  }
+  auto comms = localComms(2);
+  onEveryRank(2, [&](int r) {
+    uint8_t x[4] = {uint8_t(r), 0x7e, 0x80, 0xff}, all[8] = {};
+    comms[r]->allGather(x, all, 4);  // moves fine
+    EXPECT_EQ(all[4], 1);
+    EXPECT_THROW(comms[r]->allReduce(x, x, 4, DataType::kFloat8E4M3, ReduceOp::kSum), Error);
+  });
 }
 
 TEST_P(Collectives, ReduceScatterEveryType) {

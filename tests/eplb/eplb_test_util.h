@@ -89,7 +89,7 @@ inline std::string verifyLayer(const ExpertWeights& w, int layer) {
   for (int s = 0; s < w.slots(); ++s) {
     int e = view.maps().row[s];
     if (e < 0) continue;
-    if (expertChecksum(view.slot(s), w.layout()) != expectedChecksum(w.layout(), layer, e))
+    if (view.checksum(s) != expectedChecksum(w.layout(), layer, e))
       return "layer " + std::to_string(layer) + " slot " + std::to_string(s) + " does not hold expert " + std::to_string(e);
     if (view.maps().expertMap[e] != s) return "layer " + std::to_string(layer) + ": expert_map disagrees with slot " + std::to_string(s);
   }

@@ -51,6 +51,58 @@ TEST(ExpertWeights, StagedChangesAppearOnlyOnCommitAndDropCleanly) {
   EXPECT_THROW(w.remap(0, layerMaps(p.layers[0], 0, 4)), Error) << "remap must not change the row";
 }
 
+// The engine's own tensors: one [slots, ...] array per (layer, tensor), with padding between
+// slots so the stride is not the tensor size.
+struct EngineTensors {
+  std::vector<std::vector<uint8_t>> arrays;
+  std::vector<ExternalTensor> external;
+  EngineTensors(const ExpertLayout& layout, int layers, int slots) {
+    for (int l = 0; l < layers; ++l)
+      for (int t = 0; t < layout.tensorCount(); ++t) {
+        const size_t stride = layout.tensorBytes(t) + 24;
+        arrays.emplace_back(stride * slots, 0xee);
+        external.push_back({arrays.back().data(), stride});
+      }
+  }
+};
+
+TEST(ExpertWeights, EngineOwnedTensorsChangeOnlyAtCommit) {
+  ExpertLayout layout({{"w13", {8, 16}, DataType::kBFloat16}, {"w2", {16, 8}, DataType::kBFloat16}});
+  EngineTensors engine(layout, 2, 3);
+  ExpertWeights w(layout, 2, 3, engine.external);
+  EXPECT_TRUE(w.external());
+  Placement p{4, 2, 3, {LayerPlacement::fromRows({{0, 1, 2}, {3, 0, 1}}), LayerPlacement::fromRows({{0, 1, 2}, {3, 0, 1}})}};
+  loadWeights(w, p, 0);  // scatters into the engine's arrays
+  EXPECT_EQ(verifyLayer(w, 0), "");
+  EXPECT_THROW(w.read(0).slot(0), Error);  // no block per slot
+  // Slot 1's w2 lies at its stride in the engine's array, and the padding is untouched.
+  const size_t w2Stride = layout.tensorBytes(1) + 24;
+  EXPECT_EQ(w.read(0).tensor(1, 1), engine.arrays[1].data() + w2Stride);
+  EXPECT_EQ(engine.arrays[1][w2Stride - 1], 0xee);
+  const std::vector<uint8_t> before = engine.arrays[0];
+  {
+    auto st = w.stage(0, {1});
+    fillExpert(st.buffer(1), layout, 0, 3);
+  }  // dropped: the engine's memory is as it was
+  EXPECT_EQ(engine.arrays[0], before);
+  auto st = w.stage(0, {1});
+  fillExpert(st.buffer(1), layout, 0, 3);
+  EXPECT_EQ(engine.arrays[0], before) << "staging must not write the engine's tensors";
+  w.commit(std::move(st), layerMaps(LayerPlacement::fromRows({{0, 3, 2}, {3, 0, 1}}), 0, 4));
+  EXPECT_EQ(verifyLayer(w, 0), "");
+  EXPECT_NE(engine.arrays[0], before);
+  // Wrong shapes are refused, naming the tensor.
+  auto bad = engine.external;
+  bad[1].slotStride = 8;
+  try {
+    ExpertWeights x(layout, 2, 3, bad);
+    ADD_FAILURE() << "a short stride was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'w2'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ExpertWeights(layout, 3, 3, engine.external), Error);  // 4 tensors for 3 layers
+}
+
 TEST(ExpertWeights, ReadersNeverSeeAMixOfVersions) {
   ExpertLayout layout = ExpertLayout::ffn(8 * 1024);
   const int S = 4, E = 8;
@@ -65,7 +117,7 @@ TEST(ExpertWeights, ReadersNeverSeeAMixOfVersions) {
       auto view = w.read(0);
       const auto& m = view.maps();
       for (int s = 0; s < S; ++s)
-        if (m.expertMap[m.row[s]] != s || expertChecksum(view.slot(s), layout) != expectedChecksum(layout, 0, m.row[s])) bad++;
+        if (m.expertMap[m.row[s]] != s || view.checksum(s) != expectedChecksum(layout, 0, m.row[s])) bad++;
       reads++;
     }
   });
@@ -104,6 +156,8 @@ std::shared_ptr<Store> client(const ChildStoreServer& s) {
 
 // Each rank: three policy-driven rebalances applied layer by layer, start() before a "forward"
 // (an all_reduce on the same communicator) and finish() after it, checksums after every commit.
+// Odd ranks keep their experts in engine-owned tensors, even ranks in eccl's blocks: both kinds
+// move experts to each other.
 TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
   ChildStoreServer server;
   const int N = 4, S = 5, E = 16, L = 3;
@@ -111,7 +165,10 @@ TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
     auto g = StatelessGroup::create(client(server), "loader", rank, N, {.comm = {.timeout = kTimeout}});
     ExpertLayout layout({{"w13", {64, 96}, DataType::kBFloat16}, {"w2", {96, 32}, DataType::kBFloat16},
                          {"scale", {7}, DataType::kFloat32}});
-    ExpertWeights w(layout, L, S);
+    EngineTensors engine(layout, L, S);
+    auto owned = rank % 2 ? std::make_unique<ExpertWeights>(layout, L, S, engine.external)
+                          : std::make_unique<ExpertWeights>(layout, L, S);
+    ExpertWeights& w = *owned;
     Placement current = initialPlacement(L, E, N, S);
     loadWeights(w, current, rank);
     WeightLoader loader(w, g->comm());

@@ -201,6 +201,29 @@ TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
   expectAllOk(exits);
 }
 
+// Ranks that disagree on the size fail at once, both of them, saying so — not at the timeout.
+// Rank 0 believes in 2 ranks, rank 1 in 3; each arrives first in one of the rounds.
+TEST(Failures, RanksDisagreeingOnTheSizeFailFastSayingSo) {
+  ChildStoreServer server;
+  for (int round = 0; round < 2; ++round) {
+    auto exits = runLocalRanks(2, [&](int rank) {
+      if (rank == round) std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the other one first
+      const int size = rank == 0 ? 2 : 3;
+      auto start = std::chrono::steady_clock::now();
+      try {
+        StatelessGroup::create(client(server), "sizes" + std::to_string(round), rank, size, {.comm = {.timeout = kTimeout}});
+        return 2;
+      } catch (const Error& e) {
+        auto took = std::chrono::steady_clock::now() - start;
+        std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
+        if (std::string(e.what()).find("disagree on the group size") == std::string::npos) return 3;
+        return took < std::chrono::seconds(20) ? 0 : 4;  // far below the 60 s deadline
+      }
+    }, {std::chrono::seconds(120)});
+    expectAllOk(exits);
+  }
+}
+
 // F5: ranks destroying right after a barrier must never look like a crash to a rank still in
 // it. A rank that had already heard our goodbye used to hang up without its own, and we then
 // told everyone the group was lost (about 1 run in 5 at 16 ranks).

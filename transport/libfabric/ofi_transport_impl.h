@@ -136,6 +136,10 @@ class OfiTransport final : public Transport {
     std::lock_guard lock(mu_);
     return broken_;
   }
+  std::optional<ErrorCode> asyncErrorCode() const override {
+    std::lock_guard lock(mu_);
+    return broken_ ? std::optional<ErrorCode>(brokenCode_) : std::nullopt;
+  }
   // "host:port over shm": the side channel, and (once connected) the provider that carries data.
   std::string peerAddress(int peer) const override;
 

@@ -183,6 +183,12 @@ class RoutedTransport final : public Transport {
         if (auto e = s->asyncError()) return e;
     return std::nullopt;
   }
+  std::optional<ErrorCode> asyncErrorCode() const override {
+    for (auto& s : subs_)
+      if (s)
+        if (auto c = s->asyncErrorCode()) return c;
+    return std::nullopt;
+  }
 
   std::string peerAddress(int peer) const override {
     if (peer < 0 || peer >= id_.size) return "?";

@@ -112,6 +112,10 @@ class ShmTransport final : public Transport {
     std::lock_guard lock(mu_);
     return broken_;
   }
+  std::optional<ErrorCode> asyncErrorCode() const override {
+    std::lock_guard lock(mu_);
+    return broken_ ? std::optional<ErrorCode>(brokenCode_) : std::nullopt;
+  }
   std::string peerAddress(int peer) const override;
 
  private:

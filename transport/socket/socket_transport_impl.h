@@ -132,6 +132,10 @@ class SocketTransport final : public Transport {
     std::lock_guard lock(mu_);
     return broken_;
   }
+  std::optional<ErrorCode> asyncErrorCode() const override {
+    std::lock_guard lock(mu_);
+    return broken_ ? std::optional<ErrorCode>(brokenCode_) : std::nullopt;
+  }
   std::string peerAddress(int peer) const override {
     return peer >= 0 && peer < id_.size ? peers_[peer].address : std::string("?");
   }
