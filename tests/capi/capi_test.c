@@ -110,6 +110,45 @@ static int runRank(uint32_t rank, const ecclRootInfo* root) {
   }
   CHECK(ecclBarrier(comm));
 
+  /* Tags: rank 0 sends tag 7 then tag 9; rank 1 posts its receives the other way round, async,
+   * and each message lands in the receive of its own tag. */
+  if (rank < 2) {
+    int64_t t7 = 700 + rank, t9 = 900 + rank, got7 = -1, got9 = -1;
+    ecclWork_t w9 = NULL, w7 = NULL;
+    if (rank == 0) {
+      CHECK(ecclIsend(&t7, 1, ecclInt64, 1, 7, comm, &w7));
+      CHECK(ecclIsend(&t9, 1, ecclInt64, 1, 9, comm, &w9));
+    } else {
+      CHECK(ecclIrecv(&got9, 1, ecclInt64, 0, 9, comm, &w9));
+      CHECK(ecclIrecv(&got7, 1, ecclInt64, 0, 7, comm, &w7));
+    }
+    CHECK(ecclWorkWait(w9, -1));
+    CHECK(ecclWorkWait(w7, 60000));
+    int done = 0;
+    CHECK(ecclWorkTest(w7, &done));
+    if (!done) return 50;
+    CHECK(ecclWorkFree(w7));
+    CHECK(ecclWorkFree(w9));
+    if (ecclWorkFree(w9) != ecclInvalidArgument) return 51;
+    if (rank == 1 && (got7 != 700 || got9 != 900)) return 52;
+    if (ecclSendTagged(&t7, 1, ecclInt64, 1 - rank, UINT64_MAX, comm) != ecclInvalidArgument ||
+        strstr(ecclGetLastError(), "ECCL_MAX_TAG") == NULL)
+      return 53;
+  }
+  /* Async collectives, and the new element types. */
+  uint8_t u8[2] = {(uint8_t)(200 + rank), 1}, u8max[2];
+  ecclWork_t w = NULL;
+  CHECK(ecclAllReduceAsync(u8, u8max, 2, ecclUint8, ecclMax, comm, &w));
+  CHECK(ecclWorkWait(w, -1));
+  CHECK(ecclWorkFree(w));
+  if (u8max[0] != 200 + N - 1 || u8max[1] != 1) return 54;
+  uint8_t f8[1] = {(uint8_t)rank}, f8all[N];
+  CHECK(ecclAllGather(f8, f8all, 1, ecclFloat8E4M3, comm));
+  if (f8all[N - 1] != N - 1) return 55;
+  if (ecclAllReduce(f8, f8, 1, ecclFloat8E5M2, ecclSum, comm) != ecclInvalidArgument || strstr(ecclGetLastError(), "float8_e5m2") == NULL)
+    return 56;
+  if (ecclAllReduceAsync(f8, f8, 1, ecclFloat8E4M3, ecclSum, comm, &w) != ecclInvalidArgument || w != NULL) return 57;
+
   /* Errors are results with a message, never crashes. */
   if (ecclBroadcast(&b, 1, ecclInt64, 7, comm) != ecclInvalidArgument) return 10;
   if (strstr(ecclGetLastError(), "7") == NULL) return 11;
