@@ -121,14 +121,30 @@ Work Communicator::postOps(std::span<const P2POp> ops) {
   return Work(state);
 }
 
+namespace {
+thread_local bool tlBlockingCall = false;  // the thread will wait for the collective it submits
+}  // namespace
+
+Communicator::BlockingCall::BlockingCall() : previous_(tlBlockingCall) { tlBlockingCall = true; }
+Communicator::BlockingCall::~BlockingCall() { tlBlockingCall = previous_; }
+
 Work Communicator::enqueue(std::string what, std::function<void(const algo::CollectiveContext&)> body) {
   auto state = std::make_shared<WorkState>(what, timeout_);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (destroyed_ || stopping_) {
     state->fail(what + " on " + id_.describe() + ": the communicator was destroyed", static_cast<int>(ErrorCode::kAborted));
     return Work(state);
   }
-  queue_.push_back({state, std::move(body), kCollectiveBit | collectiveSeq_++, Deadline::after(timeout_)});
+  Task task{state, std::move(body), kCollectiveBit | collectiveSeq_++, Deadline::after(timeout_)};
+  if (tlBlockingCall && !busy_ && queue_.empty()) {
+    // Nothing ahead of it and the caller waits anyway: run it here. busy_ keeps the worker off
+    // anything queued meanwhile, which therefore still runs after this one.
+    busy_ = true;
+    lock.unlock();
+    runTask(task);
+    return Work(state);
+  }
+  queue_.push_back(std::move(task));
   cv_.notify_all();
   return Work(state);
 }
@@ -138,12 +154,18 @@ void Communicator::workerLoop() {
     Task task;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !busy_); });
       if (queue_.empty()) return;
       task = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
     }
+    runTask(task);
+  }
+}
+
+void Communicator::runTask(Task& task) {
+  {
     const std::string& what = task.state->what();
     std::optional<std::pair<std::string, ErrorCode>> failure;
     try {
@@ -353,6 +375,12 @@ void Communicator::destroy() {
     t.state->fail(t.state->what() + " on " + id_.describe() + ": the communicator was destroyed",
                   static_cast<int>(ErrorCode::kAborted));
   if (worker_.joinable()) worker_.join();
+  {
+    // A collective running on its caller's thread (aborted above, so it ends soon) still uses
+    // the transport.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+  }
   {
     std::lock_guard lock(registrations_->mu);  // handles still alive now do nothing
     registrations_->transport = nullptr;

@@ -2,7 +2,9 @@
 // collectives, each with an async form returning a Work and a blocking form that waits on it.
 //
 // Collectives run in call order on the communicator's own worker thread (like an NCCL stream);
-// every rank must call them in the same order. P2P operations go straight to the transport.
+// every rank must call them in the same order. A blocking collective called while the worker is
+// idle runs on the calling thread instead (same order, same errors): handing it to the worker and
+// back costs two thread wake-ups, more than a small collective itself. P2P operations go straight to the transport.
 // Errors name the operation and what the transport saw (group, epoch, this rank, the peer rank
 // and address, bytes). A timeout or a dead peer breaks the communicator: later operations fail
 // at once, and abort() tells every rank to fail theirs. Thread-safe.
@@ -99,22 +101,48 @@ class Communicator {
                       void* recv, const std::vector<size_t>& recvBytes, const std::vector<size_t>& recvOffsets);
   Work barrierAsync();
 
-  void allGather(const void* send, void* recv, size_t bytesPerRank) { allGatherAsync(send, recv, bytesPerRank).wait(); }
+  // Marks the calling thread as about to wait for the collective it submits (see the class
+  // comment); the blocking forms below use it.
+  class BlockingCall {
+   public:
+    BlockingCall();
+    ~BlockingCall();
+    BlockingCall(const BlockingCall&) = delete;
+    BlockingCall& operator=(const BlockingCall&) = delete;
+
+   private:
+    bool previous_;
+  };
+
+  void allGather(const void* send, void* recv, size_t bytesPerRank) {
+    BlockingCall b;
+    allGatherAsync(send, recv, bytesPerRank).wait();
+  }
   void allGatherV(const void* send, size_t sendBytes, void* recv, const std::vector<size_t>& recvBytes) {
+    BlockingCall b;
     allGatherVAsync(send, sendBytes, recv, recvBytes).wait();
   }
-  void broadcast(void* buf, size_t bytes, int root) { broadcastAsync(buf, bytes, root).wait(); }
+  void broadcast(void* buf, size_t bytes, int root) {
+    BlockingCall b;
+    broadcastAsync(buf, bytes, root).wait();
+  }
   void allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+    BlockingCall b;
     allReduceAsync(send, recv, count, type, op).wait();
   }
   void reduceScatter(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op) {
+    BlockingCall b;
     reduceScatterAsync(send, recv, recvCount, type, op).wait();
   }
   void allToAllV(const void* send, const std::vector<size_t>& sendBytes, const std::vector<size_t>& sendOffsets, void* recv,
                  const std::vector<size_t>& recvBytes, const std::vector<size_t>& recvOffsets) {
+    BlockingCall b;
     allToAllVAsync(send, sendBytes, sendOffsets, recv, recvBytes, recvOffsets).wait();
   }
-  void barrier() { barrierAsync().wait(); }
+  void barrier() {
+    BlockingCall b;
+    barrierAsync().wait();
+  }
 
   // --- metadata on bytes (sizes travel first, so any length works; O(N) messages per rank)
   std::vector<std::vector<uint8_t>> allGatherObj(const std::vector<uint8_t>& mine);
@@ -141,6 +169,7 @@ class Communicator {
   };
   Work enqueue(std::string what, std::function<void(const algo::CollectiveContext&)> body);
   void workerLoop();
+  void runTask(Task& task);  // busy_ set by the caller; clears it and completes the task's Work
   void checkPeer(int peer, const char* what) const;
   P2PTag checkedTag(P2PTag tag) const;
   Work postBatch(const std::vector<P2POp>& ops) { return postOps(ops); }  // batchIsendIrecv without the user-tag check

@@ -62,16 +62,19 @@ ecclResult_t ecclEplbExportMap(ecclEplb_t eplb, char* buf, size_t capacity, size
  * every rank), e.g. a map a planner computed or one read from a file. */
 ecclResult_t ecclEplbApplyMap(ecclEplb_t eplb, const char* mapJson);
 /* The report of the cycle that finished at the last ecclEplbAfterForward as JSON (*bytes = 0 and
- * an empty string when none): {"cycle", "imbalance_before", "imbalance_after", "layers_changed",
- * "slots_changed", "network_bytes", "bytes_sent", "bytes_received", "transfer_seconds",
- * "policy_seconds"}. Each report is returned once. */
+ * an empty string when none): {"cycle", "imbalance_before", "imbalance_after" (null when not
+ * measured, e.g. a placement applied without a load cycle), "layers_changed", "slots_changed",
+ * "network_bytes", "minimum_bytes" (the least any plan could move), "bytes_sent",
+ * "bytes_received", "transfer_seconds", "policy_seconds"}. Each report is returned once; one that
+ * did not fit the buffer is kept for the next call. */
 ecclResult_t ecclEplbTakeReport(ecclEplb_t eplb, char* buf, size_t capacity, size_t* bytes);
 
 /* --- Elastic scale-up/down while serving. Every member of the group's active epoch calls
  * ecclEplbElasticStep between forward steps, the same number of times, with the same plan, until
  * *done = 1; the group keeps serving on ecclElasticComm meanwhile. The first call starts the
  * transition (experts that must move go over the standby or the old group and are staged); the
- * last switches the group and commits. *left = 1 on a rank that left (destroy its eplb and group);
+ * last switches the group and commits. The first call is collective on the old group (it gathers
+ * the recent loads the new placement is planned from). *left = 1 on a rank that left (destroy its eplb and group);
  * on the others the eplb now runs on the new group with the new numbering, and rebalances with its
  * policy over the next steps. A joining process calls ecclEplbJoin instead. */
 ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t newSize, const int32_t* oldToNew,
@@ -82,6 +85,13 @@ ecclResult_t ecclEplbJoin(ecclStore_t store, const char* groupName, uint64_t epo
                           const char* configJson, void* const* tensorBases, const uint64_t* slotStrides,
                           ecclElastic_t* group, ecclEplb_t* eplb);
 ecclResult_t ecclEplbDestroy(ecclEplb_t eplb);
+
+/* The shape an eplb runs with: the group it is on now (ranks, this rank) and the config's. */
+typedef struct {
+  int32_t layers, experts, slots; /* slots per rank */
+  int32_t ranks, rank;
+} ecclEplbInfo;
+ecclResult_t ecclEplbGetInfo(ecclEplb_t eplb, ecclEplbInfo* info);
 
 /* A placement without an updater: {"policy": ..., "ranks": N, "slots": S, "nodes": 1,
  * "loads": {loads JSON}, "current_map": {expert map} (optional)} -> the new expert map JSON,

@@ -365,6 +365,13 @@ ecclResult_t ecclEplbJoin(ecclStore_t store, const char* groupName, uint64_t epo
   });
 }
 
+ecclResult_t ecclEplbGetInfo(ecclEplb_t eplb, ecclEplbInfo* info) {
+  return guarded([&] {
+    auto& e = eplbOf(eplb);
+    out(info, "info") = {e.config.layers, e.config.experts, e.config.slots, e.comm->size(), e.comm->rank()};
+  });
+}
+
 ecclResult_t ecclEplbDestroy(ecclEplb_t eplb) {
   return guarded([&] {
     requireLive(eplb, "eplb");

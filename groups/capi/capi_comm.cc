@@ -39,7 +39,10 @@ ecclResult_t startWork(ecclWork_t* work, F&& start) {
 
 template <class F>
 ecclResult_t runWork(F&& start) {
-  return guarded([&] { start().wait(); });
+  return guarded([&] {
+    Communicator::BlockingCall blocking;  // a collective may run on this thread (no hand-off)
+    start().wait();
+  });
 }
 
 Work allGather(const void* sendBuf, void* recvBuf, uint64_t sendCount, ecclDataType_t dataType, ecclComm_t comm) {

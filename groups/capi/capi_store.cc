@@ -77,7 +77,9 @@ ecclResult_t ecclStoreServerStop(ecclStoreServer_t server) {
 ecclResult_t ecclStoreConnect(const char* address, int64_t timeoutMs, ecclStore_t* store) {
   return guarded([&] {
     out(store, "store") = nullptr;
-    *store = newStoreHandle(connect(text(address, "address"), timeoutMs), nullptr);
+    auto s = connect(text(address, "address"), timeoutMs);
+    s->numKeys();  // one round trip: an unreachable store is an error now, naming it
+    *store = newStoreHandle(std::move(s), nullptr);
   });
 }
 

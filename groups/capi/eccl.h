@@ -153,8 +153,12 @@ ecclResult_t ecclBarrierAsync(ecclComm_t comm, ecclWork_t* work);
 /* *done = 1 once the operation finished; then returns its result (ecclSuccess or its error). */
 ecclResult_t ecclWorkTest(ecclWork_t work, int* done);
 /* Waits until it finishes, returning its result; timeoutMs < 0 = the communicator's timeout.
- * At the timeout returns ecclTimeout (the operation may still finish later). Waiting does not
- * hold any lock: other threads may use the communicator meanwhile. */
+ * At the deadline returns ecclTimeout: a collective keeps running (wait again, or abort the
+ * communicator), while P2P work is withdrawn — its buffers are free once this returns, and
+ * ecclWorkTest then reports it done with ecclTimeout; a message that would have matched a
+ * withdrawn receive is not delivered to a later one (use a fresh tag). An operation that itself failed on a
+ * timeout also returns ecclTimeout; ecclWorkTest tells the two apart for a collective (done or
+ * not). Waiting holds no lock: other threads may use the communicator meanwhile. */
 ecclResult_t ecclWorkWait(ecclWork_t work, int64_t timeoutMs);
 /* P2P work only: once it returns, no buffer of the operation is touched any more. */
 ecclResult_t ecclWorkCancel(ecclWork_t work);
@@ -183,8 +187,10 @@ ecclResult_t ecclStoreServerStart(const char* host, uint16_t port, ecclStoreServ
 /* "host:port", NUL-terminated, into buf of `capacity` bytes. */
 ecclResult_t ecclStoreServerAddress(ecclStoreServer_t server, char* buf, size_t capacity);
 ecclResult_t ecclStoreServerStop(ecclStoreServer_t server);
-/* Connects to "host:port"; timeoutMs bounds connecting and is the default of every blocking call
- * (< 0 = $ECCL_STORE_TIMEOUT or 300 s). A token in $ECCL_STORE_TOKEN is used if set. */
+/* Connects to "host:port" (and makes one round trip, so an unreachable store fails here, naming
+ * it); timeoutMs bounds connecting and is the default of every blocking call (< 0 =
+ * $ECCL_STORE_TIMEOUT or 300 s). A token in $ECCL_STORE_TOKEN is used if set. A communicator
+ * or elastic group built over a store connection shares it: close the store after them. */
 ecclResult_t ecclStoreConnect(const char* address, int64_t timeoutMs, ecclStore_t* store);
 ecclResult_t ecclStoreSet(ecclStore_t store, const char* key, const void* value, size_t bytes);
 /* Waits for `key` (timeoutMs < 0 = the store's default), copies its value into buf. When it does
@@ -201,7 +207,8 @@ ecclResult_t ecclStoreClose(ecclStore_t store);
 /* --- Launchers: rank, size and the store from the environment a launcher set up.
  * torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), Open MPI's
  * mpirun (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE) and Slurm's srun (SLURM_PROCID,
- * SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_NODELIST), checked in that order. The store is at
+ * SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE for the local size, SLURM_STEP_NODELIST),
+ * checked in that order. The store is at
  * $ECCL_STORE_ADDR ("host:port", an eccl-store the launcher runs; nobody serves it) or else
  * served by rank 0 at $MASTER_ADDR (Slurm: the step's first node; one-node mpirun: 127.0.0.1)
  * on $ECCL_STORE_PORT, or $MASTER_PORT + 1 (torch.distributed's own store holds MASTER_PORT), or
@@ -225,6 +232,7 @@ ecclResult_t ecclBootstrapFromEnv(ecclLaunchInfo* info, ecclStore_t* store);
  * ecclElasticSwitch. oldToNew[r] = rank r's rank in the next epoch, -1 = leaving. The
  * communicator from ecclElasticComm belongs to the elastic group (do not destroy it) and is
  * invalid after ecclElasticSwitch; ask again. */
+/* At a later epoch (a process joining), this waits until the members have prepared it. */
 ecclResult_t ecclElasticJoin(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t rank, uint32_t nRanks,
                              ecclElastic_t* group);
 ecclResult_t ecclElasticComm(ecclElastic_t group, ecclComm_t* comm);

@@ -7,7 +7,9 @@ Search order (the first match wins):
   1. ``$ECCL_LIBRARY_PATH``: a directory holding ``libeccl_eplb.so``, or the ``.so`` itself.
      When set, nothing else is tried: an explicit setting that is wrong is an error, not a
      reason to silently pick up another build.
-  2. ``_lib/libeccl_eplb.so`` next to this package (installed wheels).
+  2. ``_lib/libeccl_eplb.so`` next to this package, then the library directory that
+     ``cmake --install`` puts this package under (``<prefix>/<libdir>/python3/dist-packages/eccl``
+     -> ``<prefix>/<libdir>``).
   3. An in-tree CMake build: ``build/eplb/libeccl_eplb.so`` in this package's ancestors, else any
      ``build*/**/libeccl_eplb.so*`` there (``build/`` preferred; sanitizer builds last, since an
      uninstrumented interpreter cannot load them).
@@ -80,6 +82,12 @@ class LaunchInfoStruct(ctypes.Structure):
         ("storePort", c_uint16),
         ("servesStore", c_int32),
     ]
+
+
+class EplbInfo(ctypes.Structure):
+    """``ecclEplbInfo``."""
+
+    _fields_ = [("layers", c_int32), ("experts", c_int32), ("slots", c_int32), ("ranks", c_int32), ("rank", c_int32)]
 
 
 _I = c_int  # ecclResult_t, ecclDataType_t, ecclRedOp_t: C enums are ints
@@ -164,6 +172,7 @@ _FUNCTIONS = {
     "ecclEplbJoin": [Handle, c_char_p, c_uint64, c_uint32, c_uint32, c_char_p, POINTER(c_void_p), POINTER(c_uint64),
                      HandleOut, HandleOut],
     "ecclEplbDestroy": [Handle],
+    "ecclEplbGetInfo": [Handle, _P],
     "ecclEplbPlan": [c_char_p, _P, c_size_t, POINTER(c_size_t)],
 }
 
@@ -241,7 +250,7 @@ def candidates() -> List[str]:
     if env:
         p = Path(env)
         return [str(p / LIBRARY_NAME if p.is_dir() else p)]
-    places = [str(_package_dir() / "_lib" / LIBRARY_NAME)]
+    places = [str(_package_dir() / "_lib" / LIBRARY_NAME), str(_package_dir().parents[2] / LIBRARY_NAME)]
     places += [str(p) for p in _tree_candidates()]
     return places
 

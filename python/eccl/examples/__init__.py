@@ -1,0 +1,1 @@
+"""Runnable examples of eccl integrations (python3 -m eccl.examples.<name>)."""
