@@ -8,8 +8,8 @@ Search order (the first match wins):
      When set, nothing else is tried: an explicit setting that is wrong is an error, not a
      reason to silently pick up another build.
   2. ``_lib/libeccl_eplb.so`` next to this package, then the library directory that
-     ``cmake --install`` puts this package under (``<prefix>/<libdir>/python3/dist-packages/eccl``
-     -> ``<prefix>/<libdir>``).
+     ``cmake --install`` puts this package under (``<prefix>/lib/python3.X/dist-packages/eccl``
+     -> ``<prefix>/lib``).
   3. An in-tree CMake build: ``build/eplb/libeccl_eplb.so`` in this package's ancestors, else any
      ``build*/**/libeccl_eplb.so*`` there (``build/`` preferred; sanitizer builds last, since an
      uninstrumented interpreter cannot load them).

@@ -20,7 +20,9 @@ from .errors import InvalidArgument
 class Buffer(NamedTuple):
     ptr: int  # address of the first element (0 only when count == 0)
     count: int  # elements
-    dtype: DataType
+    # The ecclDataType_t value as a plain int: ctypes converts an IntEnum member through
+    # __index__, which costs about a microsecond per call (as much as the C call itself).
+    dtype: int
     obj: Any  # the tensor or array: a reference that keeps the memory alive
 
     @property
@@ -44,7 +46,7 @@ def as_buffer(obj: Any, name: str, writable: bool = False) -> Buffer:
 
 
 def _torch_buffer(torch: Any, t: Any, name: str) -> Buffer:
-    if t.device.type != "cpu":
+    if not t.is_cpu:  # (t.device.type builds a device object: several times slower)
         raise InvalidArgument("tensor '%s' is on device '%s': eccl moves CPU memory only" % (name, t.device))
     if t.layout != torch.strided:
         raise InvalidArgument("tensor '%s' has layout %s: eccl needs a dense (strided) tensor" % (name, t.layout))
@@ -55,7 +57,7 @@ def _torch_buffer(torch: Any, t: Any, name: str) -> Buffer:
     if dt is None:
         raise InvalidArgument("tensor '%s' has dtype %s, which eccl does not support" % (name, t.dtype))
     n = t.numel()
-    return Buffer(t.data_ptr() if n else 0, n, dt, t)
+    return Buffer(t.data_ptr() if n else 0, n, int(dt), t)
 
 
 def _numpy_buffer(a: Any, name: str, writable: bool) -> Buffer:
@@ -68,7 +70,7 @@ def _numpy_buffer(a: Any, name: str, writable: bool) -> Buffer:
     if dt is None:
         raise InvalidArgument("array '%s' has dtype %s, which eccl does not support" % (name, a.dtype))
     n = a.size
-    return Buffer(a.ctypes.data if n else 0, n, dt, a)
+    return Buffer(a.__array_interface__["data"][0] if n else 0, n, int(dt), a)
 
 
 def same_dtype(a: Buffer, a_name: str, b: Buffer, b_name: str) -> None:

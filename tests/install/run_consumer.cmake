@@ -40,9 +40,12 @@ run("${WORK_DIR}/pc-c-consumer")
 # The Python package as installed: importable from the prefix, finding the libraries there (no
 # build tree, no environment variable), serving and using a store.
 if(PYTHON)
-  set(ENV{PYTHONPATH} "${prefix}/lib/python3/dist-packages")
+  file(GLOB pydir "${prefix}/lib/python*/dist-packages")
+  if(NOT pydir)
+    message(FATAL_ERROR "the Python package was not installed under ${prefix}/lib/python*/dist-packages")
+  endif()
   unset(ENV{ECCL_LIBRARY_PATH})
-  run(${PYTHON} -I -c "import sys; sys.path.insert(0, '${prefix}/lib/python3/dist-packages'); import eccl, eccl._lib as L; \
+  run(${PYTHON} -I -c "import sys; sys.path.insert(0, '${pydir}'); import eccl, eccl._lib as L; \
 assert L.library_path().startswith('${prefix}'), L.library_path(); \
 s = eccl.TcpStoreServer.start(); c = eccl.TcpStore.connect(s.address); c.set('k', b'v'); assert c.get('k') == b'v'; \
 print('installed python package OK from', L.library_path())")
