@@ -72,6 +72,9 @@ class EplbUpdater {
   const UpdaterSchedule& schedule() const { return schedule_; }
   // Layers committed so far (a caller compares it across a step to learn whether maps changed).
   uint64_t layersCommitted() const { return layersCommitted_; }
+  // True between a beforeForward() that started a layer's transfer and the afterForward() that
+  // commits it.
+  bool transferInFlight() const { return loader_.inFlight(); }
   // The report of the cycle that finished at the last afterForward(), once.
   std::optional<CycleReport> takeReport();
 

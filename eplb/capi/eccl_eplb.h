@@ -74,7 +74,9 @@ ecclResult_t ecclEplbTakeReport(ecclEplb_t eplb, char* buf, size_t capacity, siz
  * *done = 1; the group keeps serving on ecclElasticComm meanwhile. The first call starts the
  * transition (experts that must move go over the standby or the old group and are staged); the
  * last switches the group and commits. The first call is collective on the old group (it gathers
- * the recent loads the new placement is planned from). *left = 1 on a rank that left (destroy its eplb and group);
+ * the recent loads the new placement is planned from), and must come between steps (after
+ * ecclEplbAfterForward). Until the last, ecclEplbBeforeForward/AfterForward only keep serving
+ * (counts are still recorded; no rebalance moves a layer the transition is moving). *left = 1 on a rank that left (destroy its eplb and group);
  * on the others the eplb now runs on the new group with the new numbering, and rebalances with its
  * policy over the next steps. A joining process calls ecclEplbJoin instead. */
 ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t newSize, const int32_t* oldToNew,

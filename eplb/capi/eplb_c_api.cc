@@ -246,14 +246,20 @@ ecclResult_t ecclEplbRecord(ecclEplb_t eplb, int32_t layer, const void* counts, 
   });
 }
 
+// While an elastic transition moves experts, the updater stands still: a layer it committed
+// meanwhile would change what the transition's plan reads from.
 ecclResult_t ecclEplbBeforeForward(ecclEplb_t eplb) {
-  return guarded([&] { eplbOf(eplb).updater->beforeForward(); });
+  return guarded([&] {
+    auto& e = eplbOf(eplb);
+    if (!e.transition) e.updater->beforeForward();
+  });
 }
 
 ecclResult_t ecclEplbAfterForward(ecclEplb_t eplb, int32_t* changed) {
   return guarded([&] {
     auto& e = eplbOf(eplb);
     if (changed) *changed = 0;
+    if (e.transition) return;
     const uint64_t before = e.updater->layersCommitted();
     e.updater->afterForward();
     if (changed) *changed = static_cast<int32_t>(e.updater->layersCommitted() - before);
@@ -322,6 +328,8 @@ ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t 
     out(done, "done") = 0;
     out(left, "left") = 0;
     if (!e.transition) {
+      if (e.updater->transferInFlight())
+        invalid("a layer transfer is in flight: call ecclEplbElasticStep between steps (after ecclEplbAfterForward)");
       if (&g.group->comm() != e.comm) invalid("the elastic group's active communicator is not the one this eplb runs on");
       if (oldToNew == nullptr || oldSize != uint32_t(e.comm->size()))
         invalid("oldToNew must list every current rank's new rank (" + std::to_string(e.comm->size()) + " entries, got " +

@@ -1,6 +1,6 @@
 // The C API's rendezvous store (server and client) and the launcher bootstrap.
 #include "groups/capi/capi_internal.h"
-#include "groups/launch/launch_env.h"
+#include "groups/launch/launch_bootstrap.h"
 #include "groups/store/store_auth.h"
 #include "groups/store/tcp_store_client.h"
 
@@ -142,18 +142,9 @@ ecclResult_t ecclBootstrapFromEnv(ecclLaunchInfo* info, ecclStore_t* store) {
   return guarded([&] {
     out(store, "store") = nullptr;
     auto& i = out(info, "info");
-    const LaunchEnv le = readLaunchEnv();
-    fill(le, i);
-    std::shared_ptr<TcpStoreServer> server;
-    if (le.servesStore) {
-      try {
-        server = std::make_shared<TcpStoreServer>(serverOptions(le.storeHost, le.storePort));
-      } catch (const Error& e) {
-        throw Error(e.code(), "rank 0 cannot serve the store at " + le.storeAddress() + " (" + le.launcher +
-                                  " launch; set $ECCL_STORE_PORT or $ECCL_STORE_ADDR): " + e.what());
-      }
-    }
-    *store = newStoreHandle(connect(le.storeAddress(), -1), std::move(server));
+    LaunchedJob job = bootstrapFromEnv();
+    fill(job.env, i);
+    *store = newStoreHandle(std::move(job.store), std::move(job.server));
   });
 }
 

@@ -145,11 +145,11 @@ LaunchEnv readLaunchEnv(const EnvLookup& env) {
   return le;
 }
 
-LaunchEnv readLaunchEnv() {
-  return readLaunchEnv([](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    return v ? std::optional<std::string>(v) : std::nullopt;
-  });
+std::optional<std::string> processEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v ? std::optional<std::string>(v) : std::nullopt;
 }
+
+LaunchEnv readLaunchEnv() { return readLaunchEnv(processEnv); }
 
 }  // namespace eccl

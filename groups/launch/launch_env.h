@@ -32,7 +32,8 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 // Throws Error(kInvalidArgument) naming the variable that is missing or malformed, or listing
 // what was looked for when no launcher's variables are set.
 LaunchEnv readLaunchEnv(const EnvLookup& env);
-LaunchEnv readLaunchEnv();  // this process's environment
+LaunchEnv readLaunchEnv();  // this process's environment (processEnv)
+std::optional<std::string> processEnv(const std::string& name);  // getenv as an EnvLookup
 
 // The first host of a Slurm host list: "node[03-05,9],gpu1" -> "node03". Throws
 // Error(kInvalidArgument) for an empty or malformed list.

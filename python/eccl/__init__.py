@@ -54,6 +54,16 @@ from .store import TcpStore, TcpStoreServer
 MAX_TAG = (1 << 62) - 1  # ECCL_MAX_TAG: the largest P2P tag
 
 
+class Group:
+    """Stateless process groups by name: any number per process, each built from (store, name,
+    epoch, rank, size) and destroyed on its own. A group is its :class:`Communicator`."""
+
+    @staticmethod
+    def create(store: TcpStore, name: str, rank: int, size: int, epoch: int = 0) -> Communicator:
+        """Every rank: builds group ``name`` at ``epoch`` (same as ``Communicator.from_store``)."""
+        return Communicator.from_store(store, name, rank, size, epoch)
+
+
 def load_library() -> str:
     """Loads the C library now (it is otherwise loaded on first use) and returns its path.
     Raises ImportError naming every place searched when it is not found."""
@@ -64,7 +74,7 @@ def load_library() -> str:
 
 __all__ = [
     "Aborted", "Communicator", "ConnectionClosed", "DataType", "EcclError", "EcclSystemError", "ElasticGroup",
-    "Eplb", "InternalError", "InvalidArgument", "LaunchInfo", "MAX_TAG", "MemoryRegistration", "P2POp", "ReduceOp",
+    "Eplb", "Group", "InternalError", "InvalidArgument", "LaunchInfo", "MAX_TAG", "MemoryRegistration", "P2POp", "ReduceOp",
     "RemoteError", "Result", "TcpStore", "TcpStoreServer", "Timeout", "Work", "batch_isend_irecv", "bootstrap",
     "get_root_info", "init_from_env", "irecv", "isend", "launch_info_from_env", "load_library", "loads_json",
     "plan",

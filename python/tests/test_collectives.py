@@ -205,7 +205,7 @@ CASES = _cases()
 def _rank_main(rank, size, address, extra):
     dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % extra["port"], rank=rank, world_size=size)
     store = eccl.TcpStore.connect(address)
-    comm = eccl.Communicator.from_store(store, "collectives", rank, size)
+    comm = eccl.Group.create(store, "collectives", rank, size)
     assert (comm.rank, comm.size) == (rank, size)
     results = {}
     for name, case in CASES:

@@ -3,8 +3,12 @@
 
 #include <map>
 
+#include "apps/common/local_ranks.h"
 #include "base/error.h"
+#include "groups/group/stateless_group.h"
+#include "groups/launch/launch_bootstrap.h"
 #include "groups/launch/launch_env.h"
+#include "transport/socket/socket.h"
 
 namespace eccl {
 namespace {
@@ -76,6 +80,32 @@ TEST(LaunchEnv, MistakesNameTheVariable) {
   EXPECT_NE(errorOf({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"ECCL_STORE_ADDR", "nohost"}}).find("ECCL_STORE_ADDR"), std::string::npos);
   EXPECT_NE(errorOf({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "65535"}}).find("ECCL_STORE_PORT"),
             std::string::npos);
+}
+
+// Two processes started "by torchrun": rank 0 serves the store at MASTER_PORT + 1, both build a
+// group over it and all-reduce.
+TEST(LaunchBootstrap, TorchrunStyleRanksFindEachOther) {
+  uint16_t storePort;
+  {
+    Fd probe = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+    storePort = SocketAddress::ofSocket(probe.get()).port();
+  }
+  auto exits = runLocalRanks(2, [&](int rank) {
+    std::map<std::string, std::string> vars{{"RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
+                                            {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(storePort - 1)}};
+    auto job = bootstrapFromEnv([&](const std::string& n) -> std::optional<std::string> {
+      auto it = vars.find(n);
+      return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    if ((job.server != nullptr) != (rank == 0)) return 2;
+    auto g = StatelessGroup::create(job.store, "launched", job.env.rank, job.env.size,
+                                    {.comm = {.timeout = std::chrono::seconds(60)}});
+    int64_t one = 1, sum = 0;
+    g->comm().allReduce(&one, &sum, 1, DataType::kInt64, ReduceOp::kSum);
+    g->comm().barrier();
+    return sum == 2 ? 0 : 3;
+  }, {std::chrono::seconds(120)});
+  for (auto& e : exits) EXPECT_TRUE(e.ok()) << e.describe();
 }
 
 }  // namespace

@@ -46,7 +46,10 @@ def main():
                     failures += 1
         elif kind == "run":
             print(f"== {where}\n{text}", flush=True)
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=a.root, timeout=600)
+            # `python3` in a snippet is the interpreter running this script (the one CMake found,
+            # Debian's with python3-torch), even where another python3 comes first on PATH.
+            env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+            r = subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=a.root, timeout=600, env=env)
             if r.returncode != 0:
                 print(f"{where}: exited {r.returncode}")
                 failures += 1
