@@ -1,0 +1,1 @@
+// Context the README's launcher snippet assumes: nothing beyond its includes.
