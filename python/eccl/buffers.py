@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any, NamedTuple
 
-from .dtypes import ITEM_SIZE, NAMES, DataType, numpy_table, torch_table
+from .dtypes import ITEM_SIZE, NAMES, numpy_table, torch_table
 from .errors import InvalidArgument
 
 

@@ -26,6 +26,7 @@ from ctypes import byref, c_int, c_uint32, c_uint64, c_void_p
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from . import _lib
+from ._resource import Resource
 from .buffers import Buffer, as_buffer, rows, same_dtype
 from .dtypes import NAMES, NO_REDUCTION
 from .errors import EcclError, InvalidArgument, Timeout, make_error
@@ -225,7 +226,7 @@ class Work:
 # --- registrations -------------------------------------------------------------------------------
 
 
-class MemoryRegistration:
+class MemoryRegistration(Resource):
     """Memory registered with a communicator (``ecclCommRegister``) for buffers used again and
     again; pass it to :class:`P2POp` as ``registration=``. Keeps the tensor alive until
     ``deregister()`` (or garbage collection, or the communicator's destruction, which releases
@@ -261,18 +262,6 @@ class MemoryRegistration:
             self.comm._L.ecclCommDeregister(self.comm._h, h)
 
     close = deregister
-
-    def __enter__(self) -> "MemoryRegistration":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.deregister()
-
-    def __del__(self):
-        try:
-            self.deregister()
-        except Exception:
-            pass
 
 
 # --- point-to-point descriptors ---------------------------------------------------------------
@@ -352,7 +341,7 @@ def get_root_info() -> bytes:
     return bytes(info.internal)
 
 
-class Communicator:
+class Communicator(Resource):
     """A group of ``size`` ranks (``ecclComm_t``); this process is ``rank``.
 
     Build one with :meth:`from_store`, :meth:`from_address`, :meth:`from_root_info` or
@@ -648,18 +637,6 @@ class Communicator:
         self._keepalive = None
 
     close = destroy
-
-    def __enter__(self) -> "Communicator":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.destroy()
-
-    def __del__(self):
-        try:
-            self.destroy()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "" if self._h else ", destroyed"

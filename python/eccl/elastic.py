@@ -26,9 +26,10 @@ from . import _lib
 from .comm import Communicator, _rank_arg
 from .errors import InvalidArgument
 from .store import TcpStore
+from ._resource import Resource
 
 
-class ElasticGroup:
+class ElasticGroup(Resource):
     """An elastic group (``ecclElastic_t``) of this process. Keeps its store alive."""
 
     def __init__(self, handle: int, name: str, store: Optional[TcpStore] = None):
@@ -148,18 +149,6 @@ class ElasticGroup:
         self._store = None
 
     close = destroy
-
-    def __enter__(self) -> "ElasticGroup":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.destroy()
-
-    def __del__(self):
-        try:
-            self.destroy()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return "<eccl.ElasticGroup %r%s>" % (self.name, "" if self._h else " destroyed")

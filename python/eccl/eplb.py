@@ -34,6 +34,7 @@ from .dtypes import NAMES, DataType, numpy_table, torch_table
 from .elastic import ElasticGroup, _plan
 from .errors import InvalidArgument
 from .store import TcpStore
+from ._resource import Resource
 
 Tensors = Union[Dict[str, Sequence[Any]], Sequence[Sequence[Any]]]
 MapLike = Union[str, Dict[str, Any]]
@@ -161,7 +162,7 @@ def _config(layers: int, experts: int, slots: int, specs: List[Dict[str, Any]], 
     return json.dumps(cfg).encode()
 
 
-class Eplb:
+class Eplb(Resource):
     """One rank's EPLB updater (``ecclEplb_t``).
 
     Args:
@@ -370,18 +371,6 @@ class Eplb:
         self._keepalive = None
 
     close = destroy
-
-    def __enter__(self) -> "Eplb":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.destroy()
-
-    def __del__(self):
-        try:
-            self.destroy()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         try:

@@ -16,6 +16,7 @@ from typing import Iterable, Optional, Union
 
 from . import _lib
 from .errors import InvalidArgument
+from ._resource import Resource
 
 Key = Union[str, bytes]
 Value = Union[bytes, bytearray, memoryview, str]
@@ -31,7 +32,7 @@ def _key(key: Key, name: str = "key") -> bytes:
     return key
 
 
-class TcpStoreServer:
+class TcpStoreServer(Resource):
     """A store served by this process on its own thread until :meth:`stop`.
 
     ``TcpStoreServer(host, port)`` (or ``TcpStoreServer.start(...)``) starts it; port 0 picks a
@@ -76,23 +77,11 @@ class TcpStoreServer:
 
     close = stop
 
-    def __enter__(self) -> "TcpStoreServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __del__(self):
-        try:
-            self.stop()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         return "TcpStoreServer(%r%s)" % (self.address, "" if getattr(self, "_h", None) else ", stopped")
 
 
-class TcpStore:
+class TcpStore(Resource):
     """A connection to a rendezvous store.
 
     Make one with :meth:`connect` (or get one from :func:`eccl.bootstrap`). A store connection
@@ -178,18 +167,6 @@ class TcpStore:
             h, self._h = self._h, None
         if h:
             self._L.ecclStoreClose(h)
-
-    def __enter__(self) -> "TcpStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return "TcpStore(%r%s)" % (self.address, "" if getattr(self, "_h", None) else ", closed")
