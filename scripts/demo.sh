@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the main job (apps/eccl-demo). Arguments are
-# passed to eccl-demo; see `build/apps/eccl-demo/eccl-demo --help`.
+# passed to eccl-demo; see `build/apps/eccl-demo/eccl-demo --help`. Without arguments, the same
+# job then runs from Python the way an engine integrates it (python/eccl's MoE serving example).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_packages
 configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 build build eccl-demo
-exec "$ROOT/build/apps/eccl-demo/eccl-demo" "$@"
+"$ROOT/build/apps/eccl-demo/eccl-demo" "$@"
+if [ $# -eq 0 ]; then
+  echo "== the Python package's MoE serving example (python3 -m eccl.examples.moe_serving)"
+  # Debian's python3 has python3-torch; another python3 (pyenv, a venv) may come first on PATH.
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}" "$py" -m eccl.examples.moe_serving
+fi
