@@ -180,14 +180,17 @@ void Communicator::runTask(Task& task) {
       if (e.code() == ErrorCode::kTimeout) transport_->abort(what + " timed out on rank " + std::to_string(id_.rank));
     } catch (const std::exception& e) {
       failure = {what + " failed: " + e.what(), ErrorCode::kInvalidArgument};
+    } catch (...) {
+      failure = {what + " failed: an unknown exception", ErrorCode::kInvalidArgument};
     }
     {
       // Idle before the caller hears of completion: a destroy() right after wait() must not
-      // mistake the finished operation for one in flight.
+      // mistake the finished operation for one in flight. Notify under the lock: once busy_ is
+      // false, destroy() (on another thread) may free this communicator.
       std::lock_guard lock(mu_);
       busy_ = false;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     if (failure) task.state->fail(failure->first, static_cast<int>(failure->second));
     else task.state->finish();
   }

@@ -13,11 +13,12 @@ double since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 ElasticTransition::ElasticTransition(ElasticGroup& group, ExpertWeights& weights, const Placement& current,
-                                     const ExpertLoads& loads, int newSize, std::vector<int> oldToNew, const std::string& policy)
+                                     const ExpertLoads& loads, int newSize, std::vector<int> oldToNew, const std::string& policy,
+                                     int nodes)
     : group_(group),
       weights_(weights),
       current_(current),
-      plan_(ElasticPlan::make(current, loads, newSize, oldToNew, policy)),
+      plan_(ElasticPlan::make(current, loads, newSize, oldToNew, policy, nodes)),
       started_(std::chrono::steady_clock::now()) {
   if (current.ranks != group.size())
     throw Error(ErrorCode::kInvalidArgument, "elastic transition: the placement has " + std::to_string(current.ranks) +
@@ -35,6 +36,7 @@ int ElasticTransition::agree(int mine) {
 
 bool ElasticTransition::step() {
   if (phase_ == Phase::kDone) return true;
+  if (phase_ == Phase::kFailed) throw Error(ErrorCode::kAborted, "elastic transition failed earlier: " + failure_);
   try {
     if (phase_ == Phase::kWaitStandby) {
       if (plan_.growing()) {
@@ -54,10 +56,12 @@ bool ElasticTransition::step() {
       return true;
     }
     return false;
-  } catch (...) {
+  } catch (const std::exception& e) {
     // Nothing was committed: dropping the staged layers leaves the old placement everywhere.
     if (loader_) loader_->discardStaged();
     loader_.reset();
+    phase_ = Phase::kFailed;
+    failure_ = e.what();
     throw;
   }
 }
@@ -122,12 +126,13 @@ std::pair<std::unique_ptr<ElasticGroup>, ElasticPlan> ElasticTransition::join(st
   TransferPlan transfer = TransferPlan::build(plan.carrierFrom({}), plan.staged, weights.layout());
   verifyPlanAgreement(comm, transfer);
   {
+    // Not serving yet: each layer is committed as soon as it arrived, so staging (eccl's spare
+    // pool) never holds more than one layer — engine-owned weights stay the only full copy.
     WeightLoader loader(weights, comm);
     for (int l = 0; l < transfer.layers(); ++l) {
       loader.start(transfer, l);
-      loader.wait();
+      loader.finish(l, plan.staged.layers[l], newRank);
     }
-    for (int l = 0; l < transfer.layers(); ++l) loader.commit(l, plan.staged.layers[l], newRank);
   }
   r.moveSeconds = since(t1);
   r.networkBytes = transfer.networkBytes();

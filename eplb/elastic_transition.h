@@ -47,11 +47,12 @@ class ElasticTransition {
   // epoch (standby build starts in the background). Throws Error(kInvalidArgument) for a bad
   // plan (see ElasticPlan::make).
   ElasticTransition(ElasticGroup& group, ExpertWeights& weights, const Placement& current, const ExpertLoads& loads,
-                    int newSize, std::vector<int> oldToNew, const std::string& policy = "swift");
+                    int newSize, std::vector<int> oldToNew, const std::string& policy = "swift", int nodes = 1);
   ~ElasticTransition();
 
   // Makes progress; true once this rank has switched (or left). Call between forward steps on
-  // every member, the same number of times.
+  // every member, the same number of times. After it threw, every later call throws
+  // Error(kAborted) repeating why: a failed transition is over (build a new one, or rebuild).
   bool step();
   bool left() const { return left_; }
   const ElasticPlan& plan() const { return plan_; }
@@ -69,7 +70,7 @@ class ElasticTransition {
                                                                      ElasticReport* report = nullptr);
 
  private:
-  enum class Phase { kWaitStandby, kMoving, kDone };
+  enum class Phase { kWaitStandby, kMoving, kDone, kFailed };
   void enterMoving(Communicator& carrier);
   bool progressMoving();  // true when every layer is staged
   void switchNow();
@@ -84,6 +85,7 @@ class ElasticTransition {
   Phase phase_ = Phase::kWaitStandby;
   int nextLayer_ = 0;
   bool left_ = false;
+  std::string failure_;  // why step() failed (kFailed): later calls say so
   ElasticReport report_;
   std::chrono::steady_clock::time_point started_, phaseStarted_;
 };

@@ -73,7 +73,11 @@ ecclResult_t ecclEplbTakeReport(ecclEplb_t eplb, char* buf, size_t capacity, siz
  * ecclEplbElasticStep between forward steps, the same number of times, with the same plan, until
  * *done = 1; the group keeps serving on ecclElasticComm meanwhile. The first call starts the
  * transition (experts that must move go over the standby or the old group and are staged); the
- * last switches the group and commits. The first call is collective on the old group (it gathers
+ * last switches the group and commits. If a step fails (a leaver died, a joiner never came), the
+ * transition is over: before the switch the eplb goes on serving the old group; after it the
+ * eplb cannot run any more (destroy it). While an eplb runs on an elastic group, the group
+ * switches only through this call: ecclElasticSwitch and ecclElasticDestroy refuse (destroy the
+ * eplb first), as ecclCommDestroy does for a communicator an eplb runs on. The first call is collective on the old group (it gathers
  * the recent loads the new placement is planned from), and must come between steps (after
  * ecclEplbAfterForward). Until the last, ecclEplbBeforeForward/AfterForward only keep serving
  * (counts are still recorded; no rebalance moves a layer the transition is moving). *left = 1 on a rank that left (destroy its eplb and group);

@@ -53,6 +53,8 @@ struct EplbConfig {
     c.layers = integer("layers", std::nullopt);
     c.experts = integer("experts", std::nullopt);
     c.slots = integer("slots", std::nullopt);
+    for (auto [key, v] : {std::pair{"layers", c.layers}, {"experts", c.experts}, {"slots", c.slots}})
+      if (v <= 0) invalid(std::string("EPLB config: \"") + key + "\" must be positive, got " + std::to_string(v));
     if (!j.contains("tensors") || !j["tensors"].is_array() || j["tensors"].empty())
       invalid("EPLB config: \"tensors\" must be a non-empty list of {name, shape, dtype}");
     for (size_t i = 0; i < j["tensors"].size(); ++i) {
@@ -87,6 +89,9 @@ struct EplbConfig {
   }
 
   Placement placement(int ranks) const {
+    if (experts > int64_t(ranks) * slots)
+      invalid("EPLB config: " + std::to_string(experts) + " experts do not fit " + std::to_string(ranks) + " ranks x " +
+              std::to_string(slots) + " slots");
     Placement p = initialMap ? parseExpertMap(*initialMap, "initial_map", experts) : initialPlacement(layers, experts, ranks, slots);
     if (int(p.layers.size()) != layers || p.ranks != ranks || p.slots != slots || p.experts != experts)
       invalid("initial_map has " + std::to_string(p.layers.size()) + " layers x " + std::to_string(p.ranks) + " ranks x " +
@@ -110,12 +115,37 @@ struct EplbConfig {
 struct ecclEplb {
   EplbConfig config;
   Communicator* comm = nullptr;  // the group the updater runs on (changes at an elastic switch)
+  // What must outlive the updater (it refuses to be destroyed or switched meanwhile): the elastic
+  // group whose communicator it runs on, or else the communicator handle.
+  ecclElastic* owner = nullptr;
+  ecclComm_t commHandle = nullptr;
+  std::string broken;  // why it can no longer run (this rank left; a failed switch)
   std::unique_ptr<ExpertWeights> weights;
   std::unique_ptr<EplbUpdater> updater;
   std::unique_ptr<ElasticTransition> transition;
   std::vector<double> recent;  // this rank's tokens per (layer, slot) since the last elastic change
   std::vector<double> scratch;
   std::optional<CycleReport> pendingReport;  // taken from the updater, not yet copied out
+
+  void dependOn(ecclComm_t c) {
+    if (c->owner) {
+      owner = c->owner;
+      ++owner->eplbs;
+    } else {
+      commHandle = c;
+      ++c->eplbs;
+    }
+  }
+  void dependOn(ecclElastic* g) {
+    owner = g;
+    ++owner->eplbs;
+  }
+  ~ecclEplb() {
+    transition.reset();
+    updater.reset();
+    if (owner) --owner->eplbs;
+    if (commHandle) --commHandle->eplbs;
+  }
 
   void startUpdater(Communicator& c, Placement placement) {
     updater.reset();
@@ -145,7 +175,7 @@ namespace {
 
 ecclEplb& eplbOf(ecclEplb_t e) {
   requireLive(e, "eplb");
-  if (!e->updater) invalid("this eplb's rank left its group; destroy it");
+  if (!e->updater) invalid("this eplb cannot run any more (" + e->broken + "); destroy it");
   return *e;
 }
 
@@ -159,7 +189,8 @@ std::unique_ptr<ecclEplb> makeEplb(Communicator& comm, const char* configJson, v
   return e;
 }
 
-void copyCounts(const void* counts, ecclDataType_t type, uint64_t n, std::vector<double>& out) {
+// (The type by reference: a C caller may pass any int, and loading it as the enum would be UB.)
+void copyCounts(const void* counts, const ecclDataType_t& type, uint64_t n, std::vector<double>& out) {
   need(counts, n, "counts");
   out.resize(n);
   switch (typeOf(type)) {
@@ -221,6 +252,7 @@ ecclResult_t ecclEplbCreate(ecclComm_t comm, const char* configJson, void* const
   return guarded([&] {
     out(eplb, "eplb") = nullptr;
     auto e = makeEplb(commOf(comm), configJson, tensorBases, slotStrides);
+    e->dependOn(comm);
     track(e.get(), "eplb");
     *eplb = e.release();
   });
@@ -313,10 +345,13 @@ ecclResult_t ecclEplbTakeReport(ecclEplb_t eplb, char* buf, size_t capacity, siz
   return guarded([&] {
     auto& e = eplbOf(eplb);
     if (!e.pendingReport) e.pendingReport = e.updater->takeReport();
-    const std::string s = e.pendingReport ? reportJson(*e.pendingReport) : std::string();
-    copyOut(s, buf, capacity, bytes, "the cycle report");  // too small: kept for the retry
+    if (!e.pendingReport) {  // none: *bytes = 0 and an empty string where there is room for one
+      if (bytes) *bytes = 0;
+      if (buf && capacity > 0) buf[0] = '\0';
+      return;
+    }
+    copyOut(reportJson(*e.pendingReport), buf, capacity, bytes, "the cycle report");  // too small: kept for the retry
     e.pendingReport.reset();
-    if (bytes && s.empty()) *bytes = 0;
   });
 }
 
@@ -327,6 +362,7 @@ ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t 
     auto& g = elasticOf(group);
     out(done, "done") = 0;
     out(left, "left") = 0;
+    if (e.owner != &g) invalid("this eplb does not run on that elastic group");
     if (!e.transition) {
       if (e.updater->transferInFlight())
         invalid("a layer transfer is in flight: call ecclEplbElasticStep between steps (after ecclEplbAfterForward)");
@@ -336,16 +372,37 @@ ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t 
                 std::to_string(oldToNew ? oldSize : 0) + ")");
       ExpertLoads loads = e.recentLoads();
       e.transition = std::make_unique<ElasticTransition>(*g.group, *e.weights, e.updater->placement(), loads, int(newSize),
-                                                         std::vector<int>(oldToNew, oldToNew + oldSize), e.config.updater.policy);
+                                                         std::vector<int>(oldToNew, oldToNew + oldSize), e.config.updater.policy,
+                                                         e.config.updater.nodes);
     }
-    if (!e.transition->step()) return;
-    dropCommHandles(g);  // the epoch changed: borrowed communicator handles are stale
+    bool finished = false;
+    try {
+      finished = e.transition->step();
+    } catch (const std::exception& ex) {
+      // The transition is over. Before the switch the updater goes on serving the old group;
+      // after it (a commit failed), the old group is gone and so is this eplb's footing.
+      e.transition.reset();
+      if (!g.group->member() || &g.group->comm() != e.comm) {
+        std::lock_guard lock(g.mu);
+        dropCommHandles(g);
+        e.updater.reset();
+        e.comm = nullptr;
+        e.broken = std::string("the elastic switch failed after the group switched: ") + ex.what();
+      }
+      throw;
+    }
+    if (!finished) return;
+    {
+      std::lock_guard lock(g.mu);
+      dropCommHandles(g);  // the epoch changed: borrowed communicator handles are stale
+    }
     *done = 1;
     auto transition = std::move(e.transition);
     if (transition->left()) {
       *left = 1;
       e.updater.reset();
       e.comm = nullptr;
+      e.broken = "this rank left its group";
       return;
     }
     e.startUpdater(g.group->comm(), transition->placement());
@@ -368,6 +425,7 @@ ecclResult_t ecclEplbJoin(ecclStore_t store, const char* groupName, uint64_t epo
     e->startUpdater(g->comm(), plan.staged);
     e->updater->applyPlacement(plan.target);
     *group = newElasticHandle(std::move(g));
+    e->dependOn(*group);
     track(e.get(), "eplb");
     *eplb = e.release();
   });

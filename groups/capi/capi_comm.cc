@@ -45,7 +45,7 @@ ecclResult_t runWork(F&& start) {
   });
 }
 
-Work allGather(const void* sendBuf, void* recvBuf, uint64_t sendCount, ecclDataType_t dataType, ecclComm_t comm) {
+Work allGather(const void* sendBuf, void* recvBuf, uint64_t sendCount, const ecclDataType_t& dataType, ecclComm_t comm) {
   auto& c = commOf(comm);
   const size_t bytes = bytesOf(sendCount, dataType);
   need(sendBuf, sendCount, "sendBuf");
@@ -53,7 +53,7 @@ Work allGather(const void* sendBuf, void* recvBuf, uint64_t sendCount, ecclDataT
   return c.allGatherAsync(sendBuf, recvBuf, bytes);
 }
 
-Work allReduce(const void* sendBuf, void* recvBuf, uint64_t count, ecclDataType_t dataType, ecclRedOp_t op, ecclComm_t comm) {
+Work allReduce(const void* sendBuf, void* recvBuf, uint64_t count, const ecclDataType_t& dataType, const ecclRedOp_t& op, ecclComm_t comm) {
   auto& c = commOf(comm);
   bytesOf(count, dataType);  // checks the size
   need(sendBuf, count, "sendBuf");
@@ -61,14 +61,14 @@ Work allReduce(const void* sendBuf, void* recvBuf, uint64_t count, ecclDataType_
   return c.allReduceAsync(sendBuf, recvBuf, count, typeOf(dataType), opOf(op));
 }
 
-Work broadcast(void* buf, uint64_t count, ecclDataType_t dataType, uint32_t root, ecclComm_t comm) {
+Work broadcast(void* buf, uint64_t count, const ecclDataType_t& dataType, uint32_t root, ecclComm_t comm) {
   auto& c = commOf(comm);
   const size_t bytes = bytesOf(count, dataType);
   need(buf, count, "buf");
   return c.broadcastAsync(buf, bytes, static_cast<int>(root));
 }
 
-Work reduceScatter(const void* sendBuf, void* recvBuf, uint64_t recvCount, ecclDataType_t dataType, ecclRedOp_t op,
+Work reduceScatter(const void* sendBuf, void* recvBuf, uint64_t recvCount, const ecclDataType_t& dataType, const ecclRedOp_t& op,
                    ecclComm_t comm) {
   auto& c = commOf(comm);
   bytesOf(recvCount, dataType);  // checks the size
@@ -77,8 +77,8 @@ Work reduceScatter(const void* sendBuf, void* recvBuf, uint64_t recvCount, ecclD
   return c.reduceScatterAsync(sendBuf, recvBuf, recvCount, typeOf(dataType), opOf(op));
 }
 
-Work allToAllV(const void* sendBuf, const uint64_t* sendCounts, const uint64_t* sdispls, ecclDataType_t sendType, void* recvBuf,
-               const uint64_t* recvCounts, const uint64_t* rdispls, ecclDataType_t recvType, ecclComm_t comm) {
+Work allToAllV(const void* sendBuf, const uint64_t* sendCounts, const uint64_t* sdispls, const ecclDataType_t& sendType, void* recvBuf,
+               const uint64_t* recvCounts, const uint64_t* rdispls, const ecclDataType_t& recvType, ecclComm_t comm) {
   auto& c = commOf(comm);
   const size_t n = static_cast<size_t>(c.size());
   if (!sendCounts || !sdispls || !recvCounts || !rdispls)
@@ -104,14 +104,14 @@ P2PTag tagOf(uint64_t tag, const std::string& what) {
   return tag;
 }
 
-Work isend(const void* buf, uint64_t count, ecclDataType_t dataType, uint32_t dest, uint64_t tag, ecclComm_t comm) {
+Work isend(const void* buf, uint64_t count, const ecclDataType_t& dataType, uint32_t dest, uint64_t tag, ecclComm_t comm) {
   auto& c = commOf(comm);
   const size_t bytes = bytesOf(count, dataType);
   need(buf, count, "sendBuf");
   return c.isend(buf, bytes, static_cast<int>(dest), tagOf(tag, "send"));
 }
 
-Work irecv(void* buf, uint64_t count, ecclDataType_t dataType, uint32_t src, uint64_t tag, ecclComm_t comm) {
+Work irecv(void* buf, uint64_t count, const ecclDataType_t& dataType, uint32_t src, uint64_t tag, ecclComm_t comm) {
   auto& c = commOf(comm);
   const size_t bytes = bytesOf(count, dataType);
   need(buf, count, "recvBuf");
@@ -356,6 +356,7 @@ ecclResult_t ecclCommDestroy(ecclComm_t comm) {
     commOf(comm);  // a live one
     if (!comm->group)
       throw Error(ErrorCode::kInvalidArgument, "this communicator belongs to an elastic group: destroy the group (ecclElasticDestroy)");
+    requireNoEplb(comm->eplbs, "ecclCommDestroy");
     freeCommHandle(comm);
   });
 }

@@ -18,6 +18,12 @@ ecclElastic_t newElasticHandle(std::unique_ptr<ElasticGroup> group) {
   return h.release();
 }
 
+void requireNoEplb(const std::atomic<int>& eplbs, const char* what) {
+  if (eplbs.load() > 0)
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + ": an eplb runs on it (" + std::to_string(eplbs.load()) +
+                                                 "); switch through ecclEplbElasticStep, and destroy the eplb first");
+}
+
 void dropCommHandles(ecclElastic& e) {
   for (ecclComm_t* c : {&e.active, &e.standby}) {
     if (*c) freeCommHandle(*c);
@@ -42,7 +48,11 @@ ecclResult_t ecclElasticComm(ecclElastic_t group, ecclComm_t* comm) {
   return guarded([&] {
     auto& e = elasticOf(group);
     out(comm, "comm") = nullptr;
-    if (!e.active) e.active = newCommHandle(nullptr, &e.group->comm());  // throws when this rank left
+    std::lock_guard lock(e.mu);
+    if (!e.active) {
+      e.active = newCommHandle(nullptr, &e.group->comm());  // throws when this rank left
+      e.active->owner = &e;
+    }
     *comm = e.active;
   });
 }
@@ -71,7 +81,11 @@ ecclResult_t ecclElasticStandbyComm(ecclElastic_t group, ecclComm_t* comm) {
   return guarded([&] {
     auto& e = elasticOf(group);
     out(comm, "comm") = nullptr;
-    if (!e.standby) e.standby = newCommHandle(nullptr, &e.group->standbyComm());
+    std::lock_guard lock(e.mu);
+    if (!e.standby) {
+      e.standby = newCommHandle(nullptr, &e.group->standbyComm());
+      e.standby->owner = &e;
+    }
     *comm = e.standby;
   });
 }
@@ -79,6 +93,8 @@ ecclResult_t ecclElasticStandbyComm(ecclElastic_t group, ecclComm_t* comm) {
 ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member) {
   return guarded([&] {
     auto& e = elasticOf(group);
+    requireNoEplb(e.eplbs, "ecclElasticSwitch");
+    std::lock_guard lock(e.mu);
     const bool stays = e.group->switchOver();
     dropCommHandles(e);
     if (member) *member = stays ? 1 : 0;
@@ -88,7 +104,11 @@ ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member) {
 ecclResult_t ecclElasticDestroy(ecclElastic_t group) {
   return guarded([&] {
     auto& e = elasticOf(group);
-    dropCommHandles(e);
+    requireNoEplb(e.eplbs, "ecclElasticDestroy");
+    {
+      std::lock_guard lock(e.mu);
+      dropCommHandles(e);
+    }
     untrack(group);
     delete group;
   });

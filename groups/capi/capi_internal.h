@@ -3,6 +3,7 @@
 // translation. The EPLB C API (eplb/capi) builds on it too.
 #pragma once
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -24,6 +25,8 @@ struct ecclMemHandle {
 struct ecclComm {
   std::unique_ptr<eccl::StatelessGroup> group;  // owned; null when borrowed from an elastic group
   eccl::Communicator* comm = nullptr;           // group->comm(), or the elastic group's
+  ecclElastic* owner = nullptr;                 // the elastic group a borrowed handle belongs to
+  std::atomic<int> eplbs{0};                    // EPLB updaters running on it: it must outlive them
   std::shared_ptr<eccl::TcpStoreServer> server; // rank 0's store, when made by ecclGetRootInfo
   // Registrations, so a handle is checked before use and none outlives the communicator.
   std::mutex handlesMu;
@@ -41,8 +44,10 @@ struct ecclStore {
 
 struct ecclElastic {
   std::unique_ptr<eccl::ElasticGroup> group;
+  std::mutex mu;                 // the borrowed handles below (threads may ask for them at once)
   ecclComm_t active = nullptr;   // borrowed handle of group->comm(), made on demand
   ecclComm_t standby = nullptr;  // borrowed handle of group->standbyComm(), made on demand
+  std::atomic<int> eplbs{0};     // EPLB updaters running on it: it switches only through them
 };
 
 struct ecclStoreServer {
@@ -85,8 +90,11 @@ void freeCommHandle(ecclComm_t comm);  // untracks and deletes (owned group dest
 eccl::Store& storeOf(ecclStore_t store);
 ecclElastic& elasticOf(ecclElastic_t group);
 ecclElastic_t newElasticHandle(std::unique_ptr<ElasticGroup> group);
-// Frees the borrowed communicator handles of an elastic group whose epoch changed.
+// Frees the borrowed communicator handles of an elastic group whose epoch changed (group.mu held
+// or no other thread using the group).
 void dropCommHandles(ecclElastic& group);
+// Throws Error(kInvalidArgument) when an EPLB updater still runs on it (`what` is refused).
+void requireNoEplb(const std::atomic<int>& eplbs, const char* what);
 // The registration behind `handle`, checked to belong to `comm`; null for a null handle.
 const transport::MemoryRegion* regionOf(ecclComm_t comm, ecclMemHandle_t handle, const std::string& what);
 

@@ -73,7 +73,8 @@ typedef struct {
 /* The handle of an operation in flight (like torch's Work). Free it with ecclWorkFree, done or
  * not; buffers must stay valid until the operation has finished (ecclWorkWait returned, or
  * ecclWorkTest said done), even if the handle is freed earlier. Handles stay valid after their
- * communicator is destroyed (the operation has then failed). Thread-safe. */
+ * communicator is destroyed (the operation has then failed). Test, wait and cancel may be called
+ * from several threads at once; ecclWorkFree must not race another call on the same handle. */
 typedef struct ecclWork* ecclWork_t;
 
 #define ECCL_ROOT_INFO_BYTES 256
@@ -102,7 +103,9 @@ ecclResult_t ecclCommInitFromStore(const char* storeAddress, const char* groupNa
 /* Every rank: builds group `groupName` at `epoch` over a store connection this process holds. */
 ecclResult_t ecclCommInitWithStore(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t rank, uint32_t nRanks,
                                    ecclComm_t* comm);
-/* Ranks that disagree on nRanks fail within a fraction of a second, all of them, saying so. */
+/* A rank whose nRanks differs from the first arrival's fails at once, saying so, and so do the
+ * ranks still waiting for the group (within about two seconds). After a failed build, build at a
+ * new epoch or under a new name. */
 
 ecclResult_t ecclCommRank(ecclComm_t comm, uint32_t* rank);
 ecclResult_t ecclCommSize(ecclComm_t comm, uint32_t* size);
@@ -177,8 +180,9 @@ ecclResult_t ecclCommAbort(ecclComm_t comm);
 /* Frees everything; works when peers are gone. comm is invalid afterwards. */
 ecclResult_t ecclCommDestroy(ecclComm_t comm);
 /* *asyncError = ecclSuccess while healthy, else how the group broke: ecclConnectionClosed when a
- * peer died or hung up, ecclAborted after an abort (here or relayed from a peer), ecclTimeout,
- * ... ecclGetLastError() then names the rank and the reason. */
+ * peer died or hung up, ecclAborted after an abort (here or relayed from a peer; a collective
+ * that timed out aborts the group too), ecclRemoteError for a protocol error. ecclGetLastError()
+ * then names the rank and the reason. */
 ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError);
 
 /* --- Rendezvous store */
@@ -207,7 +211,8 @@ ecclResult_t ecclStoreClose(ecclStore_t store);
 /* --- Launchers: rank, size and the store from the environment a launcher set up.
  * torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), Open MPI's
  * mpirun (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE) and Slurm's srun (SLURM_PROCID,
- * SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE for the local size, SLURM_STEP_NODELIST),
+ * SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_TASKS_PER_NODE and SLURM_NODEID for the local size,
+ * SLURM_STEP_NODELIST),
  * checked in that order. The store is at
  * $ECCL_STORE_ADDR ("host:port", an eccl-store the launcher runs; nobody serves it) or else
  * served by rank 0 at $MASTER_ADDR (Slurm: the step's first node; one-node mpirun: 127.0.0.1)

@@ -42,12 +42,14 @@ void agreeOnSize(Store& ps, const transport::GroupIdentity& id) {
   throw Error(ErrorCode::kInvalidArgument, why);
 }
 
-// Everyone's address, waiting in short slices so a size conflict reported meanwhile ends the
-// wait at once instead of at the deadline.
+// Everyone's address, waiting in slices so a size conflict reported meanwhile ends the wait
+// soon instead of at the deadline. Slices grow (0.2 s to 2 s): a big group that waits long for
+// a slow rank does not poll the store hard.
 std::vector<Bytes> awaitAddresses(Store& ps, const std::vector<std::string>& keys, const Deadline& deadline) {
-  constexpr std::chrono::milliseconds kSlice(200);
+  std::chrono::milliseconds slice(200);
   for (;;) {
-    auto slice = std::min<std::chrono::milliseconds>(kSlice, deadline.remaining());
+    slice = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(2000), slice * 3 / 2);
+    slice = std::min<std::chrono::milliseconds>(slice, deadline.remaining());
     try {
       return ps.multiGet(keys, slice);
     } catch (const Error& e) {
@@ -87,10 +89,16 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(const std::string& storeA
 
 std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> store, const std::string& name, int rank,
                                                        int size, GroupOptions options) {
-  if (size <= 0 || rank < 0 || rank >= size)
-    throw Error(ErrorCode::kInvalidArgument, "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size));
   if (name.empty() || name.find('/') != std::string::npos)
     throw Error(ErrorCode::kInvalidArgument, "group name '" + name + "' must be non-empty and contain no '/'");
+  if (size <= 0 || rank < 0 || rank >= size) {
+    const std::string why = "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size);
+    try {  // the ranks already waiting for this one learn it now, not at their deadline
+      PrefixStore(store, name + "/" + std::to_string(options.epoch)).set("conflict", asBytes(why));
+    } catch (const Error&) {
+    }
+    throw Error(ErrorCode::kInvalidArgument, why);
+  }
   const auto timeout = operationTimeout(options.comm.timeout);
   const Deadline deadline = Deadline::after(timeout);
   transport::GroupIdentity id{name, options.epoch, rank, size};

@@ -5,7 +5,10 @@
 // Building: every rank publishes its transport address under "<name>/<epoch>/addr/<rank>" in the
 // store, reads everyone's, and connects the full mesh (the handshake checks name, epoch and
 // ranks). Once connected a rank deletes its own key, so finished epochs leave nothing behind.
-// A rank that never shows up makes the others fail at the deadline with an error naming it.
+// A rank that never shows up makes the others fail at the deadline with an error naming it. A
+// rank whose size differs from the first arrival's (or whose rank is outside its size) fails at
+// once, and so do the ranks still waiting for the group — within about two seconds. A failed
+// build leaves its keys behind: build again at a new epoch (or under a new name).
 #pragma once
 
 #include <chrono>

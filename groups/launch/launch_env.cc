@@ -34,12 +34,38 @@ std::optional<int> optionalInt(const EnvLookup& env, const std::string& name, in
   return integer(name, *v, lowest);
 }
 
-// Slurm's SLURM_NTASKS_PER_NODE looks like "4" or "4(x2),3": the first node's count is what a
-// task on the first node sees; any task's own node count is its first entry only when uniform.
+// Tasks on this node: Slurm lists tasks per node compressed, "2(x3),1" = 2,2,2,1 for nodes
+// 0..3 of the step, and SLURM_NODEID says which node this is. (SLURM_NTASKS_PER_NODE is only set
+// with --ntasks-per-node.)
 std::optional<int> slurmLocalSize(const EnvLookup& env) {
-  auto v = env("SLURM_NTASKS_PER_NODE");
-  if (!v || v->empty()) return std::nullopt;
-  return integer("SLURM_NTASKS_PER_NODE", v->substr(0, v->find_first_of("(,")), 1);
+  std::optional<std::string> list;
+  const char* name = nullptr;
+  for (const char* n : {"SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"})
+    if (auto v = env(n); v && !v->empty()) {
+      list = v;
+      name = n;
+      break;
+    }
+  if (!list) return std::nullopt;
+  const int node = optionalInt(env, "SLURM_NODEID", 0).value_or(0);
+  int seen = 0;
+  size_t at = 0;
+  while (at <= list->size()) {
+    const size_t comma = std::min(list->find(',', at), list->size());
+    const std::string item = list->substr(at, comma - at);
+    const size_t paren = item.find("(x");
+    const int tasks = integer(name, item.substr(0, paren), 1);
+    int repeat = 1;
+    if (paren != std::string::npos) {
+      if (item.back() != ')') throw Error(ErrorCode::kInvalidArgument, std::string("$") + name + "='" + *list + "' is malformed");
+      repeat = integer(name, item.substr(paren + 2, item.size() - paren - 3), 1);
+    }
+    if (node < seen + repeat) return tasks;
+    seen += repeat;
+    at = comma + 1;
+  }
+  throw Error(ErrorCode::kInvalidArgument, std::string("$") + name + "='" + *list + "' lists " + std::to_string(seen) +
+                                               " nodes, but $SLURM_NODEID is " + std::to_string(node));
 }
 
 uint16_t port(const std::string& name, const std::string& value) {
@@ -106,7 +132,8 @@ std::string firstSlurmHost(const std::string& list) {
   std::string first = list.substr(i + 1, close - i - 1);
   first = first.substr(0, first.find_first_of(",-"));
   if (first.empty()) throw Error(ErrorCode::kInvalidArgument, "Slurm host list '" + list + "' has an empty range");
-  return prefix + first;  // zero padding is kept as written: node[03-05] -> node03
+  const std::string suffix = list.substr(close + 1, list.find(',', close) - close - 1);  // node[1-2]-ib
+  return prefix + first + suffix;  // zero padding is kept as written: node[03-05] -> node03
 }
 
 LaunchEnv readLaunchEnv(const EnvLookup& env) {

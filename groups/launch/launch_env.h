@@ -1,7 +1,7 @@
 // Who this process is in a job a launcher started, read from the launcher's environment: torchrun
 // (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), Open MPI's mpirun
 // (OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK, _LOCAL_SIZE) and Slurm's srun (SLURM_PROCID,
-// SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE, SLURM_STEP_NODELIST), checked in that
+// SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_TASKS_PER_NODE with SLURM_NODEID, SLURM_STEP_NODELIST), checked in that
 // order (mpirun inside a Slurm allocation sets both; its own variables are the right ones).
 //
 // Where the rendezvous store is: $ECCL_STORE_ADDR ("host:port": an eccl-store the launcher runs,

@@ -168,7 +168,9 @@ class Work:
         """Waits until the operation finishes; returns True or raises its error.
 
         ``timeout`` in seconds (None = the communicator's timeout). When it passes, raises
-        ``Timeout`` and the operation may still finish later (wait again, or ``cancel()`` P2P).
+        ``Timeout``: a collective keeps running (wait again, or abort the communicator); P2P
+        work is withdrawn at once (its buffers are free; a message it would have matched is not
+        delivered to a later receive, so use a fresh tag).
         Does not hold any lock: other threads may use the communicator meanwhile.
         """
         if self._done:
@@ -612,7 +614,8 @@ class Communicator(Resource):
 
     def async_error(self) -> Optional[EcclError]:
         """None while healthy, else an exception instance saying how the group broke (naming the
-        rank and the reason): ``ConnectionClosed``, ``Aborted``, ``Timeout``, ..."""
+        rank and the reason): ``ConnectionClosed`` (a peer died or hung up), ``Aborted`` (an
+        abort here or on a peer; a collective that timed out aborts the group too), ..."""
         e = c_int(0)
         self._L.ecclCommGetAsyncError(self.handle, byref(e))
         if e.value == 0:
@@ -625,14 +628,16 @@ class Communicator(Resource):
 
     def destroy(self) -> None:
         """Frees the communicator (idempotent; works when peers are gone). Releases every
-        registration. On a borrowed communicator only detaches this wrapper."""
-        h, self._h = self._h, None
+        registration. On a borrowed communicator only detaches this wrapper. Refused
+        (InvalidArgument, nothing changed) while an :class:`~eccl.Eplb` runs on it."""
+        h = self._h
         if h is None:
             return
-        for reg in list(self._registrations):
-            reg._released()
         if self._owned:
             self._L.ecclCommDestroy(h)
+        self._h = None
+        for reg in list(self._registrations):
+            reg._released()
         _sweep_orphans(self._L)  # operations of a destroyed communicator have finished (failed)
         self._keepalive = None
 

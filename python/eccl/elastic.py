@@ -121,11 +121,10 @@ class ElasticGroup(Resource):
         """Drains the old epoch and switches to the prepared one. False when this rank left
         (then destroy the group). Invalidates every communicator wrapper handed out."""
         m = c_int(0)
-        try:
-            self._L.ecclElasticSwitch(self.handle, byref(m))
-        finally:
-            # Conservative: after a failed switch the old handles may be gone too.
-            self._after_switch()
+        # The C side frees the borrowed handles only when the switch happened; a refused or
+        # failed switch leaves them (and the wrappers) as they were.
+        self._L.ecclElasticSwitch(self.handle, byref(m))
+        self._after_switch()
         return bool(m.value)
 
     def _after_switch(self) -> None:
@@ -137,15 +136,17 @@ class ElasticGroup(Resource):
         self._active = self._standby = None
 
     def destroy(self) -> None:
-        """Leaves and frees the group (idempotent). Invalidates its communicators."""
-        h, self._h = self._h, None
+        """Leaves and frees the group (idempotent). Invalidates its communicators. Refused
+        (InvalidArgument, nothing changed) while an :class:`~eccl.Eplb` runs on it."""
+        h = self._h
         if h is None:
             return
+        self._L.ecclElasticDestroy(h)
+        self._h = None
         for w in (self._active, self._standby):
             if w is not None:
                 w._invalidate("elastic group '%s' was destroyed" % self.name)
         self._active = self._standby = None
-        self._L.ecclElasticDestroy(h)
         self._store = None
 
     close = destroy

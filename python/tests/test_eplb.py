@@ -4,6 +4,7 @@ must hold exactly the bytes of the expert the placement says, and the maps must 
 planner without an updater, and the Python-side checks of the engine tensors."""
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -163,3 +164,42 @@ def test_engine_tensor_checks(solo):
         eccl.Eplb(solo, 2, 2, 2, {"w": [torch.empty(2, 4)]})
     with pytest.raises(eccl.InvalidArgument, match=r"tensors\['w'\]\[1\] is float32"):
         eccl.Eplb(solo, 2, 2, 2, {"w": [torch.empty(2, 4, dtype=torch.bfloat16), torch.empty(2, 4)]})
+    # Shapes the C side refuses, naming the field, instead of crashing (experts 0 divided by zero).
+    with pytest.raises(eccl.InvalidArgument, match='"experts" must be positive'):
+        eccl.Eplb(solo, 1, 0, 2, {"w": [torch.empty(2, 4)]})
+    with pytest.raises(eccl.InvalidArgument, match="5 experts do not fit 1 ranks x 2 slots"):
+        eccl.Eplb(solo, 1, 5, 2, {"w": [torch.empty(2, 4)]})
+
+
+def _failed_transition(rank, size, address, extra):
+    """A scale-up whose joiner never comes: the step fails (the standby build times out), later
+    steps say the transition is over instead of crashing, and the updater serves on. While the
+    eplb runs, the group refuses to be switched or destroyed behind its back."""
+    store = eccl.TcpStore.connect(address)
+    group = eccl.ElasticGroup.join(store, "failed-grow", rank, size)
+    tensors = engine_tensors(rank, size)
+    eplb = eccl.Eplb(group.comm, L, E, S, tensors, policy="default", heat_steps=4, algorithm_steps=2, episodes=2)
+    with pytest.raises(eccl.InvalidArgument, match="an eplb runs on it"):
+        group.destroy()
+    deadline = time.monotonic() + 60
+    with pytest.raises(eccl.EcclError, match="rank 2|addr/2"):
+        while time.monotonic() < deadline:  # the standby build gives up at ECCL_TIMEOUT (4 s)
+            eplb.before_forward()
+            eplb.after_forward()
+            eplb.elastic_step(group, 3, [0, 1])
+            time.sleep(0.01)
+    for step in range(12):  # the old group and the updater are still serving
+        eplb.before_forward()
+        eplb.record(-1, torch.ones(L * S, dtype=torch.int64) * (step + 1))
+        eplb.after_forward()
+    x = torch.ones(2)
+    group.comm.all_reduce(x)
+    assert x.tolist() == [2.0, 2.0]
+    verify(eplb, rank, tensors)
+    eplb.destroy()
+    group.destroy()
+    store.close()
+
+
+def test_a_failed_elastic_step_leaves_the_old_group_serving():
+    run_ranks(_failed_transition, 2, env={"ECCL_TIMEOUT": "4"})

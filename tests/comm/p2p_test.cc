@@ -3,6 +3,9 @@
 // helpers; abort and timeouts.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <random>
 
 #include "tests/comm/local_comms.h"
@@ -108,6 +111,42 @@ TEST(Failures, AbortFailsEveryRanksPendingCollective) {
   EXPECT_THROW(comms[1]->barrier(), Error);
   for (auto& c : comms) c->destroy();
   for (auto& c : comms) c->destroy();  // idempotent
+}
+
+// Blocking collectives run on their caller's thread when the worker is idle. Destroying the
+// communicator from another thread while one is blocked there (rank 1 never joins) must fail it
+// and a collective queued behind it, wait for the caller's thread to let go of the transport
+// (ASan would see a use after free), and hang nowhere.
+TEST(Failures, DestroyWhileACollectiveRunsOnItsCallersThread) {
+  for (int round = 0; round < 20; ++round) {
+    auto comms = localComms(2);
+    Communicator* c = comms[0].get();
+    std::atomic<int> failed{0}, started{0};
+    std::thread blocked([&] {
+      uint8_t b[64] = {0};
+      ++started;
+      try {
+        c->allReduce(b, b, 64, DataType::kUInt8, ReduceOp::kSum);
+      } catch (const Error&) {
+        ++failed;
+      }
+    });
+    std::thread queued([&] {
+      uint64_t v = 1;
+      ++started;
+      try {
+        c->allReduceAsync(&v, &v, 1, DataType::kInt64, ReduceOp::kSum).wait(std::chrono::seconds(30));
+      } catch (const Error&) {
+        ++failed;
+      }
+    });
+    while (started.load() < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 5));
+    c->destroy();
+    blocked.join();
+    queued.join();
+    EXPECT_EQ(failed.load(), 2) << "round " << round;
+  }
 }
 
 TEST(Failures, TimeoutNamesTheOperationAndBreaksTheGroup) {

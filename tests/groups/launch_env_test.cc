@@ -54,13 +54,16 @@ TEST(LaunchEnv, OpenMpiOnOneHostNeedsNoMasterAddress) {
 }
 
 TEST(LaunchEnv, SlurmUsesTheStepsFirstNode) {
-  auto le = read({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_NTASKS_PER_NODE", "4(x2)"},
-                  {"SLURM_STEP_NODELIST", "gpu[03-04,7],cpu1"}});
+  auto le = read({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_STEP_TASKS_PER_NODE", "3(x2),2"},
+                  {"SLURM_NODEID", "2"}, {"SLURM_STEP_NODELIST", "gpu[03-04,7],cpu1"}});
   EXPECT_EQ(le.launcher, "slurm");
-  EXPECT_EQ(le.localSize, 4);
+  EXPECT_EQ(le.localSize, 2);  // node 2 of 3,3,2
   EXPECT_EQ(le.storeAddress(), "gpu03:29501");
   EXPECT_EQ(firstSlurmHost("node7"), "node7");
   EXPECT_EQ(firstSlurmHost("a,b"), "a");
+  EXPECT_EQ(firstSlurmHost("node[1-2]-ib,x"), "node1-ib");
+  EXPECT_NE(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_TASKS_PER_NODE", "2"}, {"SLURM_NODEID", "1"},
+                     {"MASTER_ADDR", "h"}}).find("SLURM_NODEID"), std::string::npos);
   EXPECT_THROW(firstSlurmHost("node[1-2"), Error);
 }
 

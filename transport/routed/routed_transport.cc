@@ -46,7 +46,7 @@ class RoutedTransport final : public Transport {
     }
     subs_[kSocket] = createSocketTransport(id_, o.socket);
     for (int k = 0; k < kRoutes; ++k)
-      if (subs_[k]) subs_[k]->onBreak([this, k](ErrorCode, const std::string& reason) { relayBreak(k, reason); });
+      if (subs_[k]) subs_[k]->onBreak([this, k](ErrorCode code, const std::string& reason) { relayBreak(k, code, reason); });
     relay_ = std::thread([this] { relayLoop(); });
   }
 
@@ -177,17 +177,14 @@ class RoutedTransport final : public Transport {
       if (s) s->abort(reason);
   }
 
+  // The first break, whichever transport it hit: the other one's is our relay of it (an abort).
   std::optional<std::string> asyncError() const override {
-    for (auto& s : subs_)
-      if (s)
-        if (auto e = s->asyncError()) return e;
-    return std::nullopt;
+    std::lock_guard lock(firstBreakMu_);
+    return firstBreak_ ? std::optional<std::string>(firstBreak_->second) : std::nullopt;
   }
   std::optional<ErrorCode> asyncErrorCode() const override {
-    for (auto& s : subs_)
-      if (s)
-        if (auto c = s->asyncErrorCode()) return c;
-    return std::nullopt;
+    std::lock_guard lock(firstBreakMu_);
+    return firstBreak_ ? std::optional<ErrorCode>(firstBreak_->first) : std::nullopt;
   }
 
   std::string peerAddress(int peer) const override {
@@ -217,7 +214,11 @@ class RoutedTransport final : public Transport {
   }
 
   // Runs under the broken transport's lock: only hand the news to the relay thread.
-  void relayBreak(int from, const std::string& reason) {
+  void relayBreak(int from, ErrorCode code, const std::string& reason) {
+    {
+      std::lock_guard lock(firstBreakMu_);
+      if (!firstBreak_) firstBreak_.emplace(code, reason);
+    }
     std::lock_guard lock(relayMu_);
     if (closing_) return;
     breaks_.push_back({from, reason});
@@ -250,6 +251,8 @@ class RoutedTransport final : public Transport {
   std::deque<std::pair<int, std::string>> breaks_;
   bool closing_ = false;
   std::thread relay_;
+  mutable std::mutex firstBreakMu_;
+  std::optional<std::pair<ErrorCode, std::string>> firstBreak_;
 };
 
 }  // namespace
