@@ -33,6 +33,26 @@ void dropCommHandles(ecclElastic& e) {
 
 }  // namespace eccl::capi
 
+namespace {
+
+// The borrowed handle in `slot` of the group, made on first use from `which(group)` (which
+// throws when this rank left, or nothing is prepared).
+template <class Which>
+ecclResult_t borrowedComm(ecclElastic_t group, ecclComm_t ecclElastic::*slot, Which which, ecclComm_t* comm) {
+  return guarded([&] {
+    auto& e = elasticOf(group);
+    out(comm, "comm") = nullptr;
+    std::lock_guard lock(e.mu);
+    if (!(e.*slot)) {
+      e.*slot = newCommHandle(nullptr, &which(*e.group));
+      (e.*slot)->owner = &e;
+    }
+    *comm = e.*slot;
+  });
+}
+
+}  // namespace
+
 extern "C" {
 
 ecclResult_t ecclElasticJoin(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t rank, uint32_t nRanks,
@@ -45,16 +65,7 @@ ecclResult_t ecclElasticJoin(ecclStore_t store, const char* groupName, uint64_t 
 }
 
 ecclResult_t ecclElasticComm(ecclElastic_t group, ecclComm_t* comm) {
-  return guarded([&] {
-    auto& e = elasticOf(group);
-    out(comm, "comm") = nullptr;
-    std::lock_guard lock(e.mu);
-    if (!e.active) {
-      e.active = newCommHandle(nullptr, &e.group->comm());  // throws when this rank left
-      e.active->owner = &e;
-    }
-    *comm = e.active;
-  });
+  return borrowedComm(group, &ecclElastic::active, [](ElasticGroup& g) -> Communicator& { return g.comm(); }, comm);
 }
 
 ecclResult_t ecclElasticEpoch(ecclElastic_t group, uint64_t* epoch) {
@@ -78,16 +89,7 @@ ecclResult_t ecclElasticNextRank(ecclElastic_t group, int32_t* rank) {
 }
 
 ecclResult_t ecclElasticStandbyComm(ecclElastic_t group, ecclComm_t* comm) {
-  return guarded([&] {
-    auto& e = elasticOf(group);
-    out(comm, "comm") = nullptr;
-    std::lock_guard lock(e.mu);
-    if (!e.standby) {
-      e.standby = newCommHandle(nullptr, &e.group->standbyComm());
-      e.standby->owner = &e;
-    }
-    *comm = e.standby;
-  });
+  return borrowedComm(group, &ecclElastic::standby, [](ElasticGroup& g) -> Communicator& { return g.standbyComm(); }, comm);
 }
 
 ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member) {
