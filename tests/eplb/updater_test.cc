@@ -3,6 +3,8 @@
 // the map exported.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <fstream>
 
 #include "apps/common/child_store_server.h"
@@ -70,7 +72,12 @@ TEST(EplbUpdater, RebalancesSkewedLoadAcrossProcesses) {
     testing::loadWeights(w, cur, rank);
     EplbUpdater u(g->comm(), w, cur, {.heatSteps = 8, .algorithmSteps = 2, .policy = "default", .episodes = 4, .exportMapPath = mapPath});
     std::optional<CycleReport> report;
-    for (int step = 0; step < 40 && !report; ++step) {
+    // The policy runs on a background thread and the ranks ask for it step by step: give it
+    // wall time (a forward pass takes some), not a fixed number of steps, which fast steps on a
+    // loaded machine used up before the policy finished.
+    const auto giveUp = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int step = 0; !report && std::chrono::steady_clock::now() < giveUp; ++step) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the forward pass
       u.beforeForward();
       for (int l = 0; l < L; ++l) {  // expert 0 is hot everywhere; every token goes to a replica here
         auto view = w.read(l);
