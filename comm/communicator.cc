@@ -353,6 +353,52 @@ void Communicator::abort(const std::string& reason) {
   if (transport_) transport_->abort(reason);
 }
 
+void Communicator::revoke(const std::string& reason, const std::vector<int>& failed) {
+  std::string known;
+  bool first;
+  {
+    std::lock_guard lock(failMu_);
+    for (int r : failed)
+      if (r >= 0 && r < id_.size && r != id_.rank) failures_.emplace(r, "named by revoke(): " + reason);
+    first = !revoked_;
+    revoked_ = true;
+    for (auto& [r, ev] : failures_) known += (known.empty() ? "" : ", ") + std::to_string(r);
+  }
+  if (!first) return;  // the transport has failed everything already
+  const std::string why = "revoked by rank " + std::to_string(id_.rank) + ": " + reason +
+                          (known.empty() ? std::string() : " (failed ranks: " + known + ")");
+  if (transport_) transport_->abort(why);
+}
+
+bool Communicator::revoked() const {
+  std::lock_guard lock(failMu_);
+  return revoked_;
+}
+
+std::map<int, std::string> Communicator::failures() const {
+  std::lock_guard lock(failMu_);
+  return failures_;
+}
+
+std::vector<int> Communicator::failedRanks() const {
+  std::vector<int> out;
+  for (auto& [r, ev] : failures()) out.push_back(r);
+  return out;
+}
+
+void Communicator::attachMonitor(std::unique_ptr<transport::HeartbeatMonitor> monitor) {
+  std::lock_guard lock(failMu_);
+  monitor_ = std::move(monitor);
+}
+
+void Communicator::peerFailed(int rank, const std::string& evidence) {
+  {
+    std::lock_guard lock(failMu_);
+    if (!failures_.emplace(rank, evidence).second) return;
+  }
+  revoke(evidence);
+}
+
 std::optional<ErrorCode> Communicator::asyncErrorCode() const {
   return transport_ ? transport_->asyncErrorCode() : std::optional<ErrorCode>(ErrorCode::kAborted);
 }
@@ -364,6 +410,14 @@ std::optional<std::string> Communicator::asyncError() const {
 void Communicator::destroy() {
   std::deque<Task> dropped;
   bool inFlight;
+  {
+    // First: its thread calls into the transport (revoke), which goes away below.
+    std::unique_ptr<transport::HeartbeatMonitor> monitor;
+    {
+      std::lock_guard lock(failMu_);
+      monitor = std::move(monitor_);
+    }
+  }
   {
     std::lock_guard lock(mu_);
     if (destroyed_) return;

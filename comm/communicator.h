@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "comm/registered_memory.h"
 #include "comm/types.h"
 #include "comm/work.h"
+#include "transport/liveness/heartbeat_monitor.h"
 #include "transport/transport.h"
 
 namespace eccl {
@@ -152,6 +154,23 @@ class Communicator {
 
   // Fails every pending operation here and on every other rank of the group. Idempotent.
   void abort(const std::string& reason);
+
+  // --- failures (as ULFM's MPI_Comm_revoke and NCCL's ncclCommRevoke)
+  // Like abort(), and records `failed` as known failures: every pending and later operation
+  // fails here and on every other rank, with an error naming the failed ranks known here. The
+  // communicator stays queryable (failedRanks()) and destroyable; build the next epoch without
+  // the failed ranks to go on (ElasticGroup::recover). Idempotent; thread-safe.
+  void revoke(const std::string& reason, const std::vector<int>& failed = {});
+  bool revoked() const;
+  // Ranks known to have failed, ascending: seen by the heartbeat monitor (a closed connection, a
+  // silence longer than the heartbeat timeout, another rank's report) or named to revoke().
+  std::vector<int> failedRanks() const;
+  // The same, with the evidence against each rank.
+  std::map<int, std::string> failures() const;
+  // Hands the communicator its group's heartbeat monitor (connected with a listener that calls
+  // peerFailed); it is stopped first at destroy(). A failure it reports revokes the communicator.
+  void attachMonitor(std::unique_ptr<transport::HeartbeatMonitor> monitor);
+  void peerFailed(int rank, const std::string& evidence);
   // Frees every thread, socket and buffer; idempotent; works when peers are gone. Operations
   // still in flight are aborted (and so fail on the other ranks too).
   void destroy();
@@ -188,6 +207,10 @@ class Communicator {
   bool destroyed_ = false;
   uint64_t collectiveSeq_ = 0;
   std::thread worker_;
+  mutable std::mutex failMu_;  // guards the three below (never held while calling the transport)
+  std::map<int, std::string> failures_;
+  bool revoked_ = false;
+  std::unique_ptr<transport::HeartbeatMonitor> monitor_;
 };
 
 }  // namespace eccl

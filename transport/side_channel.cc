@@ -14,7 +14,7 @@
 namespace eccl::transport {
 namespace {
 
-constexpr uint32_t kBye = 1, kAbort = 2;
+constexpr uint32_t kBye = 1, kAbort = 2, kPing = 3, kSuspect = 4;
 constexpr uint32_t kMaxReason = 4096;
 
 }  // namespace
@@ -34,6 +34,7 @@ void SideChannel::connect(const std::vector<std::string>& addresses, Deadline de
     ev.data.u32 = static_cast<uint32_t>(s.peer);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.fd.get(), &ev) != 0) throwSystemError("side channel epoll_ctl", errno);
     peers_[s.peer].fd = std::move(s.fd);
+    peers_[s.peer].lastHeard = Clock::now();
   }
   listener_.reset();  // every peer is connected: nobody else may come in
 }
@@ -43,16 +44,16 @@ std::vector<SideChannel::Event> SideChannel::poll() {
   epoll_event events[32];
   int n = ::epoll_wait(epoll_.get(), events, 32, 0);
   for (int i = 0; i < n; ++i) {
-    const int peer = static_cast<int>(events[i].data.u32);
-    if (auto e = readFrom(peer)) out.push_back(std::move(*e));
+    readFrom(static_cast<int>(events[i].data.u32), out);
   }
   return out;
 }
 
-// Reads everything the peer's socket has; an event when it said something or hung up.
-std::optional<SideChannel::Event> SideChannel::readFrom(int peer) {
+// Reads everything the peer's socket has into `out`: what it said, and whether it hung up (a
+// ping only refreshes lastHeard).
+void SideChannel::readFrom(int peer, std::vector<Event>& out) {
   PeerLink& p = peers_[peer];
-  std::optional<Event> event;
+  if (!p.fd) return;
   uint8_t buf[4096];
   std::optional<std::string> hungUp;
   for (;;) {
@@ -64,33 +65,43 @@ std::optional<SideChannel::Event> SideChannel::readFrom(int peer) {
       break;
     }
     p.in.insert(p.in.end(), buf, buf + n);
+    p.lastHeard = Clock::now();
   }
   // Frames first: a goodbye or an abort that came just before the hang-up explains it.
+  bool aborted = false;
   while (p.in.size() >= 8) {
     uint32_t type, len;
     std::memcpy(&type, p.in.data(), 4);
     std::memcpy(&len, p.in.data() + 4, 4);
-    if ((type != kBye && type != kAbort) || len > kMaxReason) {
+    if (type < kBye || type > kSuspect || len > kMaxReason + 4 || (type == kSuspect && len < 4)) {
       hungUp = "sent a malformed side-channel frame";
       p.byeSeen = false;
       p.in.clear();
       break;
     }
     if (p.in.size() < 8 + len) break;
-    if (type == kBye) p.byeSeen = true;
-    else event = Event{Event::kAborted, peer, std::string(p.in.begin() + 8, p.in.begin() + 8 + len)};
+    const std::string body(p.in.begin() + 8, p.in.begin() + 8 + len);
+    if (type == kBye) {
+      p.byeSeen = true;
+    } else if (type == kAbort) {
+      out.push_back(Event{Event::kAborted, peer, body});
+      aborted = true;
+    } else if (type == kSuspect) {
+      uint32_t accused;
+      std::memcpy(&accused, body.data(), 4);
+      if (accused < peers_.size()) out.push_back(Event{Event::kSuspects, peer, body.substr(4), static_cast<int>(accused)});
+    }
     p.in.erase(p.in.begin(), p.in.begin() + 8 + len);
   }
   if (hungUp) {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
     p.fd.reset();
-    if (!event) event = Event{p.byeSeen ? Event::kLeft : Event::kLost, peer, *hungUp};
+    if (!aborted) out.push_back(Event{p.byeSeen ? Event::kLeft : Event::kLost, peer, *hungUp});
   }
-  return event;
 }
 
 void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
-  const uint32_t len = static_cast<uint32_t>(std::min<size_t>(payload.size(), kMaxReason));
+  const uint32_t len = static_cast<uint32_t>(std::min<size_t>(payload.size(), kMaxReason + (type == kSuspect ? 4 : 0)));
   std::vector<uint8_t> frame(8 + len);
   std::memcpy(frame.data(), &type, 4);
   std::memcpy(frame.data() + 4, &len, 4);
@@ -115,7 +126,8 @@ void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
 
 std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName) {
   switch (e.kind) {
-    case Event::kLeft: return std::nullopt;
+    case Event::kLeft:
+    case Event::kSuspects: return std::nullopt;  // the heartbeat monitor's business, not a break
     case Event::kAborted: return Break{ErrorCode::kAborted, id.describe() + ": " + peerName + " aborted the group: " + e.reason, false};
     case Event::kLost: return Break{ErrorCode::kConnectionClosed, id.describe() + ": " + peerName + " " + e.reason, true};
   }
@@ -124,5 +136,12 @@ std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const Gr
 
 void SideChannel::sendAbort(const std::string& reason) { sendFrame(kAbort, reason); }
 void SideChannel::sendBye() { sendFrame(kBye, {}); }
+void SideChannel::sendPing() { sendFrame(kPing, {}); }
+void SideChannel::sendSuspect(int accused, const std::string& evidence) {
+  std::string payload(4, '\0');
+  const uint32_t a = static_cast<uint32_t>(accused);
+  std::memcpy(payload.data(), &a, 4);
+  sendFrame(kSuspect, payload + evidence.substr(0, kMaxReason));
+}
 
 }  // namespace eccl::transport

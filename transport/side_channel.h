@@ -2,9 +2,11 @@
 // (libfabric RDM endpoints, RC queue pairs): it carries the identity handshake (group, epoch,
 // rank: the socket connector's hello), the abort relay, a goodbye on clean teardown, and
 // liveness — a crashed peer's kernel closes the connection, which shows within milliseconds.
+// The heartbeat monitor (transport/liveness/) uses one of its own for pings and suspicions.
 //
-// Frames: u32 type (1 = bye, 2 = abort), u32 length, then `length` bytes (the abort reason).
-// Not thread-safe: the owning transport calls it under its own lock.
+// Frames: u32 type (1 = bye, 2 = abort, 3 = ping, 4 = suspect), u32 length, then `length`
+// bytes: the abort reason; for a suspicion the accused rank (u32) and the evidence.
+// Not thread-safe: the owner calls it under its own lock (or from one thread).
 #pragma once
 
 #include <optional>
@@ -21,9 +23,11 @@ namespace eccl::transport {
 class SideChannel {
  public:
   struct Event {
-    enum Kind { kLeft, kAborted, kLost } kind;  // said goodbye and hung up / sent an abort / vanished
+    // said goodbye and hung up / sent an abort / vanished / reports that `accused` failed
+    enum Kind { kLeft, kAborted, kLost, kSuspects } kind;
     int peer = -1;
-    std::string reason;  // kAborted: the peer's reason; kLost: what the socket said
+    std::string reason;  // kAborted: the peer's reason; kLost: what the socket said; kSuspects: evidence
+    int accused = -1;    // kSuspects only
   };
   // How the transport breaks on an abort or a lost peer (`peerName` names e.peer): the code and
   // reason its requests fail with, and whether to relay it to the other peers — a lost peer is,
@@ -48,15 +52,20 @@ class SideChannel {
   // Best effort, without blocking: a peer whose socket is full or gone misses it.
   void sendAbort(const std::string& reason);
   void sendBye();
+  void sendPing();
+  void sendSuspect(int accused, const std::string& evidence);
+  // When bytes last came from `peer` (connect time if none yet).
+  Clock::time_point lastHeard(int peer) const { return peers_[peer].lastHeard; }
 
  private:
   struct PeerLink {
     Fd fd;
     std::vector<uint8_t> in;
     bool byeSeen = false;
+    Clock::time_point lastHeard{};
   };
   void sendFrame(uint32_t type, const std::string& payload);
-  std::optional<Event> readFrom(int peer);
+  void readFrom(int peer, std::vector<Event>& out);
 
   GroupIdentity id_;
   Fd listener_, epoll_;

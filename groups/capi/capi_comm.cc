@@ -372,4 +372,27 @@ ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError) {
   });
 }
 
+ecclResult_t ecclCommRevoke(ecclComm_t comm, const char* reason, const int* failedRanks, uint32_t nFailed) {
+  return guarded([&] {
+    auto& c = commOf(comm);
+    if (nFailed > 0 && !failedRanks) throw Error(ErrorCode::kInvalidArgument, "failedRanks is null but nFailed is " + std::to_string(nFailed));
+    std::vector<int> failed(failedRanks, failedRanks + nFailed);
+    for (int r : failed)
+      if (r < 0 || r >= c.size() || r == c.rank())
+        throw Error(ErrorCode::kInvalidArgument, "failedRanks names rank " + std::to_string(r) + ", which is not another rank of " +
+                                                     c.identity().describe());
+    c.revoke(reason ? reason : "ecclCommRevoke called", failed);
+  });
+}
+
+ecclResult_t ecclCommGetFailedRanks(ecclComm_t comm, int* ranks, uint32_t capacity, uint32_t* count) {
+  return guarded([&] {
+    auto& n = out(count, "count");
+    if (capacity > 0 && !ranks) throw Error(ErrorCode::kInvalidArgument, "ranks is null but capacity is " + std::to_string(capacity));
+    auto failed = commOf(comm).failedRanks();
+    for (size_t i = 0; i < failed.size() && i < capacity; ++i) ranks[i] = failed[i];
+    n = static_cast<uint32_t>(failed.size());
+  });
+}
+
 }  // extern "C"

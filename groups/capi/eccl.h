@@ -184,6 +184,15 @@ ecclResult_t ecclCommDestroy(ecclComm_t comm);
  * that timed out aborts the group too), ecclRemoteError for a protocol error. ecclGetLastError()
  * then names the rank and the reason. */
 ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError);
+/* Revokes the communicator (a rank failed; ULFM's MPI_Comm_revoke): every pending and later
+ * operation fails here and on every other rank with an error naming the failed ranks known here;
+ * the communicator stays queryable and must still be destroyed. `failedRanks` (may be NULL when
+ * nFailed is 0) are recorded as failed; `reason` may be NULL. Idempotent. */
+ecclResult_t ecclCommRevoke(ecclComm_t comm, const char* reason, const int* failedRanks, uint32_t nFailed);
+/* The ranks known to have failed, ascending: from the heartbeat monitor ($ECCL_HEARTBEAT_TIMEOUT)
+ * or revoke. Writes up to `capacity` of them to `ranks` and their number to *count (so a call
+ * with capacity 0 asks for the count). */
+ecclResult_t ecclCommGetFailedRanks(ecclComm_t comm, int* ranks, uint32_t capacity, uint32_t* count);
 
 /* --- Rendezvous store */
 /* Serves a store on host:port (port 0 = any free port; host NULL = "127.0.0.1"). */

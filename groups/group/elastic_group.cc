@@ -1,6 +1,10 @@
 #include "groups/group/elastic_group.h"
 
 #include <set>
+#include <thread>
+
+#include "groups/group/group_recovery.h"
+#include "groups/store/prefix_store.h"
 
 #include "base/error.h"
 #include "base/logging.h"
@@ -93,6 +97,95 @@ bool ElasticGroup::switchOver() {
     return false;
   }
   return true;
+}
+
+}  // namespace eccl
+
+namespace eccl {
+
+// A standby build that may wait for a dead rank until its deadline: let it finish on its own
+// (std::async's future would block here until then).
+void ElasticGroup::abandonStandby() {
+  standbyGroup_.reset();
+  if (standby_.valid()) std::thread([f = std::move(standby_)]() mutable {
+      try {
+        f.get();
+      } catch (...) {
+      }
+    }).detach();
+  plan_.reset();
+}
+
+RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
+  if (!active_) throw Error(ErrorCode::kInvalidArgument, "group '" + name_ + "': " + leftReason_);
+  const auto started = std::chrono::steady_clock::now();
+  auto seconds = [](auto from) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count(); };
+  RecoveryResult result;
+  result.oldEpoch = epoch();
+  const int oldRank = rank(), oldSize = size();
+  auto failed = active_->comm().failedRanks();
+  std::set<int> known(failed.begin(), failed.end());
+  // Members that have not noticed yet stop what they are doing and join in.
+  active_->comm().revoke("rank " + std::to_string(oldRank) + " is recovering", failed);
+  abandonStandby();
+  const auto heartbeat = transport::resolveHeartbeatTimeout(options_.heartbeat);
+  AgreementRound round{name_, result.oldEpoch, 0, oldRank, oldSize, 0,
+                       options.joinTimeout.value_or(std::max<std::chrono::milliseconds>(heartbeat, std::chrono::seconds(1)))};
+  std::string lastError;
+  for (; round.round < options.maxRounds; ++round.round) {
+    round.newEpoch = result.oldEpoch + 2 + round.round;  // (+1 may be a standby epoch left half built)
+    const auto agreeStart = std::chrono::steady_clock::now();
+    // The old epoch's heartbeat monitor still watches every old rank: one that dies now is named.
+    RecoveryDecision d = agreeOnFailures(*store_, round, [&] {
+      std::set<int> now = known;
+      for (int r : active_->comm().failedRanks()) now.insert(r);
+      return now;
+    });
+    result.agreeSeconds += seconds(agreeStart);
+    if (d.failed.count(oldRank)) {
+      active_->destroy();
+      active_.reset();
+      leftReason_ = "the other ranks declared rank " + std::to_string(oldRank) + " of epoch " + std::to_string(result.oldEpoch) +
+                    " failed (failed ranks: " + encodeRankSet(d.failed) + "): this process is out of the group";
+      throw Error(ErrorCode::kAborted, "group '" + name_ + "': " + leftReason_);
+    }
+    result.oldToNew = d.oldToNew(oldSize);
+    const int newSize = oldSize - static_cast<int>(d.failed.size());
+    GroupOptions o = options_;
+    o.epoch = d.epoch;
+    o.buildTimeout = options.buildTimeout.value_or(std::chrono::seconds(30));
+    const auto buildStart = std::chrono::steady_clock::now();
+    try {
+      // A rank of the new membership that dies now would keep the others waiting for it until
+      // buildTimeout: as soon as the old epoch's monitor names one, call the build off for all.
+      RecoveryBuildWatch watch(store_, name_, d, [this] {
+        auto f = active_->comm().failedRanks();
+        return std::set<int>(f.begin(), f.end());
+      });
+      auto fresh = StatelessGroup::create(store_, name_, result.oldToNew[oldRank], newSize, o);
+      result.buildSeconds += seconds(buildStart);
+      active_->destroy();
+      active_ = std::move(fresh);
+      result.failed.assign(d.failed.begin(), d.failed.end());
+      result.epoch = d.epoch;
+      result.rounds = round.round + 1;
+      logger().warn("group '{}': recovered from the failure of rank(s) {} of epoch {}: rank {} -> rank {} of {} at epoch {} in {:.3f} s",
+                    name_, encodeRankSet(d.failed), result.oldEpoch, oldRank, rank(), newSize, d.epoch, seconds(started));
+      return result;
+    } catch (const Error& e) {
+      // Someone died after the agreement: agree again, the new victim missing this time.
+      result.buildSeconds += seconds(buildStart);
+      lastError = e.what();
+      known = d.failed;
+      try {  // ranks still waiting in this build stop within a couple of seconds
+        PrefixStore(store_, name_ + "/" + std::to_string(d.epoch)).set("conflict", asBytes("rank " + std::to_string(oldRank) + " gave up building epoch " + std::to_string(d.epoch) + " during recovery: " + lastError));
+      } catch (const Error&) {
+      }
+      logger().warn("group '{}': recovery round {} could not build epoch {}: {}", name_, round.round, d.epoch, lastError);
+    }
+  }
+  throw Error(ErrorCode::kAborted, "group '" + name_ + "': recovery gave up after " + std::to_string(options.maxRounds) +
+                                       " rounds; last: " + lastError);
 }
 
 }  // namespace eccl

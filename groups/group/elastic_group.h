@@ -7,11 +7,17 @@
 //   bool stay = g->switchOver();                     // drains the old epoch, swaps, destroys it
 //
 // New processes join the next epoch directly: ElasticGroup::join(store, "ep", rank, size, {.epoch = epoch + 1}).
+//
+// After a rank failure (the communicator revoked, Communicator::failedRanks() naming it), every
+// survivor calls recover(): they agree on one failed set through the store and build the next
+// epoch without it (see RecoveryResult for the renumbering).
 // Thread-safety: one thread drives prepare/switchOver; comm() may be used by others between them.
 #pragma once
 
+#include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "groups/group/stateless_group.h"
@@ -23,6 +29,24 @@ namespace eccl {
 struct Reconfiguration {
   int newSize = 0;
   std::vector<int> oldToNew;
+};
+
+struct RecoveryOptions {
+  // How long survivors wait for the view of a rank that nobody has named failed (one slow to
+  // notice) before counting it failed. nullopt = the heartbeat timeout, at least 1 s.
+  std::optional<std::chrono::milliseconds> joinTimeout;
+  // Bounds building the new epoch: a rank that dies after the agreement makes the build fail,
+  // and recovery runs another round without it. nullopt = 30 s (or comm.timeout if shorter).
+  std::optional<std::chrono::milliseconds> buildTimeout;
+  int maxRounds = 4;
+};
+
+struct RecoveryResult {
+  std::vector<int> failed;    // ranks of the old epoch, ascending
+  std::vector<int> oldToNew;  // per old rank: its rank now (−1: failed); survivors keep their order
+  uint64_t oldEpoch = 0, epoch = 0;
+  int rounds = 1;             // > 1 when a rank failed during recovery itself
+  double agreeSeconds = 0, buildSeconds = 0;
 };
 
 class ElasticGroup {
@@ -54,7 +78,15 @@ class ElasticGroup {
   // is not in the new membership; the group is then closed and comm() throws saying so.
   bool switchOver();
 
+  // Recovery from failed ranks: revokes the active epoch (so every member joins in), agrees with
+  // the other survivors on the failed set, builds the next epoch without it (renumbered, in
+  // order) and makes it active; the old one is destroyed, a prepared reconfiguration dropped.
+  // Every survivor must call it. Throws Error(kAborted) on a rank the others declared failed
+  // (the group is then closed), and the store's error when the store is unreachable.
+  RecoveryResult recover(RecoveryOptions options = {});
+
  private:
+  void abandonStandby();
   ElasticGroup(std::shared_ptr<Store> store, std::string name, GroupOptions options, std::unique_ptr<StatelessGroup> active)
       : store_(std::move(store)), name_(std::move(name)), options_(std::move(options)), active_(std::move(active)) {}
   std::shared_ptr<Store> store_;

@@ -4,6 +4,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include <cstring>
+
 #include "groups/store/prefix_store.h"
 #include "groups/store/tcp_store_client.h"
 #include "base/env.h"
@@ -59,6 +61,25 @@ std::vector<Bytes> awaitAddresses(Store& ps, const std::vector<std::string>& key
   }
 }
 
+// One store value per rank: the transport's address blob, then the heartbeat monitor's address.
+Bytes encodeAddresses(const transport::AddressBlob& blob, const std::string& monitor) {
+  Bytes out(4);
+  const uint32_t n = static_cast<uint32_t>(blob.size());
+  std::memcpy(out.data(), &n, 4);
+  out.insert(out.end(), blob.begin(), blob.end());
+  out.insert(out.end(), monitor.begin(), monitor.end());
+  return out;
+}
+
+std::pair<transport::AddressBlob, std::string> decodeAddresses(const Bytes& b, int rank) {
+  uint32_t n = 0;
+  if (b.size() >= 4) std::memcpy(&n, b.data(), 4);
+  if (b.size() < 4 || b.size() - 4 < n)
+    throw Error(ErrorCode::kProtocol, "rank " + std::to_string(rank) + " published a malformed address (" +
+                                          std::to_string(b.size()) + " bytes): another eccl version?");
+  return {transport::AddressBlob(b.begin() + 4, b.begin() + 4 + n), std::string(b.begin() + 4 + n, b.end())};
+}
+
 }  // namespace
 
 std::optional<std::string> configuredInterfaceAddress() {
@@ -100,21 +121,28 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
     throw Error(ErrorCode::kInvalidArgument, why);
   }
   const auto timeout = operationTimeout(options.comm.timeout);
-  const Deadline deadline = Deadline::after(timeout);
+  const Deadline deadline = Deadline::after(options.buildTimeout ? std::min(*options.buildTimeout, timeout) : timeout);
   transport::GroupIdentity id{name, options.epoch, rank, size};
   transport::TransportOptions to = options.transport;
   if (to.host.empty()) to.host = defaultGroupHost(*store);
   auto t = transport::createTransport(id, to);
+  auto monitor = std::make_unique<transport::HeartbeatMonitor>(id, to.host, transport::resolveHeartbeatTimeout(options.heartbeat));
   PrefixStore ps(store, name + "/" + std::to_string(options.epoch));
   agreeOnSize(ps, id);
   const std::string mine = "addr/" + std::to_string(rank);
   auto blob = t->address();
-  ps.set(mine, blob);
+  ps.set(mine, encodeAddresses(blob, monitor->address()));
   std::vector<std::string> keys;
   for (int r = 0; r < size; ++r) keys.push_back("addr/" + std::to_string(r));
   std::vector<transport::AddressBlob> addrs;
+  std::vector<std::string> monitors;
   try {
-    for (auto& b : awaitAddresses(ps, keys, deadline)) addrs.emplace_back(b.begin(), b.end());
+    auto all = awaitAddresses(ps, keys, deadline);
+    for (int r = 0; r < size; ++r) {
+      auto [a, m] = decodeAddresses(all[r], r);
+      addrs.push_back(std::move(a));
+      monitors.push_back(std::move(m));
+    }
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kInvalidArgument) throw;  // a size conflict, already explained
     throw Error(e.code(), id.describe() + ": not every rank published its address: " + e.what());
@@ -126,8 +154,11 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   logger().info("{}: built ({} ranks, listening on {})", id.describe(), size, std::string(blob.begin(), blob.end()));
   CommOptions co = options.comm;
   co.timeout = timeout;
-  return std::unique_ptr<StatelessGroup>(
-      new StatelessGroup(name, options.epoch, std::move(store), std::make_unique<Communicator>(std::move(t), co)));
+  auto comm = std::make_unique<Communicator>(std::move(t), co);
+  Communicator* c = comm.get();
+  monitor->connect(monitors, deadline, [c](int failed, const std::string& evidence) { c->peerFailed(failed, evidence); });
+  comm->attachMonitor(std::move(monitor));
+  return std::unique_ptr<StatelessGroup>(new StatelessGroup(name, options.epoch, std::move(store), std::move(comm)));
 }
 
 }  // namespace eccl

@@ -2,9 +2,9 @@
 // and nothing process-wide, so any number coexist in one process (same or overlapping ranks,
 // different names or epochs), each destroyed and rebuilt independently.
 //
-// Building: every rank publishes its transport address under "<name>/<epoch>/addr/<rank>" in the
-// store, reads everyone's, and connects the full mesh (the handshake checks name, epoch and
-// ranks). Once connected a rank deletes its own key, so finished epochs leave nothing behind.
+// Building: every rank publishes its transport and heartbeat addresses under
+// "<name>/<epoch>/addr/<rank>" in the store, reads everyone's, and connects the full mesh (the
+// handshake checks name, epoch and ranks). Once connected a rank deletes its own key, so finished epochs leave nothing behind.
 // A rank that never shows up makes the others fail at the deadline with an error naming it. A
 // rank whose size differs from the first arrival's (or whose rank is outside its size) fails at
 // once, and so do the ranks still waiting for the group — within about two seconds. A failed
@@ -32,6 +32,11 @@ struct GroupOptions {
   // comm.timeout bounds the build too (store lookups, connecting) and is the default timeout of
   // every operation; nullopt = $ECCL_TIMEOUT or 300 s.
   CommOptions comm;
+  // Bounds the build alone when shorter than comm.timeout (recovery builds with a short one).
+  std::optional<std::chrono::milliseconds> buildTimeout;
+  // Failure detection beside the data path (transport/liveness/heartbeat_monitor.h): a failed
+  // rank revokes the communicator on every survivor (Communicator::failedRanks names it).
+  transport::HeartbeatOptions heartbeat;
 };
 
 class StatelessGroup {

@@ -1,0 +1,51 @@
+// How the survivors of a failure agree on one failed set (pure logic; the store I/O is in
+// group_recovery.cc). Each survivor posts its view — the ranks it knows failed — for the old
+// epoch. A rank is waited for until it posts or some posted view names it; then the first
+// survivor to decide writes the decision with compare-and-set, and everyone adopts that one:
+//   failed = ranks that posted no view (by the deadline) ∪ every rank some view names.
+// A rank named failed that is in fact alive (frozen a while, cut off) learns it is out when it
+// reads the decision. Survivors keep their order: new rank = position among the survivors.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace eccl {
+
+class FailureAgreement {
+ public:
+  explicit FailureAgreement(int size) : size_(size), posted_(size, false) {}
+
+  // Rank `rank` posted a view naming `failed` (ranks outside the group are ignored).
+  void addView(int rank, const std::set<int>& failed);
+  bool posted(int rank) const { return posted_[rank]; }
+  // Ranks still awaited: no view yet, and no view names them.
+  std::vector<int> awaited() const;
+  // The failed set as decided now (call when awaited() is empty or at the deadline).
+  std::set<int> decide() const;
+
+  int size() const { return size_; }
+
+ private:
+  int size_;
+  std::vector<bool> posted_;
+  std::set<int> named_;
+};
+
+// The agreed outcome, as stored under the decision key.
+struct RecoveryDecision {
+  uint64_t epoch = 0;      // the epoch the survivors build
+  std::set<int> failed;    // old ranks
+  std::string encode() const;  // "epoch=<n>;failed=1,2"
+  static RecoveryDecision decode(const std::string& s);
+  // Per old rank: its rank among the survivors, or −1 for a failed one.
+  std::vector<int> oldToNew(int oldSize) const;
+};
+
+std::string encodeRankSet(const std::set<int>& ranks);  // "1,2" ("" when empty)
+std::set<int> decodeRankSet(const std::string& s);      // throws Error(kProtocol) on garbage
+
+}  // namespace eccl

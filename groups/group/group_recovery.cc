@@ -1,0 +1,76 @@
+#include "groups/group/group_recovery.h"
+
+#include <thread>
+
+#include "base/deadline.h"
+#include "base/error.h"
+#include "base/logging.h"
+#include "groups/store/prefix_store.h"
+
+namespace eccl {
+
+RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, const std::function<std::set<int>()>& knownFailed) {
+  // (PrefixStore wants shared ownership; this call's lifetime is enough.)
+  std::shared_ptr<Store> borrowed(&store, [](Store*) {});
+  PrefixStore ps(borrowed, round.name + "/recover/" + std::to_string(round.oldEpoch) + "/" + std::to_string(round.round));
+  std::set<int> failed = knownFailed();
+  ps.set("view/" + std::to_string(round.rank), asBytes(encodeRankSet(failed)));
+  FailureAgreement agreement(round.size);
+  agreement.addView(round.rank, failed);
+  const Deadline deadline = Deadline::after(round.joinTimeout);
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    if (auto d = ps.tryGet("decision")) return RecoveryDecision::decode(toString(*d));
+    const size_t before = failed.size();
+    for (int r : knownFailed()) failed.insert(r);
+    if (failed.size() != before) {
+      ps.set("view/" + std::to_string(round.rank), asBytes(encodeRankSet(failed)));
+      agreement.addView(round.rank, failed);
+    }
+    for (int r = 0; r < round.size; ++r)
+      if (!agreement.posted(r) || r != round.rank)  // (views may grow: re-read them)
+        if (auto v = ps.tryGet("view/" + std::to_string(r))) agreement.addView(r, decodeRankSet(toString(*v)));
+    if (agreement.awaited().empty() || deadline.expired()) break;
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, deadline.remaining()));
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  RecoveryDecision mine{round.newEpoch, agreement.decide()};
+  if (!agreement.awaited().empty())
+    logger().warn("group '{}' epoch {}: no view from rank(s) {} within {} ms: counted as failed", round.name, round.oldEpoch,
+                  encodeRankSet({agreement.awaited().begin(), agreement.awaited().end()}), round.joinTimeout.count());
+  auto r = ps.compareSet("decision", {}, asBytes(mine.encode()));
+  return RecoveryDecision::decode(toString(r.current));
+}
+
+RecoveryBuildWatch::RecoveryBuildWatch(std::shared_ptr<Store> store, std::string name, RecoveryDecision decision,
+                                       std::function<std::set<int>()> failedNow)
+    : store_(std::move(store)), name_(std::move(name)), decision_(std::move(decision)), failedNow_(std::move(failedNow)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+RecoveryBuildWatch::~RecoveryBuildWatch() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void RecoveryBuildWatch::run() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stop_; })) {
+    for (int r : failedNow_()) {
+      if (decision_.failed.count(r)) continue;
+      try {
+        PrefixStore(store_, name_ + "/" + std::to_string(decision_.epoch))
+            .set("conflict", asBytes("rank " + std::to_string(r) + " of epoch " + std::to_string(decision_.epoch) +
+                                     "'s membership failed while it was being built"));
+      } catch (const Error&) {
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace eccl

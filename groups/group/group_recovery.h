@@ -1,0 +1,57 @@
+// The store side of failure agreement (FailureAgreement): survivors of epoch `oldEpoch` of group
+// `name` post their views under "<name>/recover/<oldEpoch>/<round>/view/<rank>", wait for the
+// ranks nobody named, and adopt the first decision written under ".../decision".
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <set>
+#include <string>
+
+#include "groups/group/failure_agreement.h"
+#include "groups/store/store.h"
+
+namespace eccl {
+
+struct AgreementRound {
+  std::string name;
+  uint64_t oldEpoch = 0;
+  int round = 0;
+  int rank = 0, size = 0;     // in the old epoch
+  uint64_t newEpoch = 0;      // what a decision made here builds
+  std::chrono::milliseconds joinTimeout{5000};  // wait for ranks nobody named, then count them failed
+};
+
+// Posts this rank's view — `knownFailed()`, asked again while waiting, so a rank that dies during
+// the agreement is named as soon as this rank learns of it — and returns the round's decision
+// (possibly another rank's). Throws Error from the store (unreachable: no recovery without it).
+RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, const std::function<std::set<int>()>& knownFailed);
+
+// While the survivors build the decided epoch: once `failedNow()` names a rank the decision did
+// not, tells everyone building it to give up (its "conflict" key, which builders poll), so
+// nobody waits for a dead rank until the build's deadline. Stops when destroyed.
+class RecoveryBuildWatch {
+ public:
+  RecoveryBuildWatch(std::shared_ptr<Store> store, std::string name, RecoveryDecision decision,
+                     std::function<std::set<int>()> failedNow);
+  ~RecoveryBuildWatch();
+  RecoveryBuildWatch(const RecoveryBuildWatch&) = delete;
+  RecoveryBuildWatch& operator=(const RecoveryBuildWatch&) = delete;
+
+ private:
+  void run();
+  std::shared_ptr<Store> store_;
+  std::string name_;
+  RecoveryDecision decision_;
+  std::function<std::set<int>()> failedNow_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace eccl
