@@ -32,9 +32,17 @@ void fillJoiners(LayerPlacement& p, const std::vector<double>& load, const std::
   }
 }
 
+void putInts(std::vector<uint8_t>& out, const std::vector<int32_t>& v) {
+  const size_t at = out.size();
+  out.resize(at + v.size() * 4);
+  std::memcpy(out.data() + at, v.data(), v.size() * 4);
+}
+
+}  // namespace
+
 // Puts every expert with no replica in place of a redundant one: the heaviest missing expert
 // first, replacing the replica whose expert loses least (lowest load per remaining replica).
-void coverMissing(LayerPlacement& p, const std::vector<double>& load) {
+void restoreMissingExperts(LayerPlacement& p, const std::vector<double>& load) {
   const int E = static_cast<int>(load.size());
   std::vector<int> count = p.replicaCounts(E);
   std::vector<int> missing;
@@ -55,20 +63,15 @@ void coverMissing(LayerPlacement& p, const std::vector<double>& load) {
         const double score = load[v] / (count[v] - 1);  // load per replica once this one is gone
         if (bestR < 0 || score < bestScore) bestR = r, bestS = s, bestScore = score;
       }
-    if (bestR < 0) invalid("no redundant replica left to make room for expert " + std::to_string(u));
+    if (bestR < 0)
+      throw Error(ErrorCode::kInvalidArgument, "no redundant replica left to make room for expert " + std::to_string(u) + " (" +
+                                                   std::to_string(E) + " experts, " + std::to_string(p.ranks()) + " ranks x " +
+                                                   std::to_string(p.slots()) + " slots)");
     if (int v = p.at(bestR, bestS); v >= 0) count[v]--;
     p.set(bestR, bestS, u);
     count[u] = 1;
   }
 }
-
-void putInts(std::vector<uint8_t>& out, const std::vector<int32_t>& v) {
-  const size_t at = out.size();
-  out.resize(at + v.size() * 4);
-  std::memcpy(out.data() + at, v.data(), v.size() * 4);
-}
-
-}  // namespace
 
 Placement renumberRanks(const Placement& p, const std::vector<int>& map, int ranks) {
   Placement out{p.experts, ranks, p.slots, {}};
@@ -131,7 +134,7 @@ ElasticPlan ElasticPlan::make(const Placement& current, const ExpertLoads& loads
   for (int r = 0; r < newSize; ++r) joiner[r] = !taken.count(r);
   for (size_t l = 0; l < seed.layers.size(); ++l) {
     if (joining > 0) fillJoiners(seed.layers[l], loads.layers[l].total, joiner);
-    else coverMissing(seed.layers[l], loads.layers[l].total);
+    else restoreMissingExperts(seed.layers[l], loads.layers[l].total);
   }
   seed.validate();
   plan.target = makePolicy(policy)->plan({&loads, &seed, newSize, S, nodes}).placement;

@@ -42,6 +42,12 @@ struct ElasticPlan {
   static ElasticPlan decode(const std::vector<uint8_t>& bytes);
 };
 
+// Puts every expert with no replica in place of a redundant one (or an empty slot): the heaviest
+// missing expert first, replacing the replica whose expert loses least (lowest load per remaining
+// replica). `load` has one entry per expert. Throws Error(kInvalidArgument) when no redundant
+// replica is left for a missing expert.
+void restoreMissingExperts(LayerPlacement& p, const std::vector<double>& load);
+
 // `p`'s rows moved to new ranks (row r to map[r]; -1 drops it), other ranks' slots empty.
 Placement renumberRanks(const Placement& p, const std::vector<int>& map, int ranks);
 

@@ -24,6 +24,12 @@ int main(int argc, char** argv) {
   app.add_option("--heat-steps", o.heatSteps, "EPLB heat window H (0: steps/3)")->check(CLI::Range(0, 1000000))->capture_default_str();
   app.add_option("--algorithm-steps", o.algorithmSteps, "EPLB algorithm interval A")->check(CLI::Range(0, 1000000))->capture_default_str();
   app.add_option("--timeout", timeoutSec, "seconds before a rank gives up on a peer")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--kill-rank", o.killRank, "fault scenario: SIGKILL this rank while serving (survivors recover, a replacement joins)")
+      ->check(CLI::Range(0, 63));
+  app.add_option("--kill-at-step", o.killAtStep, "the step (of the first serving phase) at which --kill-rank dies")
+      ->check(CLI::Range(0, 1000000))->capture_default_str();
+  app.add_option("--checkpoint", o.checkpoint, "fault scenario: where to write the checkpoint experts are reloaded from "
+                 "(default: a temporary file, removed at the end)");
   CLI11_PARSE(app, argc, argv);
   // Saturate rather than overflow: --timeout 1e300 means "practically never".
   o.timeout = std::chrono::milliseconds(static_cast<long long>(

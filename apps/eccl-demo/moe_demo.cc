@@ -9,10 +9,16 @@
 #include <memory>
 #include <optional>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include "apps/common/child_store_server.h"
 #include "apps/common/local_ranks.h"
 #include "apps/eccl-demo/synthetic_moe.h"
 #include "eplb/elastic_transition.h"
 #include "eplb/eplb_updater.h"
+#include "eplb/expert_recovery.h"
+#include "eplb/weight_source.h"
 #include "groups/store/tcp_store_client.h"
 #include "groups/store/tcp_store_server.h"
 #include "base/error.h"
@@ -26,6 +32,11 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kGroup = "moe";
 
 double mib(double bytes) { return bytes / 1048576.0; }
+
+// Wall-clock microseconds: the killed process stamps its death with it, the survivors compare.
+int64_t wallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // One rank process of the demo.
 class DemoRank {
@@ -51,13 +62,37 @@ class DemoRank {
         heatSteps(), o_.algorithmSteps);
   }
 
+  // Serves `steps` steps (counted by the step number all ranks share, so survivors of a crash
+  // that were a step apart end together). A rank failure is recovered from, then serving goes on.
   void serve(int steps, const char* phase) {
     say("== serving %d steps on %d ranks (%s)\n", steps, size(), phase);
-    for (int i = 0; i < steps; ++i) {
-      step(true);
-      if ((i + 1) % std::max(1, steps / 4) == 0 && i + 1 < steps)
-        say("   ... step %d/%d, served imbalance %.3f\n", i + 1, steps, servedImbalance(false));
+    const int first = step_, end = step_ + steps;
+    while (step_ < end) {
+      if (process_ == o_.killRank && step_ == o_.killAtStep) {
+        store_->set("demo/killed_at", asBytes(std::to_string(wallMicros())));
+        ::raise(SIGKILL);  // no clean-up, no goodbye: as a crash
+      }
+      try {
+        step(true);
+      } catch (const Error& e) {
+        recoverFrom(e);
+        continue;
+      }
+      if (recovery_) recoveredSummary();
+      const int i = step_ - first;
+      if (i % std::max(1, steps / 4) == 0 && step_ < end)
+        say("   ... step %d/%d, served imbalance %.3f\n", i, steps, servedImbalance(false));
     }
+  }
+
+  // A replacement process (the fault scenario): joins once the survivors scale back up.
+  void replace(int newRank, int newSize) {
+    const auto epoch = std::stoull(toString(store_->get("demo/replace_at_epoch")));
+    joinAt(epoch + 1, newRank, newSize);
+  }
+
+  void announceReplacement() {
+    if (rank() == 0) store_->set("demo/replace_at_epoch", asBytes(std::to_string(group_->epoch())));
   }
 
   // Serves until the updater is between cycles, so an elastic change never interrupts a transfer.
@@ -128,6 +163,65 @@ class DemoRank {
       std::fflush(stdout);
     }
   }
+
+  // A rank failed under us: agree with the other survivors, rebuild the group without the failed
+  // ranks, put back the experts only they held, and go on serving.
+  void recoverFrom(const Error& e) {
+    Recovery rec;
+    rec.noticedMicros = wallMicros();
+    rec.error = e.what();
+    rec.oldSize = size();
+    updater_.reset();  // its loader works on the revoked group
+    rec.group = group_->recover();
+    int64_t st = step_;
+    comm().allReduce(&st, &st, 1, DataType::kInt64, ReduceOp::kMax);  // survivors may be a step apart
+    step_ = static_cast<int>(st);
+    const auto t0 = Clock::now();
+    rec.plan = planRecovery(comm(), weights_, o_.experts, recent_, o_.policy);
+    CheckpointFile checkpoint(o_.checkpoint, weights_.layout());
+    rec.restore = restoreLostExperts(weights_, rec.plan, rank(), checkpoint);
+    rec.replaceSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    placement_ = rec.plan.restored;
+    recent_ = {};
+    newUpdater();
+    updater_->applyPlacement(rec.plan.target);  // then rebalance from the surviving holders, layer by layer
+    recovery_ = std::move(rec);
+  }
+
+  // After the first step served on the recovered group: what happened, slowest survivor's view.
+  void recoveredSummary() {
+    Recovery rec = std::move(*recovery_);
+    recovery_.reset();
+    const double killed = std::stod(toString(store_->get("demo/killed_at")));
+    double t[5] = {(rec.noticedMicros - killed) / 1e3, rec.group.agreeSeconds * 1e3, rec.group.buildSeconds * 1e3,
+                   rec.replaceSeconds * 1e3, (wallMicros() - killed) / 1e3};
+    comm().allReduce(t, t, 5, DataType::kFloat64, ReduceOp::kMax);
+    double bytes[2] = {double(rec.restore.bytes), double(rec.restore.reloaded)};
+    comm().allReduce(bytes, bytes, 2, DataType::kFloat64, ReduceOp::kSum);
+    int kept = 0, slots = 0;
+    for (auto& l : rec.plan.survivors.layers)
+      for (int v : l.flat()) kept += v >= 0, slots++;
+    std::string failed;
+    for (int r : rec.group.failed) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
+    say("== rank %s SIGKILLed at step %d; every survivor noticed within %.0f ms:\n     %s\n", failed.c_str(), o_.killAtStep,
+        t[0], rec.error.substr(0, 300).c_str());
+    say("   recovered: %d -> %d ranks at epoch %llu (agree %.0f ms, build %.0f ms, %d round%s); %d replicas kept in place, "
+        "%zu experts had no surviving replica and were reloaded from %s (%.1f MiB, %.0f ms with planning)\n",
+        rec.oldSize, size(), static_cast<unsigned long long>(rec.group.epoch), t[1], t[2], rec.group.rounds,
+        rec.group.rounds == 1 ? "" : "s", kept, rec.plan.lost.size(), rec.restore.source.c_str(), mib(bytes[0]), t[3]);
+    say("   serving interruption (kill -> first step completed on the new group): %.0f ms; the policy's rebalance from "
+        "the surviving holders follows, one layer per step\n", t[4]);
+  }
+
+  struct Recovery {
+    int64_t noticedMicros = 0;
+    std::string error;
+    int oldSize = 0;
+    RecoveryResult group;
+    RecoveryPlan plan;
+    RestoreReport restore;
+    double replaceSeconds = 0;
+  };
 
   void newUpdater() {
     updater_.reset();
@@ -254,48 +348,45 @@ class DemoRank {
   std::unique_ptr<EplbUpdater> updater_;
   SyntheticRouter router_;
   ExpertLoads recent_;
+  std::optional<Recovery> recovery_;  // set between a recovery and the first step served after it
   int step_ = 0;
   double imbSum_ = 0;
   int imbSteps_ = 0;
 };
 
-int rankMain(const DemoOptions& o, int process, int processes, Fd& listener, const SocketAddress& storeAddr) {
-  // Process 0 serves the store on the socket the launcher bound before forking (no port race).
-  std::optional<TcpStoreServer> server;
-  if (process == 0) server.emplace(std::move(listener), TcpStoreServerOptions{});
-  else listener.reset();
+int rankMain(const DemoOptions& o, int process, const SocketAddress& storeAddr) {
   auto store = std::make_shared<TcpStoreClient>(storeAddr, TcpStoreClientOptions{.timeout = o.timeout});
-  int mismatches = 0;
-  {
-    DemoRank r(o, process, store);
-    const int low = std::min(o.ranks, o.scaleTo), high = std::max(o.ranks, o.scaleTo);
+  DemoRank r(o, process, store);
+  if (o.killRank >= 0) {  // the fault scenario; process `ranks` is the replacement
     if (process < o.ranks) {
       r.start();
-      r.serve(o.steps, "EPLB rebalances as loads drift");
+      r.serve(o.steps, "EPLB rebalances as loads drift; a rank will crash");
+      r.serve(o.steps / 2, "after the recovery");
+      r.announceReplacement();
+      r.scaleUp(o.ranks);
+    } else {
+      r.replace(o.ranks - 1, o.ranks);
     }
-    if (o.scaleTo > o.ranks) {
-      if (process < o.ranks) r.scaleUp(high);
-      else r.joinAt(1, process, high);
-      r.serve(o.steps, "after the scale-up");
-      r.scaleDown(low);
-    } else if (o.scaleTo < o.ranks) {
-      r.scaleDown(low);
-    }
-    if (!r.left()) {
-      r.serve(o.steps / 2, "final membership");
-      mismatches = r.verify();
-    }
+    r.serve(o.steps / 2, "after the replacement joined");
+    return r.verify() ? 2 : 0;
   }
-  // Process 0 hosts the store, so it leaves last.
-  store->set("left/" + std::to_string(process), asBytes("1"));
-  if (process == 0) {
-    std::vector<std::string> keys;
-    for (int p = 0; p < processes; ++p) keys.push_back("left/" + std::to_string(p));
-    store->wait(keys);
+  const int low = std::min(o.ranks, o.scaleTo), high = std::max(o.ranks, o.scaleTo);
+  if (process < o.ranks) {
+    r.start();
+    r.serve(o.steps, "EPLB rebalances as loads drift");
   }
-  return mismatches ? 2 : 0;
+  if (o.scaleTo > o.ranks) {
+    if (process < o.ranks) r.scaleUp(high);
+    else r.joinAt(1, process, high);
+    r.serve(o.steps, "after the scale-up");
+    r.scaleDown(low);
+  } else if (o.scaleTo < o.ranks) {
+    r.scaleDown(low);
+  }
+  if (r.left()) return 0;
+  r.serve(o.steps / 2, "final membership");
+  return r.verify() ? 2 : 0;
 }
-
 
 // MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read.
 double availableMemoryBytes() {
@@ -334,18 +425,47 @@ int runMoeDemo(const DemoOptions& o) {
   if (o.slots > o.experts)
     throw Error(ErrorCode::kInvalidArgument, "--slots " + std::to_string(o.slots) + " for --experts " +
                                                  std::to_string(o.experts) + ": a rank would have to hold one expert twice");
-  const int processes = std::max(o.ranks, o.scaleTo);
+  if (o.killRank >= o.ranks)
+    throw Error(ErrorCode::kInvalidArgument, "--kill-rank " + std::to_string(o.killRank) + " is not a rank of the first " +
+                                                 std::to_string(o.ranks));
+  if (o.killRank >= 0 && o.killAtStep >= o.steps)
+    throw Error(ErrorCode::kInvalidArgument, "--kill-at-step " + std::to_string(o.killAtStep) + " is past the first serving phase (--steps " +
+                                                 std::to_string(o.steps) + ")");
+  if (o.killRank >= 0 && o.ranks < 2) throw Error(ErrorCode::kInvalidArgument, "--kill-rank needs --ranks of 2 or more");
+  if (o.killRank >= 0 && o.experts > (o.ranks - 1) * o.slots)
+    throw Error(ErrorCode::kInvalidArgument, std::to_string(o.experts) + " experts do not fit in the " + std::to_string(o.ranks - 1) +
+                                                 " survivors of --kill-rank x " + std::to_string(o.slots) + " slots");
+  const int processes = o.killRank >= 0 ? o.ranks + 1 : std::max(o.ranks, o.scaleTo);
   checkMemoryFits(o, processes);
-  Fd listener = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
-  SocketAddress storeAddr = SocketAddress::ofSocket(listener.get());
-  std::printf("== eccl-demo: %d local processes; process 0 embeds the store at %s\n", processes, storeAddr.str().c_str());
+  // The store in a process of its own, as eccl-store would run: a rank that crashes cannot take
+  // it (and with it every survivor's recovery) down.
+  ChildStoreServer storeServer;
+  DemoOptions opts = o;
+  std::string tempCheckpoint;
+  if (o.killRank >= 0) {
+    if (opts.checkpoint.empty())
+      opts.checkpoint = tempCheckpoint = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : std::string("/tmp")) +
+                                         "/eccl-demo-" + std::to_string(::getpid()) + ".ckpt";
+    const ExpertLayout layout = ExpertLayout::ffn(o.expertBytes);
+    const auto w0 = Clock::now();
+    CheckpointFile::write(opts.checkpoint, layout, o.layers, o.experts,
+                          [&](int l, int e, uint8_t* block) { fillExpert(block, layout, l, e); });
+    std::printf("== eccl-demo: fault scenario: rank %d will be SIGKILLed at step %d; checkpoint of %d layers x %d experts "
+                "(%.1f MiB, per-expert checksums) written to %s in %.0f ms\n",
+                o.killRank, o.killAtStep, o.layers, o.experts, mib(double(layout.payloadBytes()) * o.layers * o.experts),
+                opts.checkpoint.c_str(), std::chrono::duration<double>(Clock::now() - w0).count() * 1e3);
+  }
+  std::printf("== eccl-demo: %d local processes; the store runs in its own process (pid %d) at %s\n", processes,
+              static_cast<int>(storeServer.pid()), storeServer.address().str().c_str());
   std::fflush(stdout);
   auto t0 = Clock::now();
-  auto exits = runLocalRanks(processes, [&](int p) { return rankMain(o, p, processes, listener, storeAddr); },
-                             {o.timeout * 4});
+  auto exits = runLocalRanks(processes, [&](int p) { return rankMain(opts, p, storeServer.address()); }, {o.timeout * 4});
+  if (!tempCheckpoint.empty()) ::unlink(tempCheckpoint.c_str());
   int failed = 0;
   for (auto& e : exits)
-    if (!e.ok()) {
+    if (e.rank == o.killRank && e.signal == SIGKILL) {
+      std::printf("   process %d ended by SIGKILL, as the scenario asked\n", e.rank);
+    } else if (!e.ok()) {
       ++failed;
       std::printf("   FAILED: %s\n", e.describe().c_str());
     }

@@ -1,7 +1,6 @@
 #include "groups/group/elastic_group.h"
 
 #include <set>
-#include <thread>
 
 #include "groups/group/group_recovery.h"
 #include "groups/store/prefix_store.h"
@@ -18,6 +17,12 @@ std::unique_ptr<ElasticGroup> ElasticGroup::join(std::shared_ptr<Store> store, c
 }
 
 ElasticGroup::~ElasticGroup() {
+  for (auto& f : abandoned_) {
+    try {
+      f.get();
+    } catch (...) {
+    }
+  }
   if (standby_.valid()) {
     try {
       standby_.get();  // let the build finish (or fail) before the store goes away
@@ -103,16 +108,18 @@ bool ElasticGroup::switchOver() {
 
 namespace eccl {
 
-// A standby build that may wait for a dead rank until its deadline: let it finish on its own
-// (std::async's future would block here until then).
+// A standby build may be waiting for a rank that died: tell its builders to give up (they poll
+// the epoch's "conflict" key) and keep the future, whose destructor waits for that.
 void ElasticGroup::abandonStandby() {
   standbyGroup_.reset();
-  if (standby_.valid()) std::thread([f = std::move(standby_)]() mutable {
-      try {
-        f.get();
-      } catch (...) {
-      }
-    }).detach();
+  if (standby_.valid()) {
+    try {
+      PrefixStore(store_, name_ + "/" + std::to_string(epoch() + 1))
+          .set("conflict", asBytes("group '" + name_ + "': epoch " + std::to_string(epoch() + 1) + " was abandoned for a recovery"));
+    } catch (const Error&) {
+    }
+    abandoned_.push_back(std::move(standby_));
+  }
   plan_.reset();
 }
 

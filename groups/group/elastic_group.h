@@ -81,7 +81,8 @@ class ElasticGroup {
   // Recovery from failed ranks: revokes the active epoch (so every member joins in), agrees with
   // the other survivors on the failed set, builds the next epoch without it (renumbered, in
   // order) and makes it active; the old one is destroyed, a prepared reconfiguration dropped.
-  // Every survivor must call it. Throws Error(kAborted) on a rank the others declared failed
+  // Every survivor must call it, after destroying what uses the group's communicators (updaters,
+  // transitions, loaders). Throws Error(kAborted) on a rank the others declared failed
   // (the group is then closed), and the store's error when the store is unreachable.
   RecoveryResult recover(RecoveryOptions options = {});
 
@@ -96,6 +97,7 @@ class ElasticGroup {
   std::optional<Reconfiguration> plan_;
   std::future<std::unique_ptr<StatelessGroup>> standby_;
   std::unique_ptr<StatelessGroup> standbyGroup_;  // standby_'s result once taken
+  std::vector<std::future<std::unique_ptr<StatelessGroup>>> abandoned_;  // builds called off by recover()
   std::string leftReason_;
 };
 

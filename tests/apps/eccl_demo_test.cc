@@ -33,6 +33,23 @@ TEST(EcclDemo, ServesRebalancesScalesUpAndDownAndVerifiesEveryExpert) {
     EXPECT_NE(out.find(line), std::string::npos) << "missing '" << line << "' in:\n" << out;
 }
 
+// The fault scenario: a rank SIGKILLed while serving; the survivors recover and keep serving,
+// reload what only it held from the checkpoint, a replacement joins, and every replica verifies.
+TEST(EcclDemo, ARankKilledWhileServingIsRecoveredFromAndReplaced) {
+  for (const char* victim : {"0", "2"}) {  // rank 0 prints the summaries and is the plan's root
+    int code = -1;
+    std::string out = runDemo({"--ranks", "4", "--kill-rank", victim, "--kill-at-step", "25", "--layers", "3", "--experts",
+                               "16", "--slots", "6", "--expert-bytes", "65536", "--steps", "40"}, code);
+    EXPECT_EQ(code, 0) << out;
+    for (std::string line : {std::string("rank ") + victim + " SIGKILLed at step 25", std::string("recovered: 4 -> 3 ranks at epoch 2"),
+                             std::string("were reloaded from checkpoint file"), std::string("serving interruption"),
+                             std::string("rebalance on 3 ranks"), std::string("scale-up 3 -> 4 ranks"),
+                             std::string("verify: all 72 expert replicas on 4 ranks match their checksums"),
+                             std::string("process ") + victim + " ended by SIGKILL", std::string("eccl-demo ok")})
+      EXPECT_NE(out.find(line), std::string::npos) << "missing '" << line << "' in:\n" << out;
+  }
+}
+
 TEST(EcclDemo, ScaleDownOnlyWithTheFlashPolicy) {
   int code = -1;
   std::string out = runDemo({"--ranks", "4", "--scale-to", "3", "--layers", "2", "--experts", "8", "--slots", "4",
