@@ -1,6 +1,7 @@
 // EPLB quality tables: for each policy, mean/max imbalance over layers (aggregate loads), mean
 // per-episode imbalance (what each serving step sees), gap to the lower bound, replicas moved
-// and planning time. Workloads: vllm-ascend's own policy check and Zipf-skewed drifting loads.
+// and planning time; "2 dom" rows spread every expert over two ranks where the redundant slots
+// allow it (what that costs in balance). Workloads: vllm-ascend's own policy check and Zipf-skewed drifting loads.
 //   eplb_quality [--quick]      (--quick: 4 layers instead of 58)
 #include <chrono>
 #include <cstdio>
@@ -21,13 +22,17 @@ using namespace eccl;
 struct Contender {
   std::string name;
   std::function<std::unique_ptr<eplb::PlacementPolicy>()> make;
+  int minDomains = 1;  // PolicyInput::minDomains: the balance a spread over failure domains costs
 };
 
 std::vector<Contender> contenders() {
   return {{"default", [] { return eplb::makePolicy("default"); }},
           {"swift", [] { return eplb::makePolicy("swift"); }},
           {"flash", [] { return eplb::makePolicy("flash"); }},
-          {"flash z=.674", [] { return std::make_unique<eplb::FlashPolicy>(eplb::FlashOptions{.z = 0.674}); }}};
+          {"flash z=0", [] { return std::make_unique<eplb::FlashPolicy>(eplb::FlashOptions{.z = 0}); }},
+          {"flash z=.674", [] { return std::make_unique<eplb::FlashPolicy>(eplb::FlashOptions{.z = 0.674}); }},
+          {"swift 2 dom", [] { return eplb::makePolicy("swift"); }, 2},
+          {"flash 2 dom", [] { return eplb::makePolicy("flash"); }, 2}};
 }
 
 void header(const std::string& title) {
@@ -55,12 +60,12 @@ int main(int argc, char** argv) {
   print("current", eplb::summarizePlacement(w.current, w.loads), 0);
   for (auto& c : contenders()) {
     auto t0 = Clock::now();
-    auto r = c.make()->plan({&w.loads, &w.current, 32, 9});
+    auto r = c.make()->plan({&w.loads, &w.current, 32, 9, 1, c.minDomains});
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     print(c.name, eplb::summarizePlan(r, w.loads), ms);
   }
 
-  for (auto [ranks, slots] : {std::pair{32, 9}, std::pair{64, 5}}) {
+  for (auto [ranks, slots] : {std::pair{32, 9}, std::pair{64, 5}, std::pair{32, 17}}) {  // 32 x 17: room for 2 domains each
     header("Zipf(s=1) loads, hot set drifting, 256 experts, " + std::to_string(layers) + " layers x " +
            std::to_string(ranks) + " ranks x " + std::to_string(slots) +
            " slots: 5 EPLB cycles of 16 episodes, each planned from the previous placement (means over cycles).");
@@ -73,7 +78,7 @@ int main(int argc, char** argv) {
       for (int cycle = 0; cycle < cycles; ++cycle) {
         auto loads = bench::zipfDrifting(layers, 256, 16, 1.0, 200000, 4 + 8 * cycle, 1000 + cycle);
         auto t0 = Clock::now();
-        auto r = policy->plan({&loads, &cur, ranks, slots});
+        auto r = policy->plan({&loads, &cur, ranks, slots, 1, c.minDomains});
         ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / cycles;
         mean.accumulate(eplb::summarizePlan(r, loads), 1.0 / cycles);
         cur = r.placement;

@@ -95,7 +95,7 @@ void EplbUpdater::gatherAndPlan() {
   // The policy sees copies: the forward loop goes on while it runs.
   policy_ = std::async(std::launch::async, [loads = std::move(loads), current = committed_, N, S, o = opts_]() mutable {
     auto t0 = std::chrono::steady_clock::now();
-    PlannedCycle c{makePolicy(o.policy)->plan({&loads, &current, N, S, o.nodes}), {}};
+    PlannedCycle c{makePolicy(o.policy)->plan({&loads, &current, N, S, o.nodes, o.minDomains, o.domainsAreNodes}), {}};
     c.report.policySeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // The same whole-model figures eccl-eplb prints, off the forward path.
     c.report.imbalanceBefore = summarizePlacement(current, loads).meanImbalance;

@@ -35,6 +35,8 @@ struct UpdaterOptions {
   int algorithmSteps = 50;   // A: steps the policy gets before the ranks first ask for its result
   std::string policy = "swift";
   int nodes = 1;             // see PolicyInput::nodes
+  int minDomains = 1;        // see PolicyInput::minDomains: > 1 so a lost rank (node) loses no expert
+  bool domainsAreNodes = false;
   int episodes = 10;         // the heat window is split into this many episodes (for swift/flash)
   std::string exportMapPath; // when set, rank 0 writes the expert map JSON here after every cycle
 };

@@ -5,6 +5,7 @@
 
 #include "eplb/cost_model.h"
 #include "eplb/default_policy.h"
+#include "eplb/failure_domains.h"
 #include "eplb/flash_policy.h"
 #include "eplb/swift_policy.h"
 #include "base/error.h"
@@ -25,6 +26,7 @@ PolicyResult PlacementPolicy::plan(const PolicyInput& in) const {
   if (in.slots > E)
     fail(std::to_string(in.slots) + " slots per rank for " + std::to_string(E) +
          " experts: a rank would have to hold one expert twice (use at most " + std::to_string(E) + " slots)");
+  if (in.minDomains < 1) fail("minimum failure domains " + std::to_string(in.minDomains) + " must be at least 1");
   if (in.nodes <= 0 || in.ranks % in.nodes != 0)
     fail("--nodes " + std::to_string(in.nodes) + " must divide the " + std::to_string(in.ranks) + " ranks");
   if (in.current != nullptr) {
@@ -45,6 +47,12 @@ PolicyResult PlacementPolicy::plan(const PolicyInput& in) const {
     LayerStats st;
     LayerPlacement next = planLayer(loads.layers[l], cur, in, st.replanned);
     const auto& total = loads.layers[l].total;
+    if (in.minDomains > 1) {
+      const FailureDomains domains{in.minDomains, in.domainsAreNodes, in.nodes};
+      const LayerPlacement before = next;
+      st.belowDomains = spreadOverFailureDomains(next, total, domains);
+      if (!(next == before)) st.replanned = true;
+    }
     st.imbalanceBefore = cur ? imbalance(*cur, total) : std::numeric_limits<double>::quiet_NaN();
     st.imbalanceAfter = imbalance(next, total);
     st.lowerBound = lowerBoundRatio(total, in.ranks, in.slots);

@@ -21,6 +21,10 @@ struct PolicyInput {
   // Ranks are grouped into this many nodes of N/nodes consecutive ranks; each expert's replicas
   // are spread over nodes as evenly as possible. 1 = no hierarchy.
   int nodes = 1;
+  // Failure domains (eplb/failure_domains.h): each expert gets replicas in at least this many
+  // ranks (or nodes, with domainsAreNodes) where the redundant slots allow it. 1 = off.
+  int minDomains = 1;
+  bool domainsAreNodes = false;
 };
 
 struct LayerStats {
@@ -29,6 +33,7 @@ struct LayerStats {
   double lowerBound = 0;       // lower bound on imbalanceAfter for any placement (cost_model.h)
   int moved = 0;               // slots whose expert changed (0 without a current placement)
   bool replanned = false;      // false when the policy kept the layer as it was
+  int belowDomains = 0;        // experts in fewer failure domains than PolicyInput::minDomains asks
 };
 
 struct PolicyResult {

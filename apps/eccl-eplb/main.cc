@@ -1,6 +1,6 @@
 // eccl-eplb: plan, evaluate and visualise expert placements.
 //   eccl-eplb plan --loads L.json (--ranks N --slots S | --current MAP.json) [--policy default|swift|flash]
-//                  [--nodes K] --out NEW.json
+//                  [--nodes K] [--min-domains D [--domain rank|node]] --out NEW.json
 //   eccl-eplb evaluate --map MAP.json --loads L.json
 //   eccl-eplb report --map MAP.json --loads L.json [--before OLD.json] --out report.html
 // Exit code 0 on success, 1 on bad input (the message names the file and field), 2 on usage errors.
@@ -24,8 +24,9 @@ using namespace eccl;
 
 struct PlanArgs {
   std::string loads, current, out, policy = "default";
-  int ranks = 0, slots = 0, nodes = 1;
-  double z = 0;
+  int ranks = 0, slots = 0, nodes = 1, minDomains = 1;
+  std::string domain = "rank";
+  double z = -1;
   int maxMoves = -1;
 };
 
@@ -46,7 +47,13 @@ int plan(const PlanArgs& a) {
                                                  std::to_string(ranks) + " x " + std::to_string(slots) + ")");
   if (ranks <= 0 || slots <= 0) throw Error(ErrorCode::kInvalidArgument, "give --ranks and --slots, or --current");
   auto policy = buildPolicy(a);
-  auto result = policy->plan({&loads, current ? &*current : nullptr, ranks, slots, a.nodes});
+  auto result = policy->plan({&loads, current ? &*current : nullptr, ranks, slots, a.nodes, a.minDomains, a.domain == "node"});
+  if (a.minDomains > 1) {
+    int below = 0;
+    for (auto& st : result.layers) below += st.belowDomains;
+    std::printf("failure domains: every expert in >= %d %ss where the redundant slots allow it; %d expert-layer pairs "
+                "could not be spread that far\n", a.minDomains, a.domain.c_str(), below);
+  }
   eplbtool::printLayerTable(stdout, result.placement, loads, &result.layers, current ? &*current : nullptr);
   auto after = eplb::summarizePlan(result, loads);
   std::optional<eplb::PlanSummary> before;
@@ -99,9 +106,13 @@ int main(int argc, char** argv) {
   planCmd->add_option("--slots", pa.slots, "expert slots per rank (without --current)")->check(CLI::PositiveNumber);
   planCmd->add_option("--policy", pa.policy, "default, swift or flash")->capture_default_str();
   planCmd->add_option("--nodes", pa.nodes, "ranks form this many nodes; replicas are spread over nodes")->check(CLI::PositiveNumber)->capture_default_str();
-  planCmd->add_option("--z", pa.z, "flash: weight of the std of rank load across episodes")
+  planCmd->add_option("--z", pa.z, "flash: weight of the std of rank load across episodes (default: 0.5 when the loads carry episodes, else 0)")
       ->check(CLI::NonNegativeNumber & CLI::Validator([](std::string& v) { return std::isfinite(std::stod(v)) ? "" : "must be a finite number"; }, "FINITE"))
       ->capture_default_str();
+  planCmd->add_option("--min-domains", pa.minDomains, "each expert in at least this many failure domains where the "
+                      "redundant slots allow it (a lost rank or node then loses no expert)")->check(CLI::PositiveNumber)->capture_default_str();
+  planCmd->add_option("--domain", pa.domain, "failure domain: rank, or node (see --nodes)")
+      ->check(CLI::IsMember({"rank", "node"}))->capture_default_str();
   planCmd->add_option("--max-moves", pa.maxMoves, "swift: replicas moved per layer at most (-1: N*S/4)")->capture_default_str();
   planCmd->add_option("--out", pa.out, "where to write the new expert map JSON")->required();
 

@@ -20,6 +20,8 @@
  *    "tensors": [{"name": "w13", "shape": [512, 256], "dtype": "bfloat16"}, ...],   one expert
  *    "policy": "swift" | "default" | "flash",               optional (default "swift")
  *    "heat_steps": 600, "algorithm_steps": 50, "episodes": 10, "nodes": 1,         optional
+ *    "min_domains": 1, "domain": "rank" | "node",            optional: each expert in >= min_domains
+ *                                                            ranks (nodes) where slots allow it
  *    "export_map_path": "/path/map.json",                    optional: rank 0 writes it per cycle
  *    "initial_map": {expert map, vllm-ascend's format}}      optional: what the tensors hold now;
  *                                                            default: experts in order, then copies
@@ -100,7 +102,7 @@ typedef struct {
 ecclResult_t ecclEplbGetInfo(ecclEplb_t eplb, ecclEplbInfo* info);
 
 /* A placement without an updater: {"policy": ..., "ranks": N, "slots": S, "nodes": 1,
- * "loads": {loads JSON}, "current_map": {expert map} (optional)} -> the new expert map JSON,
+ * "min_domains": 1, "domain": "rank", "loads": {loads JSON}, "current_map": {expert map} (optional)} -> the new expert map JSON,
  * NUL-terminated in buf (*bytes as for ecclEplbExportMap). */
 ecclResult_t ecclEplbPlan(const char* requestJson, char* buf, size_t capacity, size_t* bytes);
 

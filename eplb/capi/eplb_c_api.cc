@@ -78,6 +78,12 @@ struct EplbConfig {
     c.updater.algorithmSteps = integer("algorithm_steps", c.updater.algorithmSteps);
     c.updater.episodes = integer("episodes", c.updater.episodes);
     c.updater.nodes = integer("nodes", c.updater.nodes);
+    c.updater.minDomains = integer("min_domains", c.updater.minDomains);
+    if (j.contains("domain")) {
+      if (!j["domain"].is_string() || (j["domain"] != "rank" && j["domain"] != "node"))
+        invalid("EPLB config: \"domain\" must be \"rank\" or \"node\"");
+      c.updater.domainsAreNodes = j["domain"] == "node";
+    }
     if (j.contains("export_map_path") && !j["export_map_path"].is_null()) {
       if (!j["export_map_path"].is_string()) invalid("EPLB config: \"export_map_path\" must be a string");
       c.updater.exportMapPath = j["export_map_path"].get<std::string>();
@@ -235,7 +241,8 @@ std::string planFromRequest(const std::string& request) {
       current = parseExpertMap(m.is_string() ? m.get<std::string>() : m.dump(), "current_map", loads.experts);
     }
     PolicyInput in{&loads, current ? &*current : nullptr, j["ranks"].get<int>(), j["slots"].get<int>(),
-                   j.contains("nodes") ? j["nodes"].get<int>() : 1};
+                   j.contains("nodes") ? j["nodes"].get<int>() : 1, j.contains("min_domains") ? j["min_domains"].get<int>() : 1,
+                   j.contains("domain") && j["domain"] == "node"};
     const std::string policy = j.contains("policy") ? j["policy"].get<std::string>() : "swift";
     return expertMapJson(makePolicy(policy)->plan(in).placement);
   } catch (const json::exception& ex) {

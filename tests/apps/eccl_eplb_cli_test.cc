@@ -66,6 +66,13 @@ TEST_F(EcclEplbCli, PlanEvaluateReport) {
     EXPECT_LE(moved, 4);
   }
 
+  // 8 experts on 8 x 2 slots: room for every expert on two ranks, so no single rank's loss loses one.
+  r = eplbTool({"plan", "--loads", loads_, "--ranks", "8", "--slots", "2", "--min-domains", "2", "--out", next_});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("every expert in >= 2 ranks where the redundant slots allow it; 0 expert-layer pairs"), std::string::npos) << r.out;
+  for (auto& layer : eplb::readExpertMap(next_, 8).layers)
+    for (int e = 0; e < 8; ++e) EXPECT_EQ(layer.replicaCounts(8)[e], 2) << "expert " << e;
+
   r = eplbTool({"evaluate", "--map", next_, "--loads", loads_});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("mean imbalance"), std::string::npos) << r.out;
