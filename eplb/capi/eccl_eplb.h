@@ -87,6 +87,31 @@ ecclResult_t ecclEplbTakeReport(ecclEplb_t eplb, char* buf, size_t capacity, siz
  * policy over the next steps. A joining process calls ecclEplbJoin instead. */
 ecclResult_t ecclEplbElasticStep(ecclEplb_t eplb, ecclElastic_t group, uint32_t newSize, const int32_t* oldToNew,
                                  uint32_t oldSize, int* done, int* left);
+/* --- Surviving a rank crash
+ * An engine's weight source: writes expert `expert` of `layer` into tensors[t], one pointer per
+ * tensor of the config (its shape and dtype, packed). Returns 0 on success; anything else fails
+ * the call naming the layer and expert. */
+typedef int (*ecclEplbWeightSourceFn)(void* user, int32_t layer, int32_t expert, void* const* tensors);
+
+/* Writes an eccl checkpoint file (per-expert checksums; see eplb/weight_source.h) at `path` of
+ * every expert of every layer of configJson's model, read from source(user, ...). */
+ecclResult_t ecclEplbWriteCheckpoint(const char* configJson, const char* path, ecclEplbWeightSourceFn source, void* user);
+
+/* After a rank failure (a step returned ecclConnectionClosed or ecclAborted), on every survivor,
+ * between steps: recovers the elastic group this eplb runs on (as ecclElasticRecover), keeps every
+ * expert a survivor still holds where it is, reads each expert no survivor holds from the eccl
+ * checkpoint at checkpointPath (or, when it is NULL, from source(user, ...)) into the place of a
+ * redundant replica, and restarts the updater on the new group; the policy's rebalance (moving
+ * experts between survivors) follows over the next steps. Maps change: call ecclEplbGetMaps.
+ * Experts are written into the engine's tensors during this call. */
+ecclResult_t ecclEplbRecover(ecclEplb_t eplb, ecclElastic_t group, const char* checkpointPath, ecclEplbWeightSourceFn source,
+                             void* user, ecclRecoveryInfo* info);
+/* The last recovery as JSON: {"failed": [...], "old_to_new": [...], "epoch": E, "rounds": R,
+ * "lost": [{"layer", "expert", "rank", "slot"}...], "reloaded": this rank's count,
+ * "reloaded_bytes", "source", "agree_seconds", "build_seconds", "restore_seconds"}; *bytes as for
+ * ecclEplbExportMap. */
+ecclResult_t ecclEplbRecoveryReport(ecclEplb_t eplb, char* buf, size_t capacity, size_t* bytes);
+
 /* A process joining epoch `epoch` as rank newRank of newSize: builds the group with the serving
  * ranks, receives its experts into the engine's tensors, and returns both (blocks until then). */
 ecclResult_t ecclEplbJoin(ecclStore_t store, const char* groupName, uint64_t epoch, uint32_t newRank, uint32_t newSize,

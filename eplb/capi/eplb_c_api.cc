@@ -6,6 +6,8 @@
 #include "eplb/eplb_json.h"
 #include "eplb/eplb_updater.h"
 #include "eplb/elastic_transition.h"
+#include "eplb/expert_recovery.h"
+#include "eplb/weight_source.h"
 #include "eplb/load_recorder.h"
 #include "eplb/policy.h"
 #include "groups/capi/capi_internal.h"
@@ -132,6 +134,7 @@ struct ecclEplb {
   std::vector<double> recent;  // this rank's tokens per (layer, slot) since the last elastic change
   std::vector<double> scratch;
   std::optional<CycleReport> pendingReport;  // taken from the updater, not yet copied out
+  std::string recoveryReport;                 // the last ecclEplbRecover's, as JSON
 
   void dependOn(ecclComm_t c) {
     if (c->owner) {
@@ -220,6 +223,66 @@ std::string reportJson(const CycleReport& r) {
               {"bytes_received", r.bytesReceived},
               {"transfer_seconds", r.transferSeconds},
               {"policy_seconds", r.policySeconds}}
+      .dump();
+}
+
+// An engine's callback as a WeightSource: the expert's tensors at their offsets in the block.
+class CallbackSource : public WeightSource {
+ public:
+  CallbackSource(ecclEplbWeightSourceFn fn, void* user, ExpertLayout layout) : fn_(fn), user_(user), layout_(std::move(layout)) {}
+  void read(int layer, int expert, uint8_t* block) override {
+    std::vector<void*> tensors;
+    for (int t = 0; t < layout_.tensorCount(); ++t) tensors.push_back(block + layout_.offset(t));
+    if (int rc = fn_(user_, layer, expert, tensors.data()); rc != 0)
+      throw Error(ErrorCode::kRemote, "the weight source returned " + std::to_string(rc) + " for expert " + std::to_string(expert) +
+                                          " of layer " + std::to_string(layer));
+  }
+  std::string describe() const override { return "the engine's weight source"; }
+
+ private:
+  ecclEplbWeightSourceFn fn_;
+  void* user_;
+  ExpertLayout layout_;
+};
+
+// This rank's recent tokens per logical expert over the survivors (collective on the new group):
+// what the policy rebalances by after a recovery. Experts nobody saw count 1.
+ExpertLoads survivorLoads(Communicator& comm, const ExpertWeights& w, const std::vector<double>& recent, int experts) {
+  const int L = w.layers(), S = w.slots(), N = comm.size();
+  std::vector<double> mine(size_t(L) * S * 2);
+  for (int l = 0; l < L; ++l) {
+    auto row = w.read(l).maps().row;
+    for (int s = 0; s < S; ++s) {
+      mine[(size_t(l) * S + s) * 2] = row[s];
+      mine[(size_t(l) * S + s) * 2 + 1] = recent.empty() ? 0.0 : recent[size_t(l) * S + s];
+    }
+  }
+  std::vector<double> all(mine.size() * N);
+  comm.allGather(mine.data(), all.data(), mine.size() * sizeof(double));
+  ExpertLoads loads{experts, std::vector<LayerLoads>(L, LayerLoads{std::vector<double>(experts, 1.0), {}})};
+  for (int r = 0; r < N; ++r)
+    for (int l = 0; l < L; ++l)
+      for (int s = 0; s < S; ++s) {
+        const double* x = all.data() + ((size_t(r) * L + l) * S + s) * 2;
+        if (x[0] >= 0) loads.layers[l].total[static_cast<int>(x[0])] += x[1];
+      }
+  return loads;
+}
+
+std::string recoveryJson(const RecoveryResult& r, const RecoveryPlan& plan, const RestoreReport& rep, double restoreSeconds) {
+  json lost = json::array();
+  for (auto& x : plan.lost) lost.push_back({{"layer", x.layer}, {"expert", x.expert}, {"rank", x.rank}, {"slot", x.slot}});
+  return json{{"failed", r.failed},
+              {"old_to_new", r.oldToNew},
+              {"epoch", r.epoch},
+              {"rounds", r.rounds},
+              {"lost", lost},
+              {"reloaded", rep.reloaded},
+              {"reloaded_bytes", rep.bytes},
+              {"source", rep.source},
+              {"agree_seconds", r.agreeSeconds},
+              {"build_seconds", r.buildSeconds},
+              {"restore_seconds", restoreSeconds}}
       .dump();
 }
 
@@ -435,6 +498,73 @@ ecclResult_t ecclEplbJoin(ecclStore_t store, const char* groupName, uint64_t epo
     e->dependOn(*group);
     track(e.get(), "eplb");
     *eplb = e.release();
+  });
+}
+
+ecclResult_t ecclEplbWriteCheckpoint(const char* configJson, const char* path, ecclEplbWeightSourceFn source, void* user) {
+  return guarded([&] {
+    if (!source) invalid("source must not be null");
+    EplbConfig c = EplbConfig::parse(text(configJson, "configJson"));
+    ExpertLayout layout(c.tensors);
+    CallbackSource from(source, user, layout);
+    CheckpointFile::write(text(path, "path"), layout, c.layers, c.experts, [&](int l, int e, uint8_t* block) { from.read(l, e, block); });
+  });
+}
+
+ecclResult_t ecclEplbRecover(ecclEplb_t eplb, ecclElastic_t group, const char* checkpointPath, ecclEplbWeightSourceFn source,
+                             void* user, ecclRecoveryInfo* info) {
+  return guarded([&] {
+    requireLive(eplb, "eplb");
+    auto& e = *eplb;
+    auto& g = elasticOf(group);
+    if (e.owner != &g) invalid("this eplb does not run on that elastic group");
+    if (!e.updater && !e.transition) invalid("this eplb cannot run any more (" + e.broken + "); destroy it");
+    if (!checkpointPath && !source) invalid("give a checkpointPath or a weight source");
+    const ExpertLayout layout = e.weights->layout();
+    std::unique_ptr<WeightSource> from;
+    if (checkpointPath) from = std::make_unique<CheckpointFile>(checkpointPath, layout);  // refused now if unusable
+    else from = std::make_unique<CallbackSource>(source, user, layout);
+    // Everything on the revoked group goes first: the transition, the updater and its loader.
+    e.transition.reset();
+    e.updater.reset();
+    e.comm = nullptr;
+    std::vector<double> recent = e.recent;
+    RecoveryResult r;
+    const int oldRank = g.group->rank();
+    {
+      std::lock_guard lock(g.mu);
+      dropCommHandles(g);
+      try {
+        r = g.group->recover();
+      } catch (const std::exception& ex) {
+        e.broken = std::string("recovery failed: ") + ex.what();
+        throw;
+      }
+    }
+    Communicator& comm = g.group->comm();
+    try {
+      const auto t0 = std::chrono::steady_clock::now();
+      ExpertLoads loads = survivorLoads(comm, *e.weights, recent, e.config.experts);
+      RecoveryPlan plan = planRecovery(comm, *e.weights, e.config.experts, loads, e.config.updater.policy, e.config.updater.nodes);
+      RestoreReport rep = restoreLostExperts(*e.weights, plan, comm.rank(), *from);
+      e.startUpdater(comm, plan.restored);
+      e.updater->applyPlacement(plan.target);
+      e.recoveryReport = recoveryJson(r, plan, rep, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    } catch (const std::exception& ex) {
+      e.updater.reset();
+      e.comm = nullptr;
+      e.broken = std::string("restoring experts after the recovery failed: ") + ex.what();
+      throw;
+    }
+    if (info) *info = recoveryInfo(r, oldRank, comm.rank(), comm.size());
+  });
+}
+
+ecclResult_t ecclEplbRecoveryReport(ecclEplb_t eplb, char* buf, size_t capacity, size_t* bytes) {
+  return guarded([&] {
+    requireLive(eplb, "eplb");
+    if (eplb->recoveryReport.empty()) invalid("this eplb has not recovered from anything");
+    copyOut(eplb->recoveryReport, buf, capacity, bytes, "the recovery report");
   });
 }
 

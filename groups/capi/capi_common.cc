@@ -134,6 +134,21 @@ void copyOut(const std::string& s, char* buf, size_t capacity, size_t* bytes, co
   std::memcpy(buf, s.c_str(), need);
 }
 
+ecclRecoveryInfo recoveryInfo(const RecoveryResult& r, int oldRank, int rank, int size) {
+  ecclRecoveryInfo info{};
+  info.oldEpoch = r.oldEpoch;
+  info.epoch = r.epoch;
+  info.oldRank = oldRank;
+  info.rank = rank;
+  info.oldSize = static_cast<int32_t>(r.oldToNew.size());
+  info.size = size;
+  info.failed = static_cast<int32_t>(r.failed.size());
+  info.rounds = r.rounds;
+  info.agreeSeconds = r.agreeSeconds;
+  info.buildSeconds = r.buildSeconds;
+  return info;
+}
+
 }  // namespace eccl::capi
 
 extern "C" {

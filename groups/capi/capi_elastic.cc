@@ -103,6 +103,23 @@ ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member) {
   });
 }
 
+ecclResult_t ecclElasticRecover(ecclElastic_t group, int32_t* oldToNew, uint32_t capacity, ecclRecoveryInfo* info) {
+  return guarded([&] {
+    auto& e = elasticOf(group);
+    requireNoEplb(e.eplbs, "ecclElasticRecover");
+    const auto oldSize = static_cast<uint32_t>(e.group->size());
+    if (oldToNew && capacity < oldSize)
+      throw Error(ErrorCode::kInvalidArgument, "oldToNew has room for " + std::to_string(capacity) + " ranks, the group has " +
+                                                   std::to_string(oldSize));
+    std::lock_guard lock(e.mu);
+    const int oldRank = e.group->rank();
+    dropCommHandles(e);
+    RecoveryResult r = e.group->recover();
+    if (oldToNew) std::copy(r.oldToNew.begin(), r.oldToNew.end(), oldToNew);
+    if (info) *info = recoveryInfo(r, oldRank, e.group->rank(), e.group->size());
+  });
+}
+
 ecclResult_t ecclElasticDestroy(ecclElastic_t group) {
   return guarded([&] {
     auto& e = elasticOf(group);

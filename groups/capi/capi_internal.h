@@ -89,6 +89,8 @@ ecclComm_t newCommHandle(std::unique_ptr<StatelessGroup> group, Communicator* bo
 void freeCommHandle(ecclComm_t comm);  // untracks and deletes (owned group destroyed)
 eccl::Store& storeOf(ecclStore_t store);
 ecclElastic& elasticOf(ecclElastic_t group);
+// The C view of a recovery (ecclElasticRecover, ecclEplbRecover).
+ecclRecoveryInfo recoveryInfo(const RecoveryResult& r, int oldRank, int rank, int size);
 ecclElastic_t newElasticHandle(std::unique_ptr<ElasticGroup> group);
 // Frees the borrowed communicator handles of an elastic group whose epoch changed (group.mu held
 // or no other thread using the group).

@@ -259,6 +259,24 @@ ecclResult_t ecclElasticNextRank(ecclElastic_t group, int32_t* rank);
 ecclResult_t ecclElasticStandbyComm(ecclElastic_t group, ecclComm_t* comm);
 /* Drains the old epoch and switches; *member = 0 when this rank left (destroy the group then). */
 ecclResult_t ecclElasticSwitch(ecclElastic_t group, int* member);
+
+/* What a recovery did (ecclElasticRecover, ecclEplbRecover). */
+typedef struct {
+  uint64_t oldEpoch, epoch;     /* the revoked epoch and the one built without the failed ranks */
+  int32_t oldRank, rank;        /* this process's rank before and after */
+  int32_t oldSize, size;
+  int32_t failed;               /* how many ranks failed (oldToNew[r] == -1 for them) */
+  int32_t rounds;               /* > 1 when a rank failed during the recovery itself */
+  double agreeSeconds, buildSeconds;
+} ecclRecoveryInfo;
+
+/* After a rank failure (an operation failed; ecclCommGetFailedRanks names it): every survivor
+ * calls this; they agree on the failed set through the store and build the next epoch without it
+ * (survivors keep their order). oldToNew (may be NULL) receives each old rank's new rank, -1 for a
+ * failed one (capacity >= the old size). Refused while an eplb runs on the group (use
+ * ecclEplbRecover). On a rank the others declared failed it returns ecclAborted, and the group is
+ * closed (destroy it). Communicators from ecclElasticComm are invalid afterwards; ask again. */
+ecclResult_t ecclElasticRecover(ecclElastic_t group, int32_t* oldToNew, uint32_t capacity, ecclRecoveryInfo* info);
 ecclResult_t ecclElasticDestroy(ecclElastic_t group);
 
 const char* ecclGetErrorString(ecclResult_t result);

@@ -35,8 +35,8 @@ from .comm import (
     isend,
 )
 from .dtypes import DataType
-from .elastic import ElasticGroup
-from .eplb import Eplb, loads_json, plan
+from .elastic import ElasticGroup, RecoveryInfo
+from .eplb import Eplb, loads_json, plan, write_checkpoint
 from .errors import (
     Aborted,
     ConnectionClosed,
@@ -77,5 +77,5 @@ __all__ = [
     "Eplb", "Group", "InternalError", "InvalidArgument", "LaunchInfo", "MAX_TAG", "MemoryRegistration", "P2POp", "ReduceOp",
     "RemoteError", "Result", "TcpStore", "TcpStoreServer", "Timeout", "Work", "batch_isend_irecv", "bootstrap",
     "get_root_info", "init_from_env", "irecv", "isend", "launch_info_from_env", "load_library", "loads_json",
-    "plan",
+    "plan", "RecoveryInfo", "write_checkpoint",
 ]

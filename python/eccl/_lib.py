@@ -49,6 +49,27 @@ Handle = c_void_p
 HandleOut = POINTER(c_void_p)
 
 
+class RecoveryInfoStruct(ctypes.Structure):
+    """``ecclRecoveryInfo``."""
+
+    _fields_ = [
+        ("oldEpoch", c_uint64),
+        ("epoch", c_uint64),
+        ("oldRank", c_int32),
+        ("rank", c_int32),
+        ("oldSize", c_int32),
+        ("size", c_int32),
+        ("failed", c_int32),
+        ("rounds", c_int32),
+        ("agreeSeconds", ctypes.c_double),
+        ("buildSeconds", ctypes.c_double),
+    ]
+
+
+# ecclEplbWeightSourceFn: int (*)(void* user, int32_t layer, int32_t expert, void* const* tensors)
+WeightSourceFn = ctypes.CFUNCTYPE(c_int, c_void_p, c_int32, c_int32, POINTER(c_void_p))
+
+
 class SendRecvItem(ctypes.Structure):
     """``ecclSendRecvItem``."""
 
@@ -135,6 +156,8 @@ _FUNCTIONS = {
     "ecclCommAbort": [Handle],
     "ecclCommDestroy": [Handle],
     "ecclCommGetAsyncError": [Handle, POINTER(c_int)],
+    "ecclCommRevoke": [Handle, c_char_p, POINTER(c_int), c_uint32],
+    "ecclCommGetFailedRanks": [Handle, POINTER(c_int), c_uint32, POINTER(c_uint32)],
     # store
     "ecclStoreServerStart": [c_char_p, c_uint16, HandleOut],
     "ecclStoreServerAddress": [Handle, _P, c_size_t],
@@ -158,6 +181,7 @@ _FUNCTIONS = {
     "ecclElasticStandbyComm": [Handle, HandleOut],
     "ecclElasticSwitch": [Handle, POINTER(c_int)],
     "ecclElasticDestroy": [Handle],
+    "ecclElasticRecover": [Handle, POINTER(c_int32), c_uint32, POINTER(RecoveryInfoStruct)],
     # eccl_eplb.h
     "ecclEplbCreate": [Handle, c_char_p, POINTER(c_void_p), POINTER(c_uint64), HandleOut],
     "ecclEplbRecord": [Handle, c_int32, _P, _I, c_uint64],
@@ -174,6 +198,9 @@ _FUNCTIONS = {
     "ecclEplbDestroy": [Handle],
     "ecclEplbGetInfo": [Handle, _P],
     "ecclEplbPlan": [c_char_p, _P, c_size_t, POINTER(c_size_t)],
+    "ecclEplbWriteCheckpoint": [c_char_p, c_char_p, WeightSourceFn, c_void_p],
+    "ecclEplbRecover": [Handle, Handle, c_char_p, WeightSourceFn, c_void_p, POINTER(RecoveryInfoStruct)],
+    "ecclEplbRecoveryReport": [Handle, _P, c_size_t, POINTER(c_size_t)],
 }
 
 _lock = threading.Lock()

@@ -626,6 +626,28 @@ class Communicator(Resource):
         """Fails every pending operation here and on every other rank; still destroy() after."""
         self._L.ecclCommAbort(self.handle)
 
+    def revoke(self, reason: Optional[str] = None, failed: Sequence[int] = ()) -> None:
+        """Revokes the communicator (a rank failed): every pending and later operation fails here
+        and on every other rank, naming the failed ranks known here; ``failed`` are recorded as
+        failed. It stays queryable (:meth:`failed_ranks`); recover with
+        :meth:`eccl.ElasticGroup.recover`. Idempotent."""
+        ranks = [int(r) for r in failed]
+        arr = (c_int * len(ranks))(*ranks) if ranks else None
+        self._L.ecclCommRevoke(self.handle, reason.encode() if reason else None, arr, len(ranks))
+
+    def failed_ranks(self) -> List[int]:
+        """Ranks known to have failed, ascending: seen by the heartbeat monitor (a closed
+        connection, silence past ``ECCL_HEARTBEAT_TIMEOUT``, another rank's report) or named to
+        :meth:`revoke`."""
+        n = c_uint32(0)
+        self._L.ecclCommGetFailedRanks(self.handle, None, 0, byref(n))
+        while True:
+            buf = (c_int * max(1, n.value))()
+            cap = n.value
+            self._L.ecclCommGetFailedRanks(self.handle, buf, cap, byref(n))
+            if n.value <= cap:
+                return [buf[i] for i in range(n.value)]
+
     def destroy(self) -> None:
         """Frees the communicator (idempotent; works when peers are gone). Releases every
         registration. On a borrowed communicator only detaches this wrapper. Refused

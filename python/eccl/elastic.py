@@ -11,6 +11,10 @@ The flow (every current member, same plan)::
 
 A process joining epoch ``e`` calls ``ElasticGroup.join(store, "ep", new_rank, new_size, epoch=e)``.
 
+After a rank crashes (an operation raises ConnectionClosed or Aborted; ``group.comm.failed_ranks()``
+names it), every survivor calls ``info = group.recover()``: they agree on the failed set and
+build the next epoch without it (``info.old_to_new`` renumbers them, in order).
+
 Communicators from ``comm`` / ``standby_comm()`` belong to the group: ``destroy()`` on them only
 detaches the wrapper, and they become invalid (any call raises ``InvalidArgument``) when the
 group switches or is destroyed, so fetch ``group.comm`` again after ``switch_over()``.
@@ -20,6 +24,7 @@ the switch).
 from __future__ import annotations
 
 from ctypes import byref, c_int, c_int32, c_uint64, c_void_p
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from . import _lib
@@ -27,6 +32,29 @@ from .comm import Communicator, _rank_arg
 from .errors import InvalidArgument
 from .store import TcpStore
 from ._resource import Resource
+
+
+@dataclass(frozen=True)
+class RecoveryInfo:
+    """What :meth:`ElasticGroup.recover` (or :meth:`eccl.Eplb.recover`) did."""
+
+    old_epoch: int
+    epoch: int
+    old_rank: int
+    rank: int
+    old_size: int
+    size: int
+    failed: List[int]        # ranks of the old epoch, ascending
+    old_to_new: List[int]    # per old rank: its new rank, -1 for a failed one
+    rounds: int              # > 1 when a rank failed during the recovery itself
+    agree_seconds: float
+    build_seconds: float
+
+    @staticmethod
+    def _from(info: "_lib.RecoveryInfoStruct", old_to_new: List[int]) -> "RecoveryInfo":
+        return RecoveryInfo(info.oldEpoch, info.epoch, info.oldRank, info.rank, info.oldSize, info.size,
+                            [r for r, n in enumerate(old_to_new) if n < 0], old_to_new, info.rounds,
+                            info.agreeSeconds, info.buildSeconds)
 
 
 class ElasticGroup(Resource):
@@ -126,6 +154,21 @@ class ElasticGroup(Resource):
         self._L.ecclElasticSwitch(self.handle, byref(m))
         self._after_switch()
         return bool(m.value)
+
+    def recover(self) -> RecoveryInfo:
+        """After a rank failure, on every survivor: agree on the failed ranks through the store
+        and build the next epoch without them (survivors keep their order). Raises Aborted on a
+        rank the others declared failed (destroy the group then), and the store's error when the
+        store is unreachable. Invalidates every communicator wrapper handed out; refused while an
+        :class:`~eccl.Eplb` runs on the group (use :meth:`eccl.Eplb.recover`)."""
+        old_size = self.size
+        arr = (c_int32 * old_size)()
+        info = _lib.RecoveryInfoStruct()
+        try:
+            self._L.ecclElasticRecover(self.handle, arr, old_size, byref(info))
+        finally:
+            self._after_switch()
+        return RecoveryInfo._from(info, list(arr))
 
     def _after_switch(self) -> None:
         # The C side freed the borrowed communicator handles: make stale wrappers fail cleanly.

@@ -25,13 +25,13 @@ import json
 import math
 import sys
 from ctypes import byref, c_int, c_int32, c_size_t, c_uint64, c_void_p
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _lib
 from .buffers import as_buffer
 from .comm import Communicator, _rank_arg
-from .dtypes import NAMES, DataType, numpy_table, torch_table
-from .elastic import ElasticGroup, _plan
+from .dtypes import ITEM_SIZE, NAMES, DataType, numpy_table, torch_table
+from .elastic import ElasticGroup, RecoveryInfo, _plan
 from .errors import InvalidArgument
 from .store import TcpStore
 from ._resource import Resource
@@ -359,6 +359,37 @@ class Eplb(Resource):
             group._after_switch()
         return bool(done.value), bool(left.value)
 
+    # surviving a rank crash
+
+    def recover(self, group: ElasticGroup, checkpoint: Optional[str] = None,
+                source: Optional[Callable[[int, int], Any]] = None) -> Tuple[RecoveryInfo, Dict[str, Any]]:
+        """After a rank failure (a step raised ConnectionClosed or Aborted), on every survivor,
+        between steps: recovers ``group`` (see :meth:`ElasticGroup.recover`), keeps every expert a
+        survivor holds, writes each expert no survivor holds into the engine's tensors from the
+        eccl ``checkpoint`` file (see :func:`write_checkpoint`) or from ``source(layer, expert)``
+        (returns the expert's tensors, in config order or by name), and restarts the updater on
+        the new group; the policy's rebalance follows over the next steps. Re-read the maps after.
+        Returns (info, report): the report names the lost experts and what this rank reloaded."""
+        if (checkpoint is None) == (source is None):
+            raise InvalidArgument("give exactly one of 'checkpoint' (a path) and 'source' (a callable)")
+        callback = _source_callback(source, self._engine.specs) if source is not None else None
+        info = _lib.RecoveryInfoStruct()
+        try:
+            self._L.ecclEplbRecover(self.handle, group.handle, checkpoint.encode() if checkpoint else None,
+                                    callback.fn if callback else _lib.WeightSourceFn(), None, byref(info))
+        except Exception:
+            if callback is not None and callback.error is not None:
+                raise callback.error
+            raise
+        finally:
+            group._after_switch()
+        report = json.loads(_grow_string(self._L.ecclEplbRecoveryReport, (self.handle,), 1 << 14))
+        return RecoveryInfo._from(info, list(report["old_to_new"])), report
+
+    def write_checkpoint(self, path: str, source: Callable[[int, int], Any]) -> None:
+        """Writes an eccl checkpoint of every expert of this model (see :func:`write_checkpoint`)."""
+        write_checkpoint(path, self.layers, self.experts, self._engine.specs, source)
+
     # teardown
 
     def destroy(self) -> None:
@@ -378,6 +409,66 @@ class Eplb(Resource):
         except Exception:  # destroyed, or this rank left its group
             where = "detached"
         return "<eccl.Eplb L=%d E=%d S=%d %s>" % (self.layers, self.experts, self.slots, where)
+
+
+class _SourceCallback:
+    """``source(layer, expert)`` as an ecclEplbWeightSourceFn; keeps the first exception."""
+
+    def __init__(self, source: Callable[[int, int], Any], specs: List[Dict[str, Any]]):
+        self.error: Optional[BaseException] = None
+        names = [sp["name"] for sp in specs]
+        sizes = [math.prod(sp["shape"]) * ITEM_SIZE[_dtype_of(sp["dtype"])] for sp in specs]
+
+        def call(user, layer, expert, tensors):
+            try:
+                got = source(int(layer), int(expert))
+                items = [got[n] for n in names] if isinstance(got, dict) else list(got)
+                if len(items) != len(names):
+                    raise InvalidArgument("the weight source gave %d tensors for expert %d of layer %d; the model has %d (%s)"
+                                          % (len(items), expert, layer, len(names), ", ".join(names)))
+                for t, (x, size) in enumerate(zip(items, sizes)):
+                    buf = as_buffer(x, "%s of expert %d, layer %d" % (names[t], expert, layer))
+                    if buf.nbytes != size:
+                        raise InvalidArgument("the weight source gave %d bytes for %s of expert %d, layer %d; it has %d"
+                                              % (buf.nbytes, names[t], expert, layer, size))
+                    ctypes.memmove(tensors[t], buf.ptr, size)
+                return 0
+            except BaseException as e:  # noqa: B902 - reported after the C call returns
+                if self.error is None:
+                    self.error = e
+                return 1
+
+        self.fn = _lib.WeightSourceFn(call)
+
+
+def _dtype_of(name: str) -> DataType:
+    for dt, n in NAMES.items():
+        if n == name:
+            return dt
+    raise InvalidArgument("unknown dtype name '%s' (expected one of %s)" % (name, ", ".join(NAMES.values())))
+
+
+def _source_callback(source: Callable[[int, int], Any], specs: List[Dict[str, Any]]) -> _SourceCallback:
+    if not callable(source):
+        raise InvalidArgument("'source' must be a callable (layer, expert) -> tensors")
+    return _SourceCallback(source, specs)
+
+
+def write_checkpoint(path: str, layers: int, experts: int, tensors: Sequence[Dict[str, Any]],
+                     source: Callable[[int, int], Any]) -> None:
+    """Writes an eccl checkpoint file: every expert of every layer, from ``source(layer, expert)``
+    (the expert's tensors, in ``tensors`` order or by name), with a checksum per expert, renamed
+    into place once complete. ``tensors``: ``[{"name", "shape", "dtype"}]`` of one expert (an
+    Eplb's model: :meth:`Eplb.write_checkpoint`)."""
+    specs = [dict(t) for t in tensors]
+    cfg = json.dumps({"layers": int(layers), "experts": int(experts), "slots": 1, "tensors": specs}).encode()
+    callback = _source_callback(source, specs)
+    try:
+        _lib.load().ecclEplbWriteCheckpoint(cfg, str(path).encode(), callback.fn, None)
+    except Exception:
+        if callback.error is not None:
+            raise callback.error
+        raise
 
 
 def loads_json(loads: Any) -> Dict[str, Any]:
