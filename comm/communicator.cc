@@ -400,7 +400,11 @@ void Communicator::peerFailed(int rank, const std::string& evidence) {
 }
 
 std::optional<ErrorCode> Communicator::asyncErrorCode() const {
-  return transport_ ? transport_->asyncErrorCode() : std::optional<ErrorCode>(ErrorCode::kAborted);
+  auto code = transport_ ? transport_->asyncErrorCode() : std::optional<ErrorCode>(ErrorCode::kAborted);
+  // Broken because peers failed: whichever came first here — the transport seeing the closed
+  // connection, the heartbeat monitor's revoke, another rank's relayed revoke — it is a lost peer.
+  if (code && transport_ && !failures().empty()) return ErrorCode::kConnectionClosed;
+  return code;
 }
 
 std::optional<std::string> Communicator::asyncError() const {

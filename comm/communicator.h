@@ -175,7 +175,8 @@ class Communicator {
   // still in flight are aborted (and so fail on the other ranks too).
   void destroy();
   std::optional<std::string> asyncError() const;
-  // Its code (see Transport::asyncErrorCode); kAborted once destroyed.
+  // Its code (see Transport::asyncErrorCode); kConnectionClosed whenever ranks are known to have
+  // failed (failedRanks() not empty), however the break arrived; kAborted once destroyed.
   std::optional<ErrorCode> asyncErrorCode() const;
   transport::Transport& transport() { return *transport_; }
 

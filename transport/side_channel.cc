@@ -134,6 +134,14 @@ std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const Gr
   return std::nullopt;
 }
 
+void SideChannel::disconnect(int peer) {
+  PeerLink& p = peers_[peer];
+  if (!p.fd) return;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
+  p.fd.reset();
+  p.in.clear();
+}
+
 void SideChannel::sendAbort(const std::string& reason) { sendFrame(kAbort, reason); }
 void SideChannel::sendBye() { sendFrame(kBye, {}); }
 void SideChannel::sendPing() { sendFrame(kPing, {}); }

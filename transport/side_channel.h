@@ -54,6 +54,8 @@ class SideChannel {
   void sendBye();
   void sendPing();
   void sendSuspect(int accused, const std::string& evidence);
+  // Closes the connection to `peer` (a failed one: nothing more is sent to it or read from it).
+  void disconnect(int peer);
   // When bytes last came from `peer` (connect time if none yet).
   Clock::time_point lastHeard(int peer) const { return peers_[peer].lastHeard; }
 

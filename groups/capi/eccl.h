@@ -180,7 +180,7 @@ ecclResult_t ecclCommAbort(ecclComm_t comm);
 /* Frees everything; works when peers are gone. comm is invalid afterwards. */
 ecclResult_t ecclCommDestroy(ecclComm_t comm);
 /* *asyncError = ecclSuccess while healthy, else how the group broke: ecclConnectionClosed when a
- * peer died or hung up, ecclAborted after an abort (here or relayed from a peer; a collective
+ * peer died or hung up (or the heartbeat declared it failed), ecclAborted after an abort (here or relayed from a peer; a collective
  * that timed out aborts the group too), ecclRemoteError for a protocol error. ecclGetLastError()
  * then names the rank and the reason. */
 ecclResult_t ecclCommGetAsyncError(ecclComm_t comm, ecclResult_t* asyncError);

@@ -1,27 +1,47 @@
 #include "groups/group/failure_agreement.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace eccl {
 
 void FailureAgreement::addView(int rank, const std::set<int>& failed) {
   if (rank < 0 || rank >= size_) return;
-  posted_[rank] = true;
+  auto& view = views_[rank];
+  if (!view) view.emplace();
   for (int r : failed)
-    if (r >= 0 && r < size_ && r != rank) named_.insert(r);
+    if (r >= 0 && r < size_ && r != rank) view->insert(r);
+}
+
+std::set<int> FailureAgreement::namedByTrusted() const {
+  std::vector<int> accusers(size_, 0), posters;
+  for (int r = 0; r < size_; ++r) {
+    if (!views_[r]) continue;
+    posters.push_back(r);
+    for (int x : *views_[r]) accusers[x]++;
+  }
+  std::stable_sort(posters.begin(), posters.end(), [&](int a, int b) { return accusers[a] < accusers[b]; });
+  std::set<int> named;
+  for (int r : posters) {
+    if (named.count(r)) continue;  // a trusted poster says it failed: its own view does not count
+    named.insert(views_[r]->begin(), views_[r]->end());
+  }
+  return named;
 }
 
 std::vector<int> FailureAgreement::awaited() const {
+  const auto named = namedByTrusted();
   std::vector<int> out;
   for (int r = 0; r < size_; ++r)
-    if (!posted_[r] && !named_.count(r)) out.push_back(r);
+    if (!views_[r] && !named.count(r)) out.push_back(r);
   return out;
 }
 
 std::set<int> FailureAgreement::decide() const {
-  std::set<int> failed = named_;
+  std::set<int> failed = namedByTrusted();
   for (int r = 0; r < size_; ++r)
-    if (!posted_[r]) failed.insert(r);
+    if (!views_[r]) failed.insert(r);
   return failed;
 }
 

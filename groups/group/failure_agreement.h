@@ -1,10 +1,14 @@
 // How the survivors of a failure agree on one failed set (pure logic; the store I/O is in
 // group_recovery.cc). Each survivor posts its view — the ranks it knows failed — for the old
-// epoch. A rank is waited for until it posts or some posted view names it; then the first
-// survivor to decide writes the decision with compare-and-set, and everyone adopts that one:
-//   failed = ranks that posted no view (by the deadline) ∪ every rank some view names.
-// A rank named failed that is in fact alive (frozen a while, cut off) learns it is out when it
-// reads the decision. Survivors keep their order: new rank = position among the survivors.
+// epoch. A rank is waited for until it posts or a trusted view names it; then the first survivor
+// to decide writes the decision with compare-and-set, and everyone adopts that one:
+//   failed = ranks that posted no view (by the deadline) ∪ every rank a trusted view names.
+// Trust settles accusations between posters: posters are taken by how many others name them
+// (fewest first, then rank), and one is trusted unless a trusted poster names it. So a rank cut
+// off from the rest — which finds every connection closed and names everyone — is outvoted, not
+// the cause of everyone's exclusion; of two ranks that only name each other, the lower one
+// stays. A rank named failed that is in fact alive (frozen a while, cut off) learns it is out
+// when it reads the decision. Survivors keep their order: new rank = position among them.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +21,13 @@ namespace eccl {
 
 class FailureAgreement {
  public:
-  explicit FailureAgreement(int size) : size_(size), posted_(size, false) {}
+  explicit FailureAgreement(int size) : size_(size), views_(size) {}
 
-  // Rank `rank` posted a view naming `failed` (ranks outside the group are ignored).
+  // Rank `rank` posted (or grew) its view naming `failed` (ranks outside the group and itself
+  // are ignored; a later view adds to the earlier one).
   void addView(int rank, const std::set<int>& failed);
-  bool posted(int rank) const { return posted_[rank]; }
-  // Ranks still awaited: no view yet, and no view names them.
+  bool posted(int rank) const { return views_[rank].has_value(); }
+  // Ranks still awaited: no view yet, and no trusted view names them.
   std::vector<int> awaited() const;
   // The failed set as decided now (call when awaited() is empty or at the deadline).
   std::set<int> decide() const;
@@ -30,9 +35,9 @@ class FailureAgreement {
   int size() const { return size_; }
 
  private:
+  std::set<int> namedByTrusted() const;
   int size_;
-  std::vector<bool> posted_;
-  std::set<int> named_;
+  std::vector<std::optional<std::set<int>>> views_;
 };
 
 // The agreed outcome, as stored under the decision key.

@@ -28,7 +28,7 @@ RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, cons
       agreement.addView(round.rank, failed);
     }
     for (int r = 0; r < round.size; ++r)
-      if (!agreement.posted(r) || r != round.rank)  // (views may grow: re-read them)
+      if (r != round.rank)  // (views may grow: re-read them)
         if (auto v = ps.tryGet("view/" + std::to_string(r))) agreement.addView(r, decodeRankSet(toString(*v)));
     if (agreement.awaited().empty() || deadline.expired()) break;
     std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, deadline.remaining()));

@@ -30,6 +30,27 @@ TEST(FailureAgreement, ANamedRankThatPostsAnywayIsStillFailed) {
   EXPECT_EQ(a.decide(), (std::set<int>{1}));
 }
 
+TEST(FailureAgreement, ARankCutOffFromTheRestIsOutvotedNotTheCauseOfEveryonesExclusion) {
+  // Rank 3 lost its links (the others closed theirs on it): it names everyone, they name it.
+  FailureAgreement a(4);
+  a.addView(3, {0, 1, 2});
+  EXPECT_EQ(a.awaited(), (std::vector<int>{0, 1, 2}));  // its word alone does not end the wait
+  a.addView(0, {3});
+  a.addView(1, {3});
+  a.addView(2, {3});
+  EXPECT_TRUE(a.awaited().empty());
+  EXPECT_EQ(a.decide(), (std::set<int>{3}));
+}
+
+TEST(FailureAgreement, TwoRanksThatOnlyNameEachOtherLoseTheHigherOne) {
+  FailureAgreement a(4);
+  a.addView(0, {});
+  a.addView(1, {2});
+  a.addView(2, {1});
+  a.addView(3, {});
+  EXPECT_EQ(a.decide(), (std::set<int>{2}));
+}
+
 TEST(FailureAgreement, ViewsNamingThemselvesOrStrangersAreIgnored) {
   FailureAgreement a(2);
   a.addView(0, {0, 7, -1});

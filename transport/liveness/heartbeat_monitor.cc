@@ -92,6 +92,9 @@ void HeartbeatMonitor::loop() {
         news.emplace_back(p, table_->failures().at(p));
         side_.sendSuspect(p, table_->failures().at(p));
       }
+      // Failed peers get nothing more (a frozen one's socket would fill with pings); one that
+      // wakes up finds the connection closed and learns, when it recovers, that it is out.
+      for (auto& [rank, evidence] : news) side_.disconnect(rank);
       if (pinging && now >= nextPing) {
         side_.sendPing();
         nextPing = now + interval();
