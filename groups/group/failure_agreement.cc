@@ -14,7 +14,7 @@ void FailureAgreement::addView(int rank, const std::set<int>& failed) {
     if (r >= 0 && r < size_ && r != rank) view->insert(r);
 }
 
-std::set<int> FailureAgreement::namedByTrusted() const {
+std::set<int> FailureAgreement::namedByTrusted(int* trusted) const {
   std::vector<int> accusers(size_, 0), posters;
   for (int r = 0; r < size_; ++r) {
     if (!views_[r]) continue;
@@ -23,11 +23,20 @@ std::set<int> FailureAgreement::namedByTrusted() const {
   }
   std::stable_sort(posters.begin(), posters.end(), [&](int a, int b) { return accusers[a] < accusers[b]; });
   std::set<int> named;
+  int count = 0;
   for (int r : posters) {
     if (named.count(r)) continue;  // a trusted poster says it failed: its own view does not count
     named.insert(views_[r]->begin(), views_[r]->end());
+    ++count;
   }
+  if (trusted) *trusted = count;
   return named;
+}
+
+bool FailureAgreement::quorum() const {
+  int trusted = 0;
+  namedByTrusted(&trusted);
+  return 2 * trusted >= size_;
 }
 
 std::vector<int> FailureAgreement::awaited() const {

@@ -7,8 +7,11 @@
 // (fewest first, then rank), and one is trusted unless a trusted poster names it. So a rank cut
 // off from the rest — which finds every connection closed and names everyone — is outvoted, not
 // the cause of everyone's exclusion; of two ranks that only name each other, the lower one
-// stays. A rank named failed that is in fact alive (frozen a while, cut off) learns it is out
-// when it reads the decision. Survivors keep their order: new rank = position among them.
+// stays. Nobody decides without a quorum — trusted posters making up at least half the old group
+// — so a rank cut off alone cannot decide that everyone else failed (it waits for the others'
+// decision, then gives up: it is out). Recovery therefore needs half the ranks alive. A rank
+// named failed that is in fact alive (frozen a while, cut off) learns it is out when it reads
+// the decision. Survivors keep their order: new rank = position among them.
 #pragma once
 
 #include <cstdint>
@@ -29,13 +32,16 @@ class FailureAgreement {
   bool posted(int rank) const { return views_[rank].has_value(); }
   // Ranks still awaited: no view yet, and no trusted view names them.
   std::vector<int> awaited() const;
-  // The failed set as decided now (call when awaited() is empty or at the deadline).
+  // True when trusted posters make up at least half the group: a decision may be written.
+  bool quorum() const;
+  // The failed set as decided now (call when awaited() is empty or at the deadline, with a quorum).
   std::set<int> decide() const;
 
   int size() const { return size_; }
 
  private:
-  std::set<int> namedByTrusted() const;
+  // Ranks named by trusted posters; `trusted` (if given) receives how many posters are trusted.
+  std::set<int> namedByTrusted(int* trusted = nullptr) const;
   int size_;
   std::vector<std::optional<std::set<int>>> views_;
 };

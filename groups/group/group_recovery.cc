@@ -30,8 +30,17 @@ RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, cons
     for (int r = 0; r < round.size; ++r)
       if (r != round.rank)  // (views may grow: re-read them)
         if (auto v = ps.tryGet("view/" + std::to_string(r))) agreement.addView(r, decodeRankSet(toString(*v)));
-    if (agreement.awaited().empty() || deadline.expired()) break;
-    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, deadline.remaining()));
+    if (agreement.quorum() && (agreement.awaited().empty() || deadline.expired())) break;
+    if (deadline.expired() && Clock::now() > deadline.at() + round.joinTimeout) {
+      // No quorum and nobody decided: this rank is cut off from (most of) the others.
+      int posted = 0;
+      for (int r = 0; r < round.size; ++r) posted += agreement.posted(r);
+      throw Error(ErrorCode::kAborted, "group '" + round.name + "' epoch " + std::to_string(round.oldEpoch) +
+                                           ": recovery needs at least half the ranks; rank " + std::to_string(round.rank) +
+                                           " saw " + std::to_string(posted) + " of " + std::to_string(round.size) +
+                                           " take part and no decision: it is cut off (or too many ranks failed)");
+    }
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, deadline.expired() ? std::chrono::milliseconds(50) : deadline.remaining()));
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
   RecoveryDecision mine{round.newEpoch, agreement.decide()};

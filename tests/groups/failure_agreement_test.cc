@@ -9,6 +9,7 @@ namespace {
 
 TEST(FailureAgreement, WaitsOnlyForRanksNobodyNamed) {
   FailureAgreement a(5);
+  EXPECT_FALSE(a.quorum());
   EXPECT_EQ(a.awaited(), (std::vector<int>{0, 1, 2, 3, 4}));
   a.addView(0, {2});
   EXPECT_EQ(a.awaited(), (std::vector<int>{1, 3, 4}));
@@ -34,9 +35,11 @@ TEST(FailureAgreement, ARankCutOffFromTheRestIsOutvotedNotTheCauseOfEveryonesExc
   // Rank 3 lost its links (the others closed theirs on it): it names everyone, they name it.
   FailureAgreement a(4);
   a.addView(3, {0, 1, 2});
-  EXPECT_EQ(a.awaited(), (std::vector<int>{0, 1, 2}));  // its word alone does not end the wait
+  EXPECT_FALSE(a.quorum());  // alone it may not decide that everyone else failed
   a.addView(0, {3});
+  EXPECT_FALSE(a.quorum());  // 0 and 3 accuse each other: one trusted poster of four
   a.addView(1, {3});
+  EXPECT_TRUE(a.quorum());
   a.addView(2, {3});
   EXPECT_TRUE(a.awaited().empty());
   EXPECT_EQ(a.decide(), (std::set<int>{3}));

@@ -268,6 +268,22 @@ TEST(Recovery, ARankDyingAfterTheAgreementIsFoldedInBySecondRound) {
   ::close(r.ready[1]);
 }
 
+TEST(Recovery, ARankAloneCannotDecideThatEveryoneElseFailed) {
+  ChildStoreServer server;
+  AgreementRound round{"alone", 0, 0, 2, 3, 2, 300ms};
+  const auto t0 = Clock::now();
+  try {
+    agreeOnFailures(*client(server), round, [] { return std::set<int>{0, 1}; });
+    ADD_FAILURE() << "a lone rank decided";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAborted);
+    EXPECT_NE(std::string(e.what()).find("cut off"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(Clock::now() - t0, 10s);
+  // And nothing was decided for the others, who may still recover without it.
+  EXPECT_FALSE(client(server)->tryGet("alone/recover/0/0/decision").has_value());
+}
+
 TEST(Recovery, WithoutTheStoreRecoveryFailsSayingSoInsteadOfHanging) {
   ChildStoreServer server;
   const std::set<int> victims{1};
