@@ -362,7 +362,10 @@ void Communicator::revoke(const std::string& reason, const std::vector<int>& fai
       if (r >= 0 && r < id_.size && r != id_.rank) failures_.emplace(r, "named by revoke(): " + reason);
     first = !revoked_;
     revoked_ = true;
-    for (auto& [r, ev] : failures_) known += (known.empty() ? "" : ", ") + std::to_string(r);
+    for (auto& [r, ev] : failures_) {
+      if (!known.empty()) known += ", ";
+      known += std::to_string(r);
+    }
   }
   if (!first) return;  // the transport has failed everything already
   const std::string why = "revoked by rank " + std::to_string(id_.rank) + ": " + reason +

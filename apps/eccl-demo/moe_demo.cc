@@ -202,7 +202,10 @@ class DemoRank {
     for (auto& l : rec.plan.survivors.layers)
       for (int v : l.flat()) kept += v >= 0, slots++;
     std::string failed;
-    for (int r : rec.group.failed) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
+    for (int r : rec.group.failed) {
+      if (!failed.empty()) failed += ", ";
+      failed += std::to_string(r);
+    }
     say("== rank %s SIGKILLed at step %d; every survivor noticed within %.0f ms:\n     %s\n", failed.c_str(), o_.killAtStep,
         t[0], rec.error.substr(0, 300).c_str());
     say("   recovered: %d -> %d ranks at epoch %llu (agree %.0f ms, build %.0f ms, %d round%s); %d replicas kept in place, "

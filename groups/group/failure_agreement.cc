@@ -56,7 +56,10 @@ std::set<int> FailureAgreement::decide() const {
 
 std::string encodeRankSet(const std::set<int>& ranks) {
   std::string out;
-  for (int r : ranks) out += (out.empty() ? "" : ",") + std::to_string(r);
+  for (int r : ranks) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(r);
+  }
   return out;
 }
 

@@ -63,11 +63,12 @@ std::vector<Bytes> awaitAddresses(Store& ps, const std::vector<std::string>& key
 
 // One store value per rank: the transport's address blob, then the heartbeat monitor's address.
 Bytes encodeAddresses(const transport::AddressBlob& blob, const std::string& monitor) {
-  Bytes out(4);
+  // (Sized once and filled with memcpy: GCC 12 at -O3 warns falsely about inserts here.)
+  Bytes out(4 + blob.size() + monitor.size());
   const uint32_t n = static_cast<uint32_t>(blob.size());
   std::memcpy(out.data(), &n, 4);
-  out.insert(out.end(), blob.begin(), blob.end());
-  out.insert(out.end(), monitor.begin(), monitor.end());
+  if (!blob.empty()) std::memcpy(out.data() + 4, blob.data(), blob.size());
+  if (!monitor.empty()) std::memcpy(out.data() + 4 + blob.size(), monitor.data(), monitor.size());
   return out;
 }
 

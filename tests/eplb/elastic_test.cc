@@ -24,24 +24,6 @@ std::shared_ptr<Store> client(const ChildStoreServer& s) {
   return std::make_shared<TcpStoreClient>(s.address(), TcpStoreClientOptions{.timeout = kTimeout});
 }
 
-// One serving step on the active group: an all_reduce whose result is checked.
-bool serve(Communicator& c) {
-  int64_t v = c.rank() + 1, sum = 0;
-  c.allReduce(&v, &sum, 1, DataType::kInt64, ReduceOp::kSum);
-  return sum == int64_t(c.size()) * (c.size() + 1) / 2;
-}
-
-// Weights hold `p` for `rank` in every layer: rows, maps and bytes.
-std::string verifyAll(const ExpertWeights& w, const Placement& p, int rank) {
-  for (int l = 0; l < w.layers(); ++l) {
-    if (auto err = verifyLayer(w, l); !err.empty()) return err;
-    auto view = w.read(l);
-    if (view.maps().row != p.layers[l].row(rank)) return "layer " + std::to_string(l) + ": wrong row";
-    if (view.maps().log2phy != p.layers[l].log2phy(rank, p.experts)) return "layer " + std::to_string(l) + ": wrong log2phy";
-  }
-  return "";
-}
-
 // Applies `target` on the new group with the updater, one layer per serving step, and verifies.
 int rebalance(ElasticGroup& g, ExpertWeights& w, const Placement& staged, const Placement& target) {
   EplbUpdater u(g.comm(), w, staged, {.heatSteps = 1000, .algorithmSteps = 10});

@@ -131,24 +131,6 @@ TEST(CheckpointFile, RoundTripsEveryExpertAndRefusesDamageOrAnotherLayout) {
   }
 }
 
-// One serving step: an all_reduce whose result is checked.
-bool serve(Communicator& c) {
-  int64_t v = c.rank() + 1, sum = 0;
-  c.allReduce(&v, &sum, 1, DataType::kInt64, ReduceOp::kSum);
-  return sum == int64_t(c.size()) * (c.size() + 1) / 2;
-}
-
-// Weights hold `p` for `rank` in every layer: rows, maps and bytes.
-std::string verifyAll(const ExpertWeights& w, const Placement& p, int rank) {
-  for (int l = 0; l < w.layers(); ++l) {
-    if (auto err = verifyLayer(w, l); !err.empty()) return err;
-    auto view = w.read(l);
-    if (view.maps().row != p.layers[l].row(rank)) return "layer " + std::to_string(l) + ": wrong row";
-    if (view.maps().log2phy != p.layers[l].log2phy(rank, p.experts)) return "layer " + std::to_string(l) + ": wrong log2phy";
-  }
-  return "";
-}
-
 // After the failure: recover the group, restore from the checkpoint, check every replica, then
 // apply the policy's target with an updater and check again. 0 when all is well.
 int recoverAndRebalance(ElasticGroup& g, ExpertWeights& w, const std::string& checkpoint, int expectedSize) {
