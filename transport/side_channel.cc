@@ -42,11 +42,11 @@ void SideChannel::connect(const std::vector<std::string>& addresses, Deadline de
 std::vector<SideChannel::Event> SideChannel::poll() {
   std::vector<Event> out;
   epoll_event events[32];
-  int n = ::epoll_wait(epoll_.get(), events, 32, 0);
-  for (int i = 0; i < n; ++i) {
-    readFrom(static_cast<int>(events[i].data.u32), out);
+  for (;;) {  // everything that is ready, also with more than 32 peers
+    int n = ::epoll_wait(epoll_.get(), events, 32, 0);
+    for (int i = 0; i < n; ++i) readFrom(static_cast<int>(events[i].data.u32), out);
+    if (n < 32) return out;
   }
-  return out;
 }
 
 // Reads everything the peer's socket has into `out`: what it said, and whether it hung up (a

@@ -520,6 +520,7 @@ ecclResult_t ecclEplbRecover(ecclEplb_t eplb, ecclElastic_t group, const char* c
     if (e.owner != &g) invalid("this eplb does not run on that elastic group");
     if (!e.updater && !e.transition) invalid("this eplb cannot run any more (" + e.broken + "); destroy it");
     if (!checkpointPath && !source) invalid("give a checkpointPath or a weight source");
+    if (!g.group->member()) invalid("this rank is not in the elastic group any more (it left, or the others declared it failed)");
     const ExpertLayout layout = e.weights->layout();
     std::unique_ptr<WeightSource> from;
     if (checkpointPath) from = std::make_unique<CheckpointFile>(checkpointPath, layout);  // refused now if unusable
@@ -554,6 +555,8 @@ ecclResult_t ecclEplbRecover(ecclEplb_t eplb, ecclElastic_t group, const char* c
       e.updater.reset();
       e.comm = nullptr;
       e.broken = std::string("restoring experts after the recovery failed: ") + ex.what();
+      // The other ranks must not wait for this one in their next collectives.
+      comm.revoke("rank " + std::to_string(comm.rank()) + " could not restore its experts: " + ex.what());
       throw;
     }
     if (info) *info = recoveryInfo(r, oldRank, comm.rank(), comm.size());

@@ -107,6 +107,7 @@ ecclResult_t ecclElasticRecover(ecclElastic_t group, int32_t* oldToNew, uint32_t
   return guarded([&] {
     auto& e = elasticOf(group);
     requireNoEplb(e.eplbs, "ecclElasticRecover");
+    if (!e.group->member()) throw Error(ErrorCode::kInvalidArgument, "this rank is not in the elastic group any more (it left, or the others declared it failed)");
     const auto oldSize = static_cast<uint32_t>(e.group->size());
     if (oldToNew && capacity < oldSize)
       throw Error(ErrorCode::kInvalidArgument, "oldToNew has room for " + std::to_string(capacity) + " ranks, the group has " +

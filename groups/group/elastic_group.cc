@@ -121,6 +121,15 @@ void ElasticGroup::abandonStandby() {
     abandoned_.push_back(std::move(standby_));
   }
   plan_.reset();
+  // Builds called off earlier that have ended: let their groups (threads, sockets) go now.
+  std::erase_if(abandoned_, [](auto& f) {
+    if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+    try {
+      f.get();
+    } catch (...) {
+    }
+    return true;
+  });
 }
 
 RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
@@ -165,11 +174,20 @@ RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
     try {
       // A rank of the new membership that dies now would keep the others waiting for it until
       // buildTimeout: as soon as the old epoch's monitor names one, call the build off for all.
-      RecoveryBuildWatch watch(store_, name_, d, [this] {
-        auto f = active_->comm().failedRanks();
-        return std::set<int>(f.begin(), f.end());
-      });
-      auto fresh = StatelessGroup::create(store_, name_, result.oldToNew[oldRank], newSize, o);
+      std::unique_ptr<StatelessGroup> fresh;
+      {
+        Communicator* old = &active_->comm();  // outlives the watch (destroyed below, after it)
+        RecoveryBuildWatch watch(store_, name_, d, [old] {
+          auto f = old->failedRanks();
+          return std::set<int>(f.begin(), f.end());
+        });
+        const Deadline deadline = Deadline::after(*o.buildTimeout);
+        fresh = StatelessGroup::create(store_, name_, result.oldToNew[oldRank], newSize, o);
+        if (auto off = agreeOnBuild(*store_, name_, d.epoch, result.oldToNew[oldRank], newSize, deadline)) {
+          fresh->destroy();
+          throw Error(ErrorCode::kAborted, "epoch " + std::to_string(d.epoch) + " was built here but not by every member: " + *off);
+        }
+      }
       result.buildSeconds += seconds(buildStart);
       active_->destroy();
       active_ = std::move(fresh);

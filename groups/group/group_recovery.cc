@@ -51,6 +51,30 @@ RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, cons
   return RecoveryDecision::decode(toString(r.current));
 }
 
+std::optional<std::string> agreeOnBuild(Store& store, const std::string& name, uint64_t epoch, int rank, int size,
+                                        Deadline deadline) {
+  std::shared_ptr<Store> borrowed(&store, [](Store*) {});
+  PrefixStore ps(borrowed, name + "/" + std::to_string(epoch));
+  ps.set("built/" + std::to_string(rank), asBytes("1"));
+  std::vector<std::string> built;
+  for (int r = 0; r < size; ++r) built.push_back("built/" + std::to_string(r));
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    std::optional<std::string> proposal;
+    if (auto outcome = ps.tryGet("outcome")) proposal = toString(*outcome);
+    else if (ps.check(built)) proposal = "ok";
+    else if (auto conflict = ps.tryGet("conflict")) proposal = "off: " + toString(*conflict);
+    else if (deadline.expired()) proposal = "off: not every member built epoch " + std::to_string(epoch) + " in time";
+    if (proposal) {
+      const std::string outcome = toString(ps.compareSet("outcome", {}, asBytes(*proposal)).current);
+      if (outcome == "ok") return std::nullopt;
+      return outcome.substr(outcome.rfind("off: ", 0) == 0 ? 5 : 0);
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(20));
+  }
+}
+
 RecoveryBuildWatch::RecoveryBuildWatch(std::shared_ptr<Store> store, std::string name, RecoveryDecision decision,
                                        std::function<std::set<int>()> failedNow)
     : store_(std::move(store)), name_(std::move(name)), decision_(std::move(decision)), failedNow_(std::move(failedNow)) {

@@ -6,12 +6,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <set>
 #include <string>
 
+#include "base/deadline.h"
 #include "groups/group/failure_agreement.h"
 #include "groups/store/store.h"
 
@@ -30,6 +32,14 @@ struct AgreementRound {
 // the agreement is named as soon as this rank learns of it — and returns the round's decision
 // (possibly another rank's). Throws Error from the store (unreachable: no recovery without it).
 RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, const std::function<std::set<int>()>& knownFailed);
+
+// After this rank built the decided epoch: did every member? A member that dies mid-build can
+// leave some ranks with the group and others without, so the outcome is decided once, by
+// compare-and-set under "<name>/<epoch>/outcome": "ok" once every member posted "built/<rank>",
+// else the reason of the first "conflict" (a builder that failed, the watch below) or the
+// deadline. Returns nullopt for "ok", else why the build is off (the round must run again).
+std::optional<std::string> agreeOnBuild(Store& store, const std::string& name, uint64_t epoch, int rank, int size,
+                                        Deadline deadline);
 
 // While the survivors build the decided epoch: once `failedNow()` names a rank the decision did
 // not, tells everyone building it to give up (its "conflict" key, which builders poll), so

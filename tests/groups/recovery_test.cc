@@ -284,6 +284,26 @@ TEST(Recovery, ARankAloneCannotDecideThatEveryoneElseFailed) {
   EXPECT_FALSE(client(server)->tryGet("alone/recover/0/0/decision").has_value());
 }
 
+TEST(Recovery, TheBuildOutcomeIsDecidedOnceForEveryMember) {
+  ChildStoreServer server;
+  auto store = client(server);
+  // Everyone built it: ok for all.
+  store->set("ok/4/built/1", asBytes("1"));
+  EXPECT_FALSE(agreeOnBuild(*store, "ok", 4, 0, 2, Deadline::after(10s)).has_value());
+  EXPECT_FALSE(agreeOnBuild(*store, "ok", 4, 1, 2, Deadline::after(10s)).has_value());
+  // A member died mid-build (the watch set "conflict") after rank 0 built it: the build is off
+  // for rank 0, and stays off for rank 1 even though, arriving late, it finds every key.
+  store->set("off/4/conflict", asBytes("rank 3 failed while it was being built"));
+  auto first = agreeOnBuild(*store, "off", 4, 0, 2, Deadline::after(10s));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_NE(first->find("rank 3 failed"), std::string::npos) << *first;
+  auto late = agreeOnBuild(*store, "off", 4, 1, 2, Deadline::after(10s));
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(*late, *first);
+  // Nobody else arrives: off at the deadline, not a hang.
+  EXPECT_TRUE(agreeOnBuild(*store, "late", 4, 0, 2, Deadline::after(300ms)).has_value());
+}
+
 TEST(Recovery, WithoutTheStoreRecoveryFailsSayingSoInsteadOfHanging) {
   ChildStoreServer server;
   const std::set<int> victims{1};

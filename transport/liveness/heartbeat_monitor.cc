@@ -74,10 +74,17 @@ void HeartbeatMonitor::loop() {
           case SideChannel::Event::kLost:
             if (table_->fail(e.peer, who + " is gone: its heartbeat connection " + e.reason)) {
               news.emplace_back(e.peer, table_->failures().at(e.peer));
-              side_.sendSuspect(e.peer, table_->failures().at(e.peer));
+              if (!accused_) side_.sendSuspect(e.peer, table_->failures().at(e.peer));
             }
             break;
           case SideChannel::Event::kSuspects:
+            if (table_->failed(e.peer)) break;  // a failed rank's word does not count
+            if (e.accused == id_.rank) {
+              // The others think this rank failed (it stalled): what it sees now — every peer
+              // hanging up on it — is the consequence, not news to spread.
+              accused_ = true;
+              break;
+            }
             if (table_->fail(e.accused, who + " reports: " + e.reason)) news.emplace_back(e.accused, table_->failures().at(e.accused));
             break;
           case SideChannel::Event::kAborted: break;
@@ -90,7 +97,7 @@ void HeartbeatMonitor::loop() {
         table_->fail(p, "rank " + std::to_string(p) + " is unresponsive: no heartbeat for " + std::to_string(silent.count()) +
                             " ms (ECCL_HEARTBEAT_TIMEOUT " + std::to_string(timeout_.count()) + " ms)");
         news.emplace_back(p, table_->failures().at(p));
-        side_.sendSuspect(p, table_->failures().at(p));
+        if (!accused_) side_.sendSuspect(p, table_->failures().at(p));
       }
       // Failed peers get nothing more (a frozen one's socket would fill with pings); one that
       // wakes up finds the connection closed and learns, when it recovers, that it is out.

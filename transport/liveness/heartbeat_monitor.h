@@ -6,7 +6,8 @@
 //  - Whoever finds a failure tells every other peer (a suspicion), so all survivors blame the
 //    same rank soon, also those that never wait on it — the rank that actually stopped, not the
 //    neighbour a collective happened to be waiting for.
-// A peer that destroys its group says goodbye and is not failed. Silence is judged only after
+// A rank that hears it was itself declared failed stops spreading suspicions (its peers hanging up
+// on it are the consequence, not news). A peer that destroys its group says goodbye and is not failed. Silence is judged only after
 // everything that arrived has been read, so a monitor starved of CPU does not blame others.
 // Cost: one mostly sleeping thread, N-1 idle sockets, N-1 8-byte pings per interval.
 // Thread-safe; the listener runs on the monitor thread and must not block for long.
@@ -66,6 +67,7 @@ class HeartbeatMonitor {
   FailureListener listener_;
   mutable std::mutex mu_;
   std::unique_ptr<LivenessTable> table_;  // set by connect()
+  bool accused_ = false;                  // a peer reported this rank failed: it stops accusing others
   std::thread thread_;
 };
 
