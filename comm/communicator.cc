@@ -406,7 +406,10 @@ std::optional<ErrorCode> Communicator::asyncErrorCode() const {
   auto code = transport_ ? transport_->asyncErrorCode() : std::optional<ErrorCode>(ErrorCode::kAborted);
   // Broken because peers failed: whichever came first here — the transport seeing the closed
   // connection, the heartbeat monitor's revoke, another rank's relayed revoke — it is a lost peer.
-  if (code && transport_ && !failures().empty()) return ErrorCode::kConnectionClosed;
+  if (code && transport_) {
+    std::lock_guard lock(failMu_);
+    if (!failures_.empty()) return ErrorCode::kConnectionClosed;
+  }
   return code;
 }
 

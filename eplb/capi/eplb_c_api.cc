@@ -245,27 +245,24 @@ class CallbackSource : public WeightSource {
   ExpertLayout layout_;
 };
 
-// This rank's recent tokens per logical expert over the survivors (collective on the new group):
-// what the policy rebalances by after a recovery. Experts nobody saw count 1.
+// The survivors' recent tokens per logical expert (collective on the new group): each rank maps
+// its own slots' counts by the row its weights hold, then one all_reduce sums them. What the
+// policy rebalances by after a recovery; experts nobody saw count 1.
 ExpertLoads survivorLoads(Communicator& comm, const ExpertWeights& w, const std::vector<double>& recent, int experts) {
-  const int L = w.layers(), S = w.slots(), N = comm.size();
-  std::vector<double> mine(size_t(L) * S * 2);
-  for (int l = 0; l < L; ++l) {
+  const int L = w.layers(), S = w.slots();
+  std::vector<double> totals(size_t(L) * experts, 0.0);
+  for (int l = 0; l < L && !recent.empty(); ++l) {
     auto row = w.read(l).maps().row;
-    for (int s = 0; s < S; ++s) {
-      mine[(size_t(l) * S + s) * 2] = row[s];
-      mine[(size_t(l) * S + s) * 2 + 1] = recent.empty() ? 0.0 : recent[size_t(l) * S + s];
-    }
+    for (int s = 0; s < S; ++s)
+      if (row[s] >= 0) totals[size_t(l) * experts + row[s]] += recent[size_t(l) * S + s];
   }
-  std::vector<double> all(mine.size() * N);
-  comm.allGather(mine.data(), all.data(), mine.size() * sizeof(double));
-  ExpertLoads loads{experts, std::vector<LayerLoads>(L, LayerLoads{std::vector<double>(experts, 1.0), {}})};
-  for (int r = 0; r < N; ++r)
-    for (int l = 0; l < L; ++l)
-      for (int s = 0; s < S; ++s) {
-        const double* x = all.data() + ((size_t(r) * L + l) * S + s) * 2;
-        if (x[0] >= 0) loads.layers[l].total[static_cast<int>(x[0])] += x[1];
-      }
+  comm.allReduce(totals.data(), totals.data(), totals.size(), DataType::kFloat64, ReduceOp::kSum);
+  ExpertLoads loads{experts, {}};
+  for (int l = 0; l < L; ++l) {
+    LayerLoads layer{std::vector<double>(totals.begin() + size_t(l) * experts, totals.begin() + size_t(l + 1) * experts), {}};
+    for (double& x : layer.total) x += 1.0;
+    loads.layers.push_back(std::move(layer));
+  }
   return loads;
 }
 

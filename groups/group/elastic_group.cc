@@ -3,7 +3,6 @@
 #include <set>
 
 #include "groups/group/group_recovery.h"
-#include "groups/store/prefix_store.h"
 
 #include "base/error.h"
 #include "base/logging.h"
@@ -104,20 +103,13 @@ bool ElasticGroup::switchOver() {
   return true;
 }
 
-}  // namespace eccl
-
-namespace eccl {
-
 // A standby build may be waiting for a rank that died: tell its builders to give up (they poll
 // the epoch's "conflict" key) and keep the future, whose destructor waits for that.
 void ElasticGroup::abandonStandby() {
   standbyGroup_.reset();
   if (standby_.valid()) {
-    try {
-      PrefixStore(store_, name_ + "/" + std::to_string(epoch() + 1))
-          .set("conflict", asBytes("group '" + name_ + "': epoch " + std::to_string(epoch() + 1) + " was abandoned for a recovery"));
-    } catch (const Error&) {
-    }
+    callOffGroupBuild(store_, name_, epoch() + 1,
+                      "group '" + name_ + "': epoch " + std::to_string(epoch() + 1) + " was abandoned for a recovery");
     abandoned_.push_back(std::move(standby_));
   }
   plan_.reset();
@@ -152,7 +144,7 @@ RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
     round.newEpoch = result.oldEpoch + 2 + round.round;  // (+1 may be a standby epoch left half built)
     const auto agreeStart = std::chrono::steady_clock::now();
     // The old epoch's heartbeat monitor still watches every old rank: one that dies now is named.
-    RecoveryDecision d = agreeOnFailures(*store_, round, [&] {
+    RecoveryDecision d = agreeOnFailures(store_, round, [&] {
       std::set<int> now = known;
       for (int r : active_->comm().failedRanks()) now.insert(r);
       return now;
@@ -176,14 +168,10 @@ RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
       // buildTimeout: as soon as the old epoch's monitor names one, call the build off for all.
       std::unique_ptr<StatelessGroup> fresh;
       {
-        Communicator* old = &active_->comm();  // outlives the watch (destroyed below, after it)
-        RecoveryBuildWatch watch(store_, name_, d, [old] {
-          auto f = old->failedRanks();
-          return std::set<int>(f.begin(), f.end());
-        });
+        RecoveryBuildWatch watch(store_, name_, d, active_->comm());  // (the old group is destroyed after it)
         const Deadline deadline = Deadline::after(*o.buildTimeout);
         fresh = StatelessGroup::create(store_, name_, result.oldToNew[oldRank], newSize, o);
-        if (auto off = agreeOnBuild(*store_, name_, d.epoch, result.oldToNew[oldRank], newSize, deadline)) {
+        if (auto off = agreeOnBuild(store_, name_, d.epoch, result.oldToNew[oldRank], newSize, deadline)) {
           fresh->destroy();
           throw Error(ErrorCode::kAborted, "epoch " + std::to_string(d.epoch) + " was built here but not by every member: " + *off);
         }
@@ -202,10 +190,9 @@ RecoveryResult ElasticGroup::recover(RecoveryOptions options) {
       result.buildSeconds += seconds(buildStart);
       lastError = e.what();
       known = d.failed;
-      try {  // ranks still waiting in this build stop within a couple of seconds
-        PrefixStore(store_, name_ + "/" + std::to_string(d.epoch)).set("conflict", asBytes("rank " + std::to_string(oldRank) + " gave up building epoch " + std::to_string(d.epoch) + " during recovery: " + lastError));
-      } catch (const Error&) {
-      }
+      callOffGroupBuild(store_, name_, d.epoch,
+                        "rank " + std::to_string(oldRank) + " gave up building epoch " + std::to_string(d.epoch) +
+                            " during recovery: " + lastError);
       logger().warn("group '{}': recovery round {} could not build epoch {}: {}", name_, round.round, d.epoch, lastError);
     }
   }

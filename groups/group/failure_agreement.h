@@ -37,7 +37,6 @@ class FailureAgreement {
   // The failed set as decided now (call when awaited() is empty or at the deadline, with a quorum).
   std::set<int> decide() const;
 
-  int size() const { return size_; }
 
  private:
   // Ranks named by trusted posters; `trusted` (if given) receives how many posters are trusted.

@@ -5,14 +5,14 @@
 #include "base/deadline.h"
 #include "base/error.h"
 #include "base/logging.h"
+#include "groups/group/stateless_group.h"
 #include "groups/store/prefix_store.h"
 
 namespace eccl {
 
-RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, const std::function<std::set<int>()>& knownFailed) {
-  // (PrefixStore wants shared ownership; this call's lifetime is enough.)
-  std::shared_ptr<Store> borrowed(&store, [](Store*) {});
-  PrefixStore ps(borrowed, round.name + "/recover/" + std::to_string(round.oldEpoch) + "/" + std::to_string(round.round));
+RecoveryDecision agreeOnFailures(const std::shared_ptr<Store>& store, const AgreementRound& round,
+                                 const std::function<std::set<int>()>& knownFailed) {
+  PrefixStore ps(store, round.name + "/recover/" + std::to_string(round.oldEpoch) + "/" + std::to_string(round.round));
   std::set<int> failed = knownFailed();
   ps.set("view/" + std::to_string(round.rank), asBytes(encodeRankSet(failed)));
   FailureAgreement agreement(round.size);
@@ -51,10 +51,9 @@ RecoveryDecision agreeOnFailures(Store& store, const AgreementRound& round, cons
   return RecoveryDecision::decode(toString(r.current));
 }
 
-std::optional<std::string> agreeOnBuild(Store& store, const std::string& name, uint64_t epoch, int rank, int size,
-                                        Deadline deadline) {
-  std::shared_ptr<Store> borrowed(&store, [](Store*) {});
-  PrefixStore ps(borrowed, name + "/" + std::to_string(epoch));
+std::optional<std::string> agreeOnBuild(const std::shared_ptr<Store>& store, const std::string& name, uint64_t epoch, int rank,
+                                        int size, Deadline deadline) {
+  PrefixStore ps(store, name + "/" + std::to_string(epoch));
   ps.set("built/" + std::to_string(rank), asBytes("1"));
   std::vector<std::string> built;
   for (int r = 0; r < size; ++r) built.push_back("built/" + std::to_string(r));
@@ -76,8 +75,8 @@ std::optional<std::string> agreeOnBuild(Store& store, const std::string& name, u
 }
 
 RecoveryBuildWatch::RecoveryBuildWatch(std::shared_ptr<Store> store, std::string name, RecoveryDecision decision,
-                                       std::function<std::set<int>()> failedNow)
-    : store_(std::move(store)), name_(std::move(name)), decision_(std::move(decision)), failedNow_(std::move(failedNow)) {
+                                       const Communicator& old)
+    : store_(std::move(store)), name_(std::move(name)), decision_(std::move(decision)), old_(old) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -93,14 +92,11 @@ RecoveryBuildWatch::~RecoveryBuildWatch() {
 void RecoveryBuildWatch::run() {
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stop_; })) {
-    for (int r : failedNow_()) {
+    for (int r : old_.failedRanks()) {
       if (decision_.failed.count(r)) continue;
-      try {
-        PrefixStore(store_, name_ + "/" + std::to_string(decision_.epoch))
-            .set("conflict", asBytes("rank " + std::to_string(r) + " of epoch " + std::to_string(decision_.epoch) +
-                                     "'s membership failed while it was being built"));
-      } catch (const Error&) {
-      }
+      callOffGroupBuild(store_, name_, decision_.epoch,
+                        "rank " + std::to_string(r) + " of epoch " + std::to_string(decision_.epoch) +
+                            "'s membership failed while it was being built");
       return;
     }
   }

@@ -83,6 +83,13 @@ std::pair<transport::AddressBlob, std::string> decodeAddresses(const Bytes& b, i
 
 }  // namespace
 
+void callOffGroupBuild(const std::shared_ptr<Store>& store, const std::string& name, uint64_t epoch, const std::string& why) {
+  try {
+    PrefixStore(store, name + "/" + std::to_string(epoch)).set("conflict", asBytes(why));
+  } catch (const Error&) {
+  }
+}
+
 std::optional<std::string> configuredInterfaceAddress() {
   if (auto ifname = envString("ECCL_SOCKET_IFNAME")) return interfaceAddress(*ifname);
   return std::nullopt;
@@ -115,10 +122,7 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
     throw Error(ErrorCode::kInvalidArgument, "group name '" + name + "' must be non-empty and contain no '/'");
   if (size <= 0 || rank < 0 || rank >= size) {
     const std::string why = "group '" + name + "': rank " + std::to_string(rank) + " is outside a group of " + std::to_string(size);
-    try {  // the ranks already waiting for this one learn it now, not at their deadline
-      PrefixStore(store, name + "/" + std::to_string(options.epoch)).set("conflict", asBytes(why));
-    } catch (const Error&) {
-    }
+    callOffGroupBuild(store, name, options.epoch, why);  // the ranks already waiting learn it now
     throw Error(ErrorCode::kInvalidArgument, why);
   }
   const auto timeout = operationTimeout(options.comm.timeout);

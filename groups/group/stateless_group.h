@@ -68,6 +68,11 @@ class StatelessGroup {
   std::unique_ptr<Communicator> comm_;
 };
 
+// Tells every rank building epoch `epoch` of group `name` to give up (they fail within about
+// two seconds with `why`, instead of waiting for ranks that will not come). Best effort: a store
+// that cannot be reached is ignored (the builders then fail at their deadline).
+void callOffGroupBuild(const std::shared_ptr<Store>& store, const std::string& name, uint64_t epoch, const std::string& why);
+
 // The address a group should listen on (see GroupOptions::transport).
 std::string defaultGroupHost(const Store& store);
 // The address of the interface named by $ECCL_SOCKET_IFNAME, if it is set.

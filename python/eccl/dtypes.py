@@ -44,6 +44,9 @@ NAMES = {
     DataType.BOOL: "bool", DataType.FLOAT8_E4M3: "float8_e4m3", DataType.FLOAT8_E5M2: "float8_e5m2",
 }
 
+# And back: config name -> DataType.
+BY_NAME = {name: dt for dt, name in NAMES.items()}
+
 # Types eccl can only move, not reduce.
 NO_REDUCTION = frozenset({DataType.FLOAT8_E4M3, DataType.FLOAT8_E5M2})
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _lib
 from .buffers import as_buffer
 from .comm import Communicator, _rank_arg
-from .dtypes import ITEM_SIZE, NAMES, DataType, numpy_table, torch_table
+from .dtypes import BY_NAME, ITEM_SIZE, NAMES, DataType, numpy_table, torch_table
 from .elastic import ElasticGroup, RecoveryInfo, _plan
 from .errors import InvalidArgument
 from .store import TcpStore
@@ -442,10 +442,10 @@ class _SourceCallback:
 
 
 def _dtype_of(name: str) -> DataType:
-    for dt, n in NAMES.items():
-        if n == name:
-            return dt
-    raise InvalidArgument("unknown dtype name '%s' (expected one of %s)" % (name, ", ".join(NAMES.values())))
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise InvalidArgument("unknown dtype name '%s' (expected one of %s)" % (name, ", ".join(NAMES.values()))) from None
 
 
 def _source_callback(source: Callable[[int, int], Any], specs: List[Dict[str, Any]]) -> _SourceCallback:

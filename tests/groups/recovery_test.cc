@@ -248,7 +248,7 @@ TEST(Recovery, ARankDyingAfterTheAgreementIsFoldedInBySecondRound) {
     if (rank == 3) {
       // Take part in the agreement as recover() would, then die before the build.
       AgreementRound round{"second", 0, 0, 3, n, 2, 10s};
-      agreeOnFailures(*client(server), round, [] { return std::set<int>{0}; });
+      agreeOnFailures(client(server), round, [] { return std::set<int>{0}; });
       ::raise(SIGKILL);
     }
     auto res = g.recover({.joinTimeout = 10s, .buildTimeout = 40s});
@@ -273,7 +273,7 @@ TEST(Recovery, ARankAloneCannotDecideThatEveryoneElseFailed) {
   AgreementRound round{"alone", 0, 0, 2, 3, 2, 300ms};
   const auto t0 = Clock::now();
   try {
-    agreeOnFailures(*client(server), round, [] { return std::set<int>{0, 1}; });
+    agreeOnFailures(client(server), round, [] { return std::set<int>{0, 1}; });
     ADD_FAILURE() << "a lone rank decided";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kAborted);
@@ -289,19 +289,19 @@ TEST(Recovery, TheBuildOutcomeIsDecidedOnceForEveryMember) {
   auto store = client(server);
   // Everyone built it: ok for all.
   store->set("ok/4/built/1", asBytes("1"));
-  EXPECT_FALSE(agreeOnBuild(*store, "ok", 4, 0, 2, Deadline::after(10s)).has_value());
-  EXPECT_FALSE(agreeOnBuild(*store, "ok", 4, 1, 2, Deadline::after(10s)).has_value());
+  EXPECT_FALSE(agreeOnBuild(store, "ok", 4, 0, 2, Deadline::after(10s)).has_value());
+  EXPECT_FALSE(agreeOnBuild(store, "ok", 4, 1, 2, Deadline::after(10s)).has_value());
   // A member died mid-build (the watch set "conflict") after rank 0 built it: the build is off
   // for rank 0, and stays off for rank 1 even though, arriving late, it finds every key.
   store->set("off/4/conflict", asBytes("rank 3 failed while it was being built"));
-  auto first = agreeOnBuild(*store, "off", 4, 0, 2, Deadline::after(10s));
+  auto first = agreeOnBuild(store, "off", 4, 0, 2, Deadline::after(10s));
   ASSERT_TRUE(first.has_value());
   EXPECT_NE(first->find("rank 3 failed"), std::string::npos) << *first;
-  auto late = agreeOnBuild(*store, "off", 4, 1, 2, Deadline::after(10s));
+  auto late = agreeOnBuild(store, "off", 4, 1, 2, Deadline::after(10s));
   ASSERT_TRUE(late.has_value());
   EXPECT_EQ(*late, *first);
   // Nobody else arrives: off at the deadline, not a hang.
-  EXPECT_TRUE(agreeOnBuild(*store, "late", 4, 0, 2, Deadline::after(300ms)).has_value());
+  EXPECT_TRUE(agreeOnBuild(store, "late", 4, 0, 2, Deadline::after(300ms)).has_value());
 }
 
 TEST(Recovery, WithoutTheStoreRecoveryFailsSayingSoInsteadOfHanging) {

@@ -54,7 +54,6 @@ class HeartbeatMonitor {
   void connect(const std::vector<std::string>& addresses, Deadline deadline, FailureListener listener);
   // Failed ranks and the evidence against each (first evidence wins).
   std::map<int, std::string> failures() const;
-  Millis timeout() const { return timeout_; }
 
  private:
   void loop();

@@ -27,7 +27,6 @@ class LivenessTable {
 
   bool failed(int peer) const { return failures_.count(peer) != 0; }
   const std::map<int, std::string>& failures() const { return failures_; }
-  Millis timeout() const { return timeout_; }
 
  private:
   int self_;
