@@ -1,5 +1,7 @@
 #include "transport/argument_checks.h"
 
+#include <sys/resource.h>
+
 #include <string>
 
 #include "base/error.h"
@@ -17,6 +19,12 @@ void checkOperation(const GroupIdentity& id, int peer, const char* op, const voi
                 id.describe() + ": " + op + " of " + std::to_string(bytes) + " bytes: the region given (" +
                     std::to_string(region->bytes) + " bytes" + (region->id == 0 ? ", not registered" : "") +
                     ") does not contain the buffer");
+}
+
+std::string lockedMemoryHint() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_MEMLOCK, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return "";
+  return "; the locked-memory limit (ulimit -l) is " + std::to_string(lim.rlim_cur / 1024) + " KiB";
 }
 
 }  // namespace eccl::transport

@@ -1,8 +1,9 @@
-// The argument checks every transport makes before posting an operation, written once so all
-// transports refuse the same inputs with the same words.
+// The argument checks every transport makes before posting an operation, and the hint its
+// registration errors end with, written once so all transports use the same words.
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "transport/transport.h"
 
@@ -13,5 +14,9 @@ namespace eccl::transport {
 // operation ("send", "receive", "read"), the size, and what is wrong.
 void checkOperation(const GroupIdentity& id, int peer, const char* op, const void* data, size_t bytes,
                     const MemoryRegion* region);
+
+// "; the locked-memory limit (ulimit -l) is 8192 KiB" when a limit applies, else "": what
+// a failed registration most often ran into.
+std::string lockedMemoryHint();
 
 }  // namespace eccl::transport

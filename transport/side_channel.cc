@@ -124,6 +124,15 @@ void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
   }
 }
 
+std::optional<std::string> SideChannel::lossAmong(const std::vector<Event>& events, const GroupIdentity& id,
+                                                  const std::function<std::string(int)>& peerName) {
+  for (auto& e : events) {
+    if (e.kind == Event::kLost) return id.describe() + ": " + peerName(e.peer) + " " + e.reason;
+    if (e.kind == Event::kAborted) return id.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason;
+  }
+  return std::nullopt;
+}
+
 std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName) {
   switch (e.kind) {
     case Event::kLeft:

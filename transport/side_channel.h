@@ -9,6 +9,7 @@
 // Not thread-safe: the owner calls it under its own lock (or from one thread).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,11 @@ class SideChannel {
     bool relay;
   };
   static std::optional<Break> breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName);
+  // The first lost or aborting peer among `events`, as the reason an operation that failed
+  // meanwhile should give (a data-path error while a peer is gone is most likely that loss),
+  // or nullopt.
+  static std::optional<std::string> lossAmong(const std::vector<Event>& events, const GroupIdentity& id,
+                                              const std::function<std::string(int)>& peerName);
 
   // Listens on `host` (port chosen by the kernel).
   SideChannel(GroupIdentity id, const std::string& host);

@@ -46,9 +46,10 @@ class Request {
   // own error, or kTimeout (the request is cancelled first) naming the operation and peer.
   virtual void wait(Deadline deadline) = 0;
   // Finishes a pending request with kAborted. A receive no longer writes into its buffer once
-  // cancel() returns, nor (sockets) does a send read from its buffer. The message a cancelled
-  // receive would have matched is dropped (sockets) or goes to the next receive with that tag
-  // (libfabric): after a cancel, use fresh tags. See each transport's header for sends.
+  // cancel() returns, nor (sockets, verbs) does a send read from its buffer. The message a cancelled
+  // receive would have matched is dropped (sockets, verbs between ranks) or goes to the next
+  // receive with that tag (libfabric; verbs to oneself): after a cancel, use fresh tags. See
+  // each transport's header for sends.
   virtual void cancel() = 0;
   // The error the request finished with, if any (after test() is true).
   virtual std::optional<std::string> error() const = 0;

@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
 
 #include "base/env.h"
 #include "base/error.h"
@@ -11,37 +10,47 @@
 namespace eccl::transport {
 namespace {
 
-struct OfiPlugin {
-  CreateOfiTransportFn create = nullptr;
+// A transport built as a plugin (so eccl runs where its library is missing). It lives beside
+// libeccl_transport (build tree and install alike); loaded once, never unloaded.
+struct Plugin {
+  void* create = nullptr;
   std::string error;
 };
 
-// The plugin lives beside libeccl_transport (build tree and install alike); loaded once, never
-// unloaded.
-const OfiPlugin& ofiPlugin() {
-  static OfiPlugin plugin;
-  static std::once_flag once;
-  std::call_once(once, [] {
-#ifndef ECCL_OFI_PLUGIN_NAME
-    plugin.error = "this eccl was built without libfabric (install libfabric-dev and rebuild)";
+Plugin loadPlugin(const char* file, const char* symbol, const char* package) {
+  Plugin plugin;
+  Dl_info self{};
+  std::string dir = ".";
+  if (::dladdr(reinterpret_cast<void*>(&loadPlugin), &self) && self.dli_fname) {
+    dir = self.dli_fname;
+    dir = dir.find('/') == std::string::npos ? "." : dir.substr(0, dir.rfind('/'));
+  }
+  const std::string path = dir + "/" + file;
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    plugin.error = "cannot load " + path + ": " + ::dlerror() + " (is " + package + " installed?)";
+    return plugin;
+  }
+  plugin.create = ::dlsym(handle, symbol);
+  if (!plugin.create) plugin.error = path + " has no " + symbol;
+  return plugin;
+}
+
+const Plugin& ofiPlugin() {
+#ifdef ECCL_OFI_PLUGIN_NAME
+  static const Plugin plugin = loadPlugin(ECCL_OFI_PLUGIN_NAME, kCreateOfiTransportSymbol, "libfabric (Debian: libfabric1)");
 #else
-    Dl_info self{};
-    std::string dir = ".";
-    if (::dladdr(reinterpret_cast<void*>(&ofiPlugin), &self) && self.dli_fname) {
-      dir = self.dli_fname;
-      dir = dir.find('/') == std::string::npos ? "." : dir.substr(0, dir.rfind('/'));
-    }
-    const std::string path = dir + "/" + ECCL_OFI_PLUGIN_NAME;
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      plugin.error = "cannot load the libfabric transport " + path + ": " + ::dlerror() +
-                     " (is libfabric installed? Debian: apt-get install libfabric1)";
-      return;
-    }
-    plugin.create = reinterpret_cast<CreateOfiTransportFn>(::dlsym(handle, kCreateOfiTransportSymbol));
-    if (!plugin.create) plugin.error = path + " has no " + kCreateOfiTransportSymbol;
+  static const Plugin plugin{nullptr, "this eccl was built without libfabric (install libfabric-dev and rebuild)"};
 #endif
-  });
+  return plugin;
+}
+
+const Plugin& verbsPlugin() {
+#ifdef ECCL_VERBS_PLUGIN_NAME
+  static const Plugin plugin = loadPlugin(ECCL_VERBS_PLUGIN_NAME, kCreateVerbsTransportSymbol, "libibverbs (Debian: libibverbs1 and ibverbs-providers)");
+#else
+  static const Plugin plugin{nullptr, "this eccl was built without libibverbs (install libibverbs-dev and rebuild)"};
+#endif
   return plugin;
 }
 
@@ -49,12 +58,18 @@ const OfiPlugin& ofiPlugin() {
 
 TransportOptions resolveTransportOptions(TransportOptions o) {
   if (o.kind.empty()) o.kind = envString("ECCL_TRANSPORT").value_or("auto");
-  if (o.kind != "auto" && o.kind != "socket" && o.kind != "ofi" && o.kind != "shm")
-    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: auto, socket, shm, ofi");
+  if (o.kind != "auto" && o.kind != "socket" && o.kind != "ofi" && o.kind != "shm" && o.kind != "verbs")
+    throw Error(ErrorCode::kInvalidArgument, "transport '" + o.kind + "' (ECCL_TRANSPORT) is not one of: auto, socket, shm, ofi, verbs");
   if (o.kind == "ofi" && o.ofi.provider.empty()) o.ofi.provider = envString("ECCL_OFI_PROVIDER").value_or("auto");
+  if (o.kind == "verbs") {
+    if (o.verbs.hca.empty()) o.verbs.hca = envString("ECCL_IB_HCA").value_or("");
+    if (o.verbs.gidIndex < 0) o.verbs.gidIndex = static_cast<int>(envInt("ECCL_IB_GID_INDEX", -1));
+    if (o.verbs.ibTimeout < 0) o.verbs.ibTimeout = static_cast<int>(envInt("ECCL_IB_TIMEOUT", 20));
+    if (o.verbs.retryCount < 0) o.verbs.retryCount = static_cast<int>(envInt("ECCL_IB_RETRY_CNT", 7));
+  }
   if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", 0));
   if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", 0));
-  o.socket.host = o.ofi.host = o.shm.host = o.host;  // the one address; the nested fields are not read
+  o.socket.host = o.ofi.host = o.shm.host = o.verbs.host = o.host;  // the one address; the nested fields are not read
   return o;
 }
 
@@ -64,9 +79,12 @@ std::unique_ptr<Transport> createTransport(GroupIdentity identity, TransportOpti
   if (options.kind == "socket") return createSocketTransport(std::move(identity), options.socket);
   if (options.kind == "shm") return createShmTransport(std::move(identity), options.shm);
   if (options.kind == "auto") return createRoutedTransport(std::move(identity), {options.host, options.shm, options.socket});
-  const OfiPlugin& plugin = ofiPlugin();
-  if (!plugin.create) throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": ECCL_TRANSPORT=ofi: " + plugin.error);
-  return std::unique_ptr<Transport>(plugin.create(identity, options.ofi));
+  const bool verbs = options.kind == "verbs";
+  const Plugin& plugin = verbs ? verbsPlugin() : ofiPlugin();
+  if (!plugin.create)
+    throw Error(ErrorCode::kInvalidArgument, identity.describe() + ": ECCL_TRANSPORT=" + options.kind + ": " + plugin.error);
+  if (verbs) return std::unique_ptr<Transport>(reinterpret_cast<CreateVerbsTransportFn>(plugin.create)(identity, options.verbs));
+  return std::unique_ptr<Transport>(reinterpret_cast<CreateOfiTransportFn>(plugin.create)(identity, options.ofi));
 }
 
 }  // namespace eccl::transport

@@ -1,7 +1,6 @@
 // The OFI transport's memory: registrations (one fi_mr per endpoint, keys from a counter unless
 // the provider picks them), exported regions, and one-sided reads with fi_read.
 #include <rdma/fi_rma.h>
-#include <sys/resource.h>
 
 #include <cstring>
 #include <random>
@@ -13,12 +12,6 @@ namespace eccl::transport::ofi {
 namespace {
 
 constexpr uint64_t kAccess = FI_SEND | FI_RECV | FI_READ | FI_REMOTE_READ;
-
-std::string memlockHint() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_MEMLOCK, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return "";
-  return "; the locked-memory limit (ulimit -l) is " + std::to_string(lim.rlim_cur / 1024) + " KiB";
-}
 
 }  // namespace
 
@@ -32,7 +25,7 @@ Registration OfiTransport::registerRange(void* ptr, size_t bytes, MemoryKind kin
     long ret = fi_mr_reg(ep->domain(), ptr, bytes, kAccess, 0, key, 0, &mr, nullptr);
     if (ret != 0)
       throw Error(ErrorCode::kSystem, id_.describe() + ": registering " + std::to_string(bytes) + " bytes with '" +
-                                          ep->provider() + "': " + fiError("fi_mr_reg", ret) + memlockHint());
+                                          ep->provider() + "': " + fiError("fi_mr_reg", ret) + lockedMemoryHint());
     FidPtr<fid_mr> owned(mr);
     if (ep->bindRegionsToEndpoint()) {
       if ((ret = fi_mr_bind(mr, &ep->ep()->fid, 0)) != 0 || (ret = fi_mr_enable(mr)) != 0)

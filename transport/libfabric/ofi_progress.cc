@@ -110,11 +110,7 @@ static bool dropFromBacklog(std::deque<Op*>& backlog, Op* op) {
 std::optional<std::string> OfiTransport::lostPeerReason() {
   if (!connected_) return std::nullopt;
   for (auto& e : side_->poll()) sideEvents_.push_back(std::move(e));
-  for (auto& e : sideEvents_) {
-    if (e.kind == SideChannel::Event::kLost) return id_.describe() + ": " + peerName(e.peer) + " " + e.reason;
-    if (e.kind == SideChannel::Event::kAborted) return id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason;
-  }
-  return std::nullopt;
+  return SideChannel::lossAmong(sideEvents_, id_, [this](int peer) { return peerName(peer); });
 }
 
 void OfiTransport::handleSideChannel() {
@@ -188,13 +184,9 @@ void OfiTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
   brokenCode_ = code;
   if (tellPeers && side_) side_->sendAbort(reason);
   notifyBroken(code, reason);
-  const bool pending = pendingWork() || !selfSends_.empty() || !selfRecvs_.empty();
+  const bool pending = pendingWork() || !selfMessages_.empty();
   failOps(-1, code, reason);
-  for (auto* q : {&selfSends_, &selfRecvs_})
-    for (auto& [tag, ops] : *q)
-      for (auto& s : ops) s.req->fail(code, s.req->what() + " failed: " + reason);
-  selfSends_.clear();
-  selfRecvs_.clear();
+  selfMessages_.failAll(code, reason);
   if (pending || tellPeers) logger().warn("{}", reason);
   else logger().debug("{}", reason);
 }

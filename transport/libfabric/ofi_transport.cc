@@ -315,23 +315,11 @@ bool OfiTransport::drainBacklogs() {
 }
 
 void OfiTransport::postSelf(bool send, Tag tag, const std::shared_ptr<RequestState>& req, uint8_t* data, size_t bytes) {
-  auto& partners = send ? selfRecvs_[tag] : selfSends_[tag];
-  if (partners.empty()) {
-    (send ? selfSends_ : selfRecvs_)[tag].push_back(SelfOp{req, data, bytes});
-    req->setCanceller([this, send, tag, weak = std::weak_ptr<RequestState>(req)] {
-      std::lock_guard l(mu_);
-      auto& q = (send ? selfSends_ : selfRecvs_)[tag];
-      auto self = weak.lock();
-      std::erase_if(q, [&](const SelfOp& s) { return s.req == self; });
-    });
-    return;
-  }
-  SelfOp other = std::move(partners.front());
-  partners.pop_front();
-  const SelfOp mine{req, data, bytes};
-  const SelfOp& s = send ? mine : other;
-  const SelfOp& r = send ? other : mine;
-  completeLocalMatch(*s.req, s.data, s.bytes, *r.req, r.data, r.bytes);
+  if (!selfMessages_.post(send, tag, req, data, bytes)) return;
+  req->setCanceller([this, send, tag, state = req.get()] {
+    std::lock_guard l(mu_);
+    selfMessages_.withdraw(send, tag, state);
+  });
 }
 
 RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {

@@ -21,6 +21,7 @@
 #include "transport/argument_checks.h"
 #include "transport/remote_region.h"
 #include "transport/request_state.h"
+#include "transport/self_messages.h"
 #include "transport/side_channel.h"
 #include "transport/socket/fd.h"
 
@@ -87,13 +88,6 @@ class OpList {
 
  private:
   Op* head_ = nullptr;
-};
-
-// A send or receive between this rank and itself, waiting for its partner.
-struct SelfOp {
-  std::shared_ptr<RequestState> req;
-  uint8_t* data = nullptr;
-  size_t bytes = 0;
 };
 
 struct Registration {
@@ -197,7 +191,7 @@ class OfiTransport final : public Transport {
   std::vector<SideChannel::Event> sideEvents_;  // read, not yet handled (see lostPeerReason)
   OfiAddress self_;
   std::vector<PeerInfo> peers_;
-  std::map<Tag, std::deque<SelfOp>> selfSends_, selfRecvs_;
+  SelfMessages selfMessages_;
   std::optional<std::string> broken_;
   ErrorCode brokenCode_ = ErrorCode::kAborted;
   bool connected_ = false;

@@ -1,0 +1,192 @@
+// The verbs transport's own behaviours (the shared ones are in the conformance suite). Tests
+// named Verbs.* need an RDMA device: ctest runs them (label rdma) inside the Soft-RoCE VM.
+// VerbsChoice.* run anywhere.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "apps/common/local_ranks.h"
+#include "base/error.h"
+#include "tests/transport/expect_error.h"
+#include "tests/transport/local_group.h"
+
+namespace eccl::transport {
+namespace {
+
+using eccl::testing::expectError;
+using eccl::testing::kLong;
+using eccl::testing::localTransports;
+using eccl::testing::pattern;
+
+std::string errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(VerbsChoice, AnUnknownDeviceIsNamedWithTheDevicesThere) {
+  const std::string m = errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1", .verbs = {.hca = "nosuchhca0"}}); });
+  ASSERT_FALSE(m.empty()) << "accepted";
+  // Here without RDMA hardware the list is empty; in the VM it names rxe0.
+  EXPECT_TRUE(m.find("'nosuchhca0' (ECCL_IB_HCA) not found; devices here:") != std::string::npos ||
+              m.find("no RDMA device found") != std::string::npos)
+      << m;
+}
+
+TEST(VerbsChoice, BadSettingsAreErrorsNamingTheVariable) {
+  const std::string port = errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1", .verbs = {.hca = "rxe0:x"}}); });
+  EXPECT_NE(port.find("ECCL_IB_HCA 'rxe0:x'"), std::string::npos) << port;
+  const std::string timeout = errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1", .verbs = {.ibTimeout = 40}}); });
+  EXPECT_NE(timeout.find("ECCL_IB_TIMEOUT"), std::string::npos) << timeout;
+}
+
+TEST(Verbs, AGidIndexThatIsNotThereListsTheGids) {
+  const std::string m = errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1", .verbs = {.gidIndex = 99}}); });
+  EXPECT_NE(m.find("GID index 99 (ECCL_IB_GID_INDEX) is not usable"), std::string::npos) << m;
+  EXPECT_NE(m.find("its GIDs: "), std::string::npos) << m;
+}
+
+TEST(Verbs, PeersNameTheDeviceTheyTalkOver) {
+  auto g = localTransports(2, {.kind = "verbs"});
+  EXPECT_NE(g[0]->peerAddress(1).find(" over "), std::string::npos) << g[0]->peerAddress(1);
+}
+
+// Writes and reads larger than the port's message limit go in pieces (the limit forced small).
+TEST(Verbs, TransfersBeyondTheMessageLimitGoInPieces) {
+  auto g = localTransports(2, {.kind = "verbs", .verbs = {.maxMessageBytes = 64 * 1024}});
+  for (size_t n : {size_t(64 * 1024), size_t(64 * 1024 + 1), size_t(1 << 20) + 5}) {
+    auto a = pattern(n, 4);
+    std::vector<uint8_t> r(n);
+    auto rr = g[1]->irecv(0, 3, r.data(), n);
+    g[0]->isend(1, 3, a.data(), n)->wait(kLong());
+    rr->wait(kLong());
+    EXPECT_TRUE(r == a) << n;
+  }
+  auto owned = pattern(1 << 20, 8);
+  MemoryRegion mr = g[0]->registerMemory(owned.data(), owned.size());
+  std::vector<uint8_t> got(300000);
+  g[1]->iread(0, g[0]->exportRegion(mr), 4097, got.data(), got.size(), nullptr)->wait(kLong());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), owned.begin() + 4097));
+  g[0]->deregisterMemory(mr);
+}
+
+// Eager messages beyond the unexpected budget stay in their receive buffers (the sender runs
+// out of credits and waits): nothing is lost, and every message arrives in order.
+TEST(Verbs, UnexpectedMessagesBeyondTheBudgetWaitInTheirBuffers) {
+  auto g = localTransports(2, {.kind = "verbs", .verbs = {.unexpectedBudget = 64 * 1024}});
+  const int count = 400;  // 400 × 4 KiB: far beyond the budget and the credits
+  std::vector<std::vector<uint8_t>> out(count), in(count);
+  std::vector<RequestPtr> sends;
+  for (int i = 0; i < count; ++i) {
+    out[i] = pattern(4096, i);
+    sends.push_back(g[0]->isend(1, 1, out[i].data(), out[i].size()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < count; ++i) {
+    in[i].resize(4096);
+    g[1]->irecv(0, 1, in[i].data(), in[i].size())->wait(kLong());
+    ASSERT_TRUE(in[i] == out[i]) << "message " << i;
+  }
+  for (auto& s : sends) s->wait(kLong());
+}
+
+// A receive cancelled after its clear-to-send went out: once cancel() returns nothing more is
+// written into the buffer, the sender's request finishes, and the pair stays usable.
+TEST(Verbs, ACancelAfterTheClearToSendLeavesTheBufferAlone) {
+  auto g = localTransports(2, {.kind = "verbs", .verbs = {.maxMessageBytes = 16 * 1024}});
+  const size_t n = 8 << 20;  // many pieces: the cancel lands while they are being written
+  auto a = pattern(n, 6);
+  std::vector<uint8_t> r(n, 0);
+  auto rr = g[1]->irecv(0, 4, r.data(), n);
+  auto s = g[0]->isend(1, 4, a.data(), n);
+  for (auto until = Clock::now() + std::chrono::seconds(30); r[0] == 0 && Clock::now() < until;) std::this_thread::yield();
+  rr->cancel();
+  const std::vector<uint8_t> atCancel = r;
+  try {
+    s->wait(kLong());  // finishes either way
+  } catch (const Error&) {
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(r == atCancel) << "written after cancel() returned";
+  auto b = pattern(1 << 20, 7);
+  std::vector<uint8_t> rb(b.size());
+  auto r2 = g[1]->irecv(0, 5, rb.data(), rb.size());
+  g[0]->isend(1, 5, b.data(), b.size())->wait(kLong());
+  r2->wait(kLong());
+  EXPECT_TRUE(rb == b);
+}
+
+// A large send cancelled by its sender while the writes are under way: cancel() returns when
+// the buffer is free, and the receiver learns the message is partial.
+TEST(Verbs, ASenderCancelMidWriteTellsTheReceiver) {
+  auto g = localTransports(2, {.kind = "verbs", .verbs = {.maxMessageBytes = 16 * 1024}});
+  const size_t n = 8 << 20;
+  auto a = pattern(n, 9);
+  std::vector<uint8_t> r(n, 0);
+  auto rr = g[1]->irecv(0, 4, r.data(), n);
+  auto s = g[0]->isend(1, 4, a.data(), n);
+  for (auto until = Clock::now() + std::chrono::seconds(30); r[0] == 0 && Clock::now() < until;) std::this_thread::yield();
+  s->cancel();
+  if (s->error()) expectError(rr, kLong(), {"rank 0", "cancelled the send"});  // (else it had finished)
+  else rr->wait(kLong());
+}
+
+// Rank 1 (a child process) is killed while a large message to it is being written, and while
+// one from it is: every survivor's operation fails fast naming it; nothing hangs.
+TEST(Verbs, APeerKilledMidRendezvousFailsItsOperationsNamingIt) {
+  for (bool parentSends : {true, false}) {
+    int toParent[2], toChild[2];
+    ASSERT_EQ(::pipe(toParent), 0);
+    ASSERT_EQ(::pipe(toChild), 0);
+    const TransportOptions opts{.kind = "verbs", .host = "127.0.0.1", .verbs = {.maxMessageBytes = 16 * 1024}};
+    auto sendBlob = [](int fd, const AddressBlob& b) {
+      uint32_t len = b.size();
+      [[maybe_unused]] auto w1 = ::write(fd, &len, 4);
+      [[maybe_unused]] auto w2 = ::write(fd, b.data(), len);
+    };
+    auto readBlob = [](int fd) {
+      uint32_t len = 0;
+      if (::read(fd, &len, 4) != 4) return AddressBlob{};
+      AddressBlob b(len);
+      if (::read(fd, b.data(), len) != ssize_t(len)) return AddressBlob{};
+      return b;
+    };
+    const size_t n = 32 << 20;
+    pid_t child = forkChild([&] {
+      auto t1 = createTransport({"kill", 0, 1, 2}, opts);
+      sendBlob(toParent[1], t1->address());
+      AddressBlob a0 = readBlob(toChild[0]);
+      t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(60)));
+      std::vector<uint8_t> big(n, 1);
+      auto r = parentSends ? t1->irecv(0, 1, big.data(), n) : t1->isend(0, 1, big.data(), n);
+      [[maybe_unused]] auto w = ::write(toParent[1], "x", 1);
+      ::pause();
+      return 0;
+    });
+    auto t0 = createTransport({"kill", 0, 0, 2}, opts);
+    AddressBlob a1 = readBlob(toParent[0]);
+    ASSERT_FALSE(a1.empty());
+    sendBlob(toChild[1], t0->address());
+    t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(60)));
+    std::vector<uint8_t> big(n, 2);
+    auto op = parentSends ? t0->isend(1, 1, big.data(), n) : t0->irecv(1, 1, big.data(), n);
+    char x;
+    ASSERT_EQ(::read(toParent[0], &x, 1), 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the writes are under way
+    ::kill(child, SIGKILL);
+    const auto start = Clock::now();
+    expectError(op, Deadline::after(std::chrono::seconds(60)), {"rank 1"});
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(10)) << (parentSends ? "send" : "receive");
+    reapChild(child, std::chrono::seconds(10));
+    for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
+  }
+}
+
+}  // namespace
+}  // namespace eccl::transport
