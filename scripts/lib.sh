@@ -15,6 +15,8 @@ ECCL_PACKAGES=(
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
   iproute2 nftables util-linux
+  qemu-system-x86 linux-image-amd64 busybox-static rdma-core ibverbs-providers ibverbs-utils
+  rdmacm-utils perftest cpio kmod xz-utils binutils
   python3 python3-numpy python3-pytest python3-torch
 )
 
@@ -59,4 +61,25 @@ build() {
   local targets=()
   for t in "$@"; do targets+=(--target "$t"); done
   cmake --build "$ROOT/$dir" -j "$JOBS" "${targets[@]}"
+}
+
+# run_rdma_tests DIR: ctest's rdma label of DIR inside the Soft-RoCE VM (Debian's kernel under
+# qemu with rdma_rxe: a real verbs device; no KVM needed). The host's file system is shared
+# read-only, DIR read-write (ctest's results come back). A VM that fails to start (exit 125)
+# is tried once more; anything else is the tests' verdict.
+run_rdma_tests() {
+  local dir=$1 vm=${ECCL_RXE_VM:-$ROOT/../shared/tools/rxe-vm/run-in-rxe-vm.sh} rc=0
+  if [ ! -x "$vm" ]; then
+    echo "error: the Soft-RoCE VM tool is not at $vm (set ECCL_RXE_VM, or ECCL_SKIP_RDMA=1 to skip the verbs tests)" >&2
+    return 2
+  fi
+  for attempt in 1 2; do
+    rc=0
+    "$vm" --hostfs --rw "$ROOT/$dir" --timeout 1200 -- \
+      ctest --test-dir "$ROOT/$dir" -L rdma --output-on-failure --timeout 600 || rc=$?
+    [ "$rc" -eq 125 ] && [ "$attempt" -eq 1 ] && { echo "== the VM did not start (125); once more"; continue; }
+    break
+  done
+  [ "$rc" -eq 124 ] && echo "error: the RDMA tests did not finish within the VM's 1200 s" >&2
+  return "$rc"
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite: a normal build in build/ and
-# an AddressSanitizer+UBSan build in build-asan/ (both with warnings as errors), a Release build
-# of the libraries and tools (it must compile clean too), and a clang build of the fuzz harnesses
-# that replays their corpus under libFuzzer. Exits non-zero on any failure.
+# Installs what is missing, builds, and runs the whole test suite: a normal build in build/ (its
+# RDMA tests inside a Soft-RoCE VM, ../shared/tools/rxe-vm) and an AddressSanitizer+UBSan build
+# in build-asan/ (both with warnings as errors), a Release build of the libraries and tools (it
+# must compile clean too), and a clang build of the fuzz harnesses that replays their corpus
+# under libFuzzer. Exits non-zero on any failure.
 #   ECCL_SKIP_ASAN=1     skip the sanitizer pass (for quick local iterations only)
 #   ECCL_SKIP_EXTRA=1    skip the Release and clang builds (quick local iterations only)
+#   ECCL_SKIP_RDMA=1     skip the verbs tests in the VM (quick local iterations only)
+#   ECCL_RXE_VM=path     the VM tool (default ../shared/tools/rxe-vm/run-in-rxe-vm.sh)
 #   ECCL_TSAN=1          also build with ThreadSanitizer in build-tsan/ and run the suite there
 #   ECCL_FUZZ_SECONDS=N  also fuzz each harness for N seconds (libFuzzer, in build-fuzz/)
 #   ECCL_SOAK_MINUTES=N  also run the soak (EPLB cycles, scale-up/down, random kills) for N minutes
@@ -17,7 +20,12 @@ echo "== build (RelWithDebInfo) in build/"
 configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECCL_WERROR=ON
 build build
 echo "== tests (build/)"
-ctest --test-dir "$ROOT/build" -j "$JOBS" --output-on-failure --timeout 900
+ctest --test-dir "$ROOT/build" -j "$JOBS" -LE rdma --output-on-failure --timeout 900
+
+if [ "${ECCL_SKIP_RDMA:-0}" != 1 ]; then
+  echo "== RDMA tests over verbs (build/, label rdma) inside a Soft-RoCE VM"
+  run_rdma_tests build
+fi
 
 if [ "${ECCL_SKIP_ASAN:-0}" != 1 ]; then
   echo "== build (ASan+UBSan) in build-asan/"
@@ -25,7 +33,7 @@ if [ "${ECCL_SKIP_ASAN:-0}" != 1 ]; then
   build build-asan
   echo "== tests (build-asan/)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$ROOT/build-asan" -j "$JOBS" --output-on-failure --timeout 900
+    ctest --test-dir "$ROOT/build-asan" -j "$JOBS" -LE rdma --output-on-failure --timeout 900
 fi
 
 if [ "${ECCL_SKIP_EXTRA:-0}" != 1 ]; then

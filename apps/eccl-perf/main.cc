@@ -76,7 +76,9 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
 #endif
   if (rank == 0) {
     auto resolved = transport::resolveTransportOptions(go.transport);
-    std::string how = resolved.kind + (resolved.kind == "ofi" ? " (" + resolved.ofi.provider + ")" : "");
+    std::string how = resolved.kind + (resolved.kind == "ofi" ? " (" + resolved.ofi.provider + ")"
+                                       : resolved.kind == "verbs" && !resolved.verbs.hca.empty() ? " (" + resolved.verbs.hca + ")"
+                                                                                                 : "");
     std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), %s transport\n", a.op.c_str(), a.ranks, a.iters,
                 a.warmup, how.c_str());
     std::printf("#%12s %12s %10s %10s", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s");
@@ -128,8 +130,8 @@ int main(int argc, char** argv) {
   app.add_option("-n,--iters", a.iters, "timed iterations per size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("-w,--warmup_iters", a.warmup, "untimed iterations per size")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("-r,--ranks", a.ranks, "local ranks to launch")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--transport", a.transport, "auto, socket, shm or ofi (default $ECCL_TRANSPORT or auto)")
-      ->check(CLI::IsMember({"auto", "socket", "shm", "ofi"}));
+  app.add_option("--transport", a.transport, "auto, socket, shm, ofi or verbs (default $ECCL_TRANSPORT or auto)")
+      ->check(CLI::IsMember({"auto", "socket", "shm", "ofi", "verbs"}));
   app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)")->check(CLI::Range(1, 64));
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));
