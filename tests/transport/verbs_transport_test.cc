@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "apps/common/local_ranks.h"
@@ -94,6 +95,49 @@ TEST(Verbs, UnexpectedMessagesBeyondTheBudgetWaitInTheirBuffers) {
     ASSERT_TRUE(in[i] == out[i]) << "message " << i;
   }
   for (auto& s : sends) s->wait(kLong());
+}
+
+// The device's count of receiver-not-ready events (rxe and mlx5 keep it in sysfs), for the
+// device and port `peerAddress` names ("… over rxe0:1").
+long long rnrCount(const std::string& peerAddress) {
+  const auto over = peerAddress.rfind(" over ");
+  const std::string dev = peerAddress.substr(over + 6, peerAddress.rfind(':') - over - 6);
+  const std::string port = peerAddress.substr(peerAddress.rfind(':') + 1);
+  long long total = 0;
+  for (const char* counter : {"rcvd_rnr_err", "send_rnr_err"}) {
+    std::ifstream f("/sys/class/infiniband/" + dev + "/ports/" + port + "/hw_counters/" + counter);
+    long long v = -1;
+    if (!(f >> v)) return -1;
+    total += v;
+  }
+  return total;
+}
+
+// Credits keep a receive buffer posted for every message: three senders flooding one receiver
+// that posts nothing for a while never meet a receiver-not-ready, per the device's own counters.
+TEST(Verbs, CreditsMeanTheReceiverIsNeverNotReady) {
+  auto g = localTransports(4, {.kind = "verbs", .verbs = {.unexpectedBudget = 256 * 1024}});
+  const long long before = rnrCount(g[0]->peerAddress(1));
+  ASSERT_GE(before, 0) << "no RNR counters for " << g[0]->peerAddress(1);
+  const int count = 1500;
+  std::vector<std::vector<uint8_t>> out(3 * count), in(3 * count);
+  std::vector<RequestPtr> reqs;
+  for (int s = 1; s <= 3; ++s)
+    for (int i = 0; i < count; ++i) {
+      auto& m = out[(s - 1) * count + i];
+      m = pattern(1 + (i * 131) % 8000, s * count + i);
+      reqs.push_back(g[s]->isend(0, 7, m.data(), m.size()));
+    }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int s = 1; s <= 3; ++s)
+    for (int i = 0; i < count; ++i) {
+      auto& m = in[(s - 1) * count + i];
+      m.resize(out[(s - 1) * count + i].size());
+      reqs.push_back(g[0]->irecv(s, 7, m.data(), m.size()));
+    }
+  for (auto& r : reqs) r->wait(kLong());
+  EXPECT_TRUE(in == out);
+  EXPECT_EQ(rnrCount(g[0]->peerAddress(1)), before) << "receiver-not-ready events happened";
 }
 
 // A receive cancelled after its clear-to-send went out: once cancel() returns nothing more is
