@@ -34,6 +34,10 @@ if [ "${ECCL_SKIP_ASAN:-0}" != 1 ]; then
   echo "== tests (build-asan/)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$ROOT/build-asan" -j "$JOBS" -LE rdma --output-on-failure --timeout 900
+  if [ "${ECCL_SKIP_RDMA:-0}" != 1 ]; then
+    echo "== RDMA tests over verbs (build-asan/, label rdma) inside a Soft-RoCE VM"
+    run_rdma_tests build-asan
+  fi
 fi
 
 if [ "${ECCL_SKIP_EXTRA:-0}" != 1 ]; then
