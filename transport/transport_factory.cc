@@ -66,6 +66,8 @@ TransportOptions resolveTransportOptions(TransportOptions o) {
     if (o.verbs.gidIndex < 0) o.verbs.gidIndex = static_cast<int>(envInt("ECCL_IB_GID_INDEX", -1));
     if (o.verbs.ibTimeout < 0) o.verbs.ibTimeout = static_cast<int>(envInt("ECCL_IB_TIMEOUT", 20));
     if (o.verbs.retryCount < 0) o.verbs.retryCount = static_cast<int>(envInt("ECCL_IB_RETRY_CNT", 7));
+    if (o.verbs.trafficClass < 0) o.verbs.trafficClass = static_cast<int>(envInt("ECCL_IB_TC", 0));
+    if (o.verbs.serviceLevel < 0) o.verbs.serviceLevel = static_cast<int>(envInt("ECCL_IB_SL", 0));
   }
   if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", 0));
   if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", 0));

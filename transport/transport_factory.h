@@ -10,6 +10,7 @@
 //   ECCL_IB_GID_INDEX   verbs: the GID to use (default: chosen, see verbs_transport.h)
 //   ECCL_IB_TIMEOUT     verbs: ACK timeout exponent, 4.096 µs · 2^n (default 20, about 4 s)
 //   ECCL_IB_RETRY_CNT   verbs: transport retries before a queue pair fails (default 7)
+//   ECCL_IB_TC, ECCL_IB_SL   verbs: traffic class (RoCE) and service level (InfiniBand), default 0
 //   ECCL_HOST_ID        overrides the host identity that decides who shares memory (tests)
 #pragma once
 
@@ -29,7 +30,7 @@ struct TransportOptions {
   std::string host;   // address to listen on and publish; required
   SocketOptions socket;  // socket.host is ignored: `host` is the one address
   OfiOptions ofi;        // ofi.host is ignored likewise
-  VerbsOptions verbs;    // verbs.host likewise; hca/gidIndex/ibTimeout/retryCount unset = $ECCL_IB_*
+  VerbsOptions verbs;    // verbs.host likewise; hca/gidIndex/ibTimeout/retryCount/trafficClass/serviceLevel unset = $ECCL_IB_*
   ShmOptions shm;        // shm.host likewise; ringBytes/eagerBytes 0 = $ECCL_SHM_RING_BYTES / $ECCL_SHM_EAGER_BYTES
 };
 

@@ -170,7 +170,8 @@ TEST(Liveness, ADestroyedGroupIsNotAFailure) {
 TEST(Revoke, FailsPendingOperationsOnEveryRankAndLeavesTheCommunicatorQueryable) {
   ChildStoreServer server;
   auto exits = runLocalRanks(3, [&](int rank) {
-    auto g = ElasticGroup::join(client(server), "revoked", rank, 3, options(5s));
+    auto store = client(server);
+    auto g = ElasticGroup::join(store, "revoked", rank, 3, options(5s));
     auto& c = g->comm();
     int64_t x = 0;
     auto pending = c.irecv(&x, sizeof x, (rank + 1) % 3, 77);  // never sent
@@ -178,12 +179,18 @@ TEST(Revoke, FailsPendingOperationsOnEveryRankAndLeavesTheCommunicatorQueryable)
       std::this_thread::sleep_for(200ms);
       c.revoke("test revoke", {2});
     }
+    std::string error;
     try {
       pending.wait();
       return 10;
     } catch (const Error& e) {
-      if (std::string(e.what()).find("revoked by rank 0: test revoke") == std::string::npos) return 11;
+      error = e.what();
     }
+    // Nobody exits before everyone has heard the revoke (an early exit would be a closed
+    // connection to the others, which is not what this test is about).
+    store->add("revoked/heard", 1);
+    while (store->add("revoked/heard", 0) < 3) std::this_thread::sleep_for(5ms);
+    if (error.find("revoked by rank 0: test revoke") == std::string::npos) return 11;
     try {  // later operations fail too
       c.barrier();
       return 12;

@@ -140,30 +140,95 @@ TEST(Verbs, CreditsMeanTheReceiverIsNeverNotReady) {
   EXPECT_EQ(rnrCount(g[0]->peerAddress(1)), before) << "receiver-not-ready events happened";
 }
 
-// A receive cancelled after its clear-to-send went out: once cancel() returns nothing more is
-// written into the buffer, the sender's request finishes, and the pair stays usable.
+// A receive cancelled after its clear-to-send went out — posted before the send, or after its
+// announcement had arrived: once cancel() returns nothing more is written into the buffer, the
+// sender's request finishes, and the pair stays usable.
 TEST(Verbs, ACancelAfterTheClearToSendLeavesTheBufferAlone) {
   auto g = localTransports(2, {.kind = "verbs", .verbs = {.maxMessageBytes = 16 * 1024}});
   const size_t n = 8 << 20;  // many pieces: the cancel lands while they are being written
-  auto a = pattern(n, 6);
-  std::vector<uint8_t> r(n, 0);
-  auto rr = g[1]->irecv(0, 4, r.data(), n);
-  auto s = g[0]->isend(1, 4, a.data(), n);
-  for (auto until = Clock::now() + std::chrono::seconds(30); r[0] == 0 && Clock::now() < until;) std::this_thread::yield();
-  rr->cancel();
-  const std::vector<uint8_t> atCancel = r;
-  try {
-    s->wait(kLong());  // finishes either way
-  } catch (const Error&) {
+  for (bool receiveFirst : {true, false}) {
+    const Tag tag = receiveFirst ? 4 : 14;
+    auto a = pattern(n, 6);
+    std::vector<uint8_t> r(n, 0);
+    RequestPtr rr, s;
+    if (receiveFirst) rr = g[1]->irecv(0, tag, r.data(), n);
+    s = g[0]->isend(1, tag, a.data(), n);
+    if (!receiveFirst) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the announcement is there
+      rr = g[1]->irecv(0, tag, r.data(), n);
+    }
+    for (auto until = Clock::now() + std::chrono::seconds(30); r[0] == 0 && Clock::now() < until;) std::this_thread::yield();
+    rr->cancel();
+    const std::vector<uint8_t> atCancel = r;
+    try {
+      s->wait(kLong());  // finishes either way
+    } catch (const Error&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(r == atCancel) << "written after cancel() returned (receive " << (receiveFirst ? "first)" : "second)");
+    auto b = pattern(1 << 20, 7);
+    std::vector<uint8_t> rb(b.size());
+    auto r2 = g[1]->irecv(0, tag + 1, rb.data(), rb.size());
+    g[0]->isend(1, tag + 1, b.data(), b.size())->wait(kLong());
+    r2->wait(kLong());
+    EXPECT_TRUE(rb == b);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_TRUE(r == atCancel) << "written after cancel() returned";
-  auto b = pattern(1 << 20, 7);
-  std::vector<uint8_t> rb(b.size());
-  auto r2 = g[1]->irecv(0, 5, rb.data(), rb.size());
-  g[0]->isend(1, 5, b.data(), b.size())->wait(kLong());
-  r2->wait(kLong());
-  EXPECT_TRUE(rb == b);
+}
+
+// The receiver holds the sender's eager messages (its unexpected budget is spent) and waits for
+// a message the sender has queued behind them: the credits it frees must go back at once, or
+// both wait for ever.
+TEST(Verbs, HeldMessagesDoNotStarveTheMessageTheReceiverWaitsFor) {
+  auto g = localTransports(2, {.kind = "verbs", .verbs = {.unexpectedBudget = 64 * 1024}});
+  const int count = 70;  // beyond the sender's eager credits (64 less 2 kept for control)
+  std::vector<std::vector<uint8_t>> out(count), in(count);
+  for (int i = 0; i < count; ++i) {
+    out[i] = pattern(4096, i);
+    g[0]->isend(1, 1, out[i].data(), out[i].size());  // (eager: finished when posted)
+  }
+  uint32_t last = 0xfeed, got = 0;
+  g[0]->isend(1, 2, &last, sizeof(last));
+  g[1]->irecv(0, 2, &got, sizeof(got))->wait(kLong());
+  EXPECT_EQ(got, last);
+  for (int i = 0; i < count; ++i) {
+    in[i].resize(4096);
+    g[1]->irecv(0, 1, in[i].data(), in[i].size())->wait(kLong());
+    ASSERT_TRUE(in[i] == out[i]) << "message " << i;
+  }
+}
+
+// Reads longer than a read window check the owner's guard again between windows; a region
+// deregistered in the middle fails the read cleanly (no broken queue pair).
+TEST(Verbs, LongReadsCheckTheRegionBetweenWindows) {
+  auto g = localTransports(2, {.kind = "verbs"});
+  auto owned = pattern(40 << 20, 3);
+  MemoryRegion mr = g[0]->registerMemory(owned.data(), owned.size());
+  const RegionBlob blob = g[0]->exportRegion(mr);
+  std::vector<uint8_t> got(owned.size() - 5);
+  g[1]->iread(0, blob, 5, got.data(), got.size(), nullptr)->wait(kLong());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), owned.begin() + 5));
+  auto pending = g[1]->iread(0, blob, 0, got.data(), got.size(), nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  g[0]->deregisterMemory(mr);
+  try {
+    pending->wait(kLong());  // (it may have finished before the deregistration)
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("deregistered the region"), std::string::npos) << e.what();
+  }
+  uint32_t v = 9, w = 0;
+  auto r = g[0]->irecv(1, 1, &w, 4);
+  g[1]->isend(0, 1, &v, 4)->wait(kLong());
+  r->wait(kLong());
+  EXPECT_EQ(w, 9u);
+}
+
+TEST(Verbs, RanksWithDifferentEagerLimitsAreRefusedNamingThePeer) {
+  std::vector<std::unique_ptr<Transport>> ts;
+  for (int r = 0; r < 2; ++r)
+    ts.push_back(createTransport({"eager", 0, r, 2}, {.kind = "verbs", .host = "127.0.0.1", .verbs = {.eagerBytes = r ? 4096u : 8192u}}));
+  const std::string m = errorOf([&] { eccl::testing::connectAll(ts); });
+  EXPECT_NE(m.find("rank 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("same VerbsOptions::eagerBytes"), std::string::npos) << m;
 }
 
 // A large send cancelled by its sender while the writes are under way: cancel() returns when

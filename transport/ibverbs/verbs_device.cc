@@ -30,6 +30,8 @@ bool isIpv4Mapped(const ibv_gid& g) {
   return std::memcmp(g.raw, prefix, 12) == 0;
 }
 
+bool isLinkLocal(const ibv_gid& g) { return g.raw[0] == 0xfe && (g.raw[1] & 0xc0) == 0x80; }
+
 bool isZero(const ibv_gid& g) {
   for (uint8_t b : g.raw)
     if (b) return false;
@@ -160,6 +162,8 @@ void VerbsDevice::chooseGid(int gidIndex, const std::string& localIp) {
     if (e.v2 && haveIp && isIpv4Mapped(e.gid) && std::memcmp(e.gid.raw + 12, &ip, 4) == 0) return take(e, "RoCE v2");
   for (auto& e : gids)
     if (e.v2 && isIpv4Mapped(e.gid)) return take(e, "RoCE v2");
+  for (auto& e : gids)  // a routable IPv6 one (a link-local GID only reaches its own subnet)
+    if (e.v2 && !isLinkLocal(e.gid)) return take(e, "RoCE v2");
   for (auto& e : gids)
     if (e.v2) return take(e, "RoCE v2");
   if (!gids.empty()) return take(gids.front(), "RoCE v1");

@@ -13,7 +13,8 @@ namespace {
 
 constexpr int kRegionAccess = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
 // A deregistered region stays with the device this long: a peer's read that saw its guard word
-// just before lands on a live key rather than breaking the queue pair.
+// just before (at most a read window and a few pieces earlier: see kReadWindow) lands on a live
+// key rather than breaking the queue pair.
 constexpr auto kRetireGrace = std::chrono::seconds(2);
 
 }  // namespace
@@ -114,7 +115,8 @@ RequestPtr VerbsTransport::iread(int peer, const RegionBlob& remote, size_t offs
     return req;
   }
   if (freeLanding_.empty())
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": more than " + std::to_string(kGuardSlots) + " reads in flight");
+    throw Error(ErrorCode::kInvalidArgument, req->what() + ": more than " + std::to_string(kGuardSlots) +
+                                                 " reads in flight on this transport; wait for some first");
   auto op = std::make_unique<ReadOp>();
   op->mr = local ? mrFor(local, dst, bytes, "a read's buffer") : registerRange(dst, bytes, IBV_ACCESS_LOCAL_WRITE, "a read's buffer");
   op->req = req;
@@ -138,22 +140,26 @@ RequestPtr VerbsTransport::iread(int peer, const RegionBlob& remote, size_t offs
   return req;
 }
 
-// Under mu_: posts what fits of the read's current stage (a guard word, or the data in pieces);
-// true once all of it is posted.
+// Under mu_: posts what fits of the read's current stage (a guard word, or a window of the data
+// in pieces); true once all of it is posted.
 bool VerbsTransport::postReads(ReadOp& op) {
+  Peer& p = peers_[op.peer];
   const size_t total = op.stageBytes();
+  const bool guard = op.guardStage();
   while (op.posted < total && !op.cancelled) {
+    if (!guard && p.dataInFlight >= kDataInFlight) return false;
     ibv_sge sge{};
     ibv_send_wr wr{};
-    wr.wr_id = wrId(WrKind::kRead, op.id);
+    wr.wr_id = wrId(guard ? WrKind::kReadGuard : WrKind::kRead, op.id);
     wr.opcode = IBV_WR_RDMA_READ;
     wr.sg_list = &sge;
     wr.num_sge = 1;
     size_t len = sizeof(uint64_t);
-    if (op.stage == 1) {
+    if (!guard) {
       len = std::min(maxChunk_, total - op.posted);
-      sge = {reinterpret_cast<uintptr_t>(op.dst + op.posted), static_cast<uint32_t>(len), op.mr->lkey};
-      wr.wr.rdma.remote_addr = op.remote.address + op.offset + op.posted;
+      const size_t at = op.done + op.posted;
+      sge = {reinterpret_cast<uintptr_t>(op.dst + at), static_cast<uint32_t>(len), op.mr->lkey};
+      wr.wr.rdma.remote_addr = op.remote.address + op.offset + at;
       wr.wr.rdma.rkey = static_cast<uint32_t>(op.remote.key);
     } else {
       sge = {reinterpret_cast<uintptr_t>(&landing_[op.landing]), sizeof(uint64_t), landingMr_->lkey};
@@ -163,18 +169,22 @@ bool VerbsTransport::postReads(ReadOp& op) {
     if (!postSend(op.peer, wr)) return false;
     op.posted += len;
     ++op.outstanding;
+    if (!guard) ++p.dataInFlight;
   }
   return true;
 }
 
-// Under mu_: a stage of the read completed. Guard, data, guard: the region was registered
-// before the data was read and still after it.
+// Under mu_: a stage of the read completed. Guard, window, guard, window, …, guard: the region
+// was registered before each window of the data was read and still after it.
 void VerbsTransport::stageRead(ReadOp& op) {
-  if (op.stage != 1) {
+  if (op.guardStage()) {
     const uint64_t guard = __atomic_load_n(&landing_[op.landing], __ATOMIC_ACQUIRE);
     if (guard != op.remote.key)
       return finishRead(op.id, std::pair{ErrorCode::kRemote, peerName(op.peer) + " deregistered the region (the read would see freed memory)"});
-    if (op.stage == 2) return finishRead(op.id, std::nullopt);
+    if (op.done == op.bytes) return finishRead(op.id, std::nullopt);
+    op.window = std::min(kReadWindow, op.bytes - op.done);
+  } else {
+    op.done += op.window;
     landing_[op.landing] = 0;
   }
   ++op.stage;

@@ -19,7 +19,8 @@ const char* wrKindName(WrKind k) {
     case WrKind::kSendSlot: return "a send";
     case WrKind::kCredit: return "a credit write";
     case WrKind::kWrite: return "an RDMA write";
-    case WrKind::kRead: return "an RDMA read";
+    case WrKind::kRead:
+    case WrKind::kReadGuard: return "an RDMA read";
   }
   return "a work request";
 }
@@ -81,6 +82,7 @@ void VerbsTransport::onCompletion(const ibv_wc& wc) {
       if (peer >= 0) peers_[peer].creditWriteInFlight = false;
       break;
     case WrKind::kWrite:
+      if (peer >= 0) --peers_[peer].dataInFlight;
       if (auto it = sends_.find(v); it != sends_.end()) {
         SendOp& op = *it->second;
         --op.outstanding;
@@ -93,6 +95,8 @@ void VerbsTransport::onCompletion(const ibv_wc& wc) {
       }
       break;
     case WrKind::kRead:
+    case WrKind::kReadGuard:
+      if (kind == WrKind::kRead && peer >= 0) --peers_[peer].dataInFlight;
       if (auto it = reads_.find(v); it != reads_.end()) {
         ReadOp& op = *it->second;
         --op.outstanding;
@@ -203,18 +207,6 @@ void VerbsTransport::onClearToSend(int peer, const WireHeader& h) {
       op.recvId = h.b;
       op.remoteAddress = h.address;
       op.rkey = h.key;
-      if (!op.mr) {
-        try {
-          op.mr = registerRange(op.data, op.bytes, 0, "a send's buffer");
-        } catch (const Error& e) {
-          WireHeader fin;
-          fin.type = MsgType::kFin;
-          fin.status = MsgStatus::kCancelled;
-          fin.a = h.b;
-          queueMessage(peer, fin, nullptr, 0);
-          return finishSend(op.id, std::pair{e.code(), std::string(e.what())});
-        }
-      }
       Outgoing writes;
       writes.kind = Outgoing::kWrite;
       writes.op = op.id;
@@ -298,6 +290,7 @@ void VerbsTransport::handleSideChannel() {
       breakLocked(b->code, b->reason, b->relay);
       continue;
     }
+    if (e.kind != SideChannel::Event::kLeft) continue;  // (suspicions are the heartbeat monitor's)
     // A goodbye. Its last messages may still be in the completion queue: take them first.
     for (auto until = Clock::now() + std::chrono::milliseconds(50); Clock::now() < until;)
       if (!pollLocked(false)) break;
@@ -308,13 +301,19 @@ void VerbsTransport::handleSideChannel() {
 // Under mu_, its lock released between polls: waits until `done`, polling. A peer that has not
 // answered by the cancel timeout has its queue pair shut (nothing of it can land here any more)
 // and the transport breaks naming it.
-void VerbsTransport::awaitPeer(std::unique_lock<std::mutex>& lock, int peer, const std::function<bool()>& done, const char* what) {
+void VerbsTransport::awaitPeer(std::unique_lock<std::mutex>& lock, int peer, const std::function<bool()>& done,
+                               const std::string& what) {
   const auto until = Clock::now() + opts_.cancelTimeout;
   while (!done()) {
     if (Clock::now() >= until) {
-      toError(peer);
+      toError(peer);  // its posted work now completes (flushed): give it a moment to
       for (auto flush = Clock::now() + std::chrono::seconds(1); !done() && Clock::now() < flush;)
-        if (!pollLocked(false)) std::this_thread::yield();
+        if (!pollLocked(false)) {
+          lock.unlock();
+          std::this_thread::yield();
+          lock.lock();
+        }
+      if (broken_) return;
       breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + peerName(peer) + " did not answer " + what + " within " +
                                                     std::to_string(opts_.cancelTimeout.count()) + " ms; its queue pair was shut", true);
       return;
@@ -337,14 +336,16 @@ void VerbsTransport::cancelRecv(const std::weak_ptr<RecvOp>& weak) {
     matcher_.withdraw(r->peer, r->key);
     return;
   }
-  if (r->state != RecvOp::kCtsSent || !rendezvous_.count(r->id)) return;
-  r->state = RecvOp::kCancelling;
-  WireHeader c;
-  c.type = MsgType::kCancel;
-  c.a = r->sendId;
-  c.b = r->id;
-  queueMessage(r->peer, c, nullptr, 0);
-  awaitPeer(lock, r->peer, [&] { return !rendezvous_.count(r->id); }, "the cancel of a receive");
+  if (!rendezvous_.count(r->id)) return;  // finished meanwhile
+  if (r->state == RecvOp::kCtsSent) {  // (kCancelling: another thread's cancel asked already)
+    r->state = RecvOp::kCancelling;
+    WireHeader c;
+    c.type = MsgType::kCancel;
+    c.a = r->sendId;
+    c.b = r->id;
+    queueMessage(r->peer, c, nullptr, 0);
+  }
+  awaitPeer(lock, r->peer, [&] { return !rendezvous_.count(r->id); }, "the cancel of the " + r->req->what());
   rendezvous_.erase(r->id);
 }
 
@@ -365,7 +366,7 @@ void VerbsTransport::cancelSend(uint64_t id) {
   awaitPeer(lock, peer, [&] {
     auto i = sends_.find(id);
     return i == sends_.end() || i->second->outstanding == 0;
-  }, "a cancelled send's writes");
+  }, "the cancel of the " + op.req->what());
   sends_.erase(id);
   if (finQueued && !broken_) {  // the receiver learns that what landed is partial
     WireHeader fin;
@@ -388,7 +389,7 @@ void VerbsTransport::cancelRead(uint64_t id) {
   awaitPeer(lock, peer, [&] {
     auto i = reads_.find(id);
     return i == reads_.end() || i->second->outstanding == 0;
-  }, "a cancelled read");
+  }, "the cancel of the " + op.req->what());
   if (auto i = reads_.find(id); i != reads_.end()) {
     freeLanding_.push_back(static_cast<uint32_t>(i->second->landing));
     reads_.erase(i);
@@ -462,9 +463,48 @@ bool VerbsTransport::pendingWork() const {
   if (!sends_.empty() || !reads_.empty() || !rendezvous_.empty()) return true;
   for (int r = 0; r < id_.size; ++r) {
     const Peer& p = peers_[r];
-    if (r != id_.rank && (p.sqOutstanding || !p.control.empty() || !p.eager.empty())) return true;
+    if (r != id_.rank && !p.left && !p.errored && p.sqOutstanding) return true;
+  }
+  return anyQueued();
+}
+
+// Messages wait for room: credits come back by RDMA WRITE, which raises no completion here.
+bool VerbsTransport::anyQueued() const {
+  for (int r = 0; r < id_.size; ++r) {
+    const Peer& p = peers_[r];
+    if (r != id_.rank && !p.left && !p.errored && (!p.control.empty() || !p.eager.empty())) return true;
   }
   return false;
+}
+
+// Under mu_: what the device reports by itself — a queue pair, completion queue, port or the
+// device failing — breaks the transport, naming it (rather than waiting on work that will not
+// complete).
+void VerbsTransport::handleAsyncEvents() {
+  ibv_async_event ev{};
+  while (ibv_get_async_event(device_->context(), &ev) == 0) {
+    std::optional<std::string> why;
+    switch (ev.event_type) {
+      case IBV_EVENT_QP_FATAL:
+      case IBV_EVENT_QP_REQ_ERR:
+      case IBV_EVENT_QP_ACCESS_ERR:
+        if (int peer = peerOfQp(ev.element.qp->qp_num); peer >= 0 && !peers_[peer].left && !peers_[peer].errored)
+          why = "the queue pair to " + peerName(peer) + " failed (" + ibv_event_type_str(ev.event_type) + ")";
+        break;
+      case IBV_EVENT_PORT_ERR:
+        if (ev.element.port_num == device_->port()) why = "RDMA port " + device_->describe() + " went down";
+        break;
+      case IBV_EVENT_CQ_ERR:
+      case IBV_EVENT_SRQ_ERR:
+      case IBV_EVENT_DEVICE_FATAL:
+        why = "RDMA device " + device_->describe() + ": " + ibv_event_type_str(ev.event_type);
+        break;
+      default:
+        break;
+    }
+    ibv_ack_async_event(&ev);
+    if (why && !broken_) breakLocked(ErrorCode::kConnectionClosed, id_.describe() + ": " + *why, true);
+  }
 }
 
 void VerbsTransport::progressLoop() {
@@ -476,7 +516,7 @@ void VerbsTransport::progressLoop() {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
       continue;
     }
-    bool moved, busy;
+    bool moved, busy, queued;
     {
       std::lock_guard lock(mu_);
       moved = pollLocked(true);
@@ -485,6 +525,9 @@ void VerbsTransport::progressLoop() {
         moved = pollLocked(false);
       }
       busy = pendingWork();
+      queued = anyQueued();
+      // Decided under the lock: anything posted from here on writes the wake-up descriptor.
+      idleWait_.store(!moved);
     }
     const auto now = Clock::now();
     if (moved) {
@@ -495,14 +538,21 @@ void VerbsTransport::progressLoop() {
       std::this_thread::yield();
       continue;
     }
-    // Nothing moves: sleep until a completion, the side channel or a new operation (or a while
-    // passes: retired registrations are released, and peers' connection set-up needs nothing).
-    idleWait_.store(!busy);
+    if (queued) {  // waiting for credits, which come back without a completion: look again soon
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      idleWait_.store(false);
+      continue;
+    }
+    // Nothing moves: sleep until a completion, a device event, the side channel or a new
+    // operation (or a while passes: retired registrations are released).
     epoll_event events[4];
     const int n = ::epoll_wait(epoll_.get(), events, 4, busy ? 10 : 100);
     idleWait_.store(false);
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.fd == wake_.get()) {
+      if (events[i].data.fd == device_->context()->async_fd) {
+        std::lock_guard lock(mu_);
+        handleAsyncEvents();
+      } else if (events[i].data.fd == wake_.get()) {
         uint64_t v;
         [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof(v));
       } else if (events[i].data.fd == channel_->fd) {

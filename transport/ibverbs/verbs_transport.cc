@@ -36,6 +36,8 @@ VerbsTransport::VerbsTransport(GroupIdentity id, VerbsOptions opts)
   if (opts_.eagerBytes == 0) opts_.eagerBytes = VerbsOptions::kDefaultEagerBytes;
   checkRange("ACK timeout exponent", opts_.ibTimeout, 1, 31, "ECCL_IB_TIMEOUT");
   checkRange("retry count", opts_.retryCount, 0, 7, "ECCL_IB_RETRY_CNT");
+  checkRange("traffic class", opts_.trafficClass, 0, 255, "ECCL_IB_TC");
+  checkRange("service level", opts_.serviceLevel, 0, 15, "ECCL_IB_SL");
   checkRange("eager limit", static_cast<long long>(opts_.eagerBytes), 1, 1 << 20, "VerbsOptions::eagerBytes");
   device_ = std::make_unique<VerbsDevice>(opts_.hca, opts_.gidIndex, opts_.host);
   createQueues();
@@ -48,12 +50,15 @@ VerbsTransport::VerbsTransport(GroupIdentity id, VerbsOptions opts)
   self_.roce = device_->roce();
   self_.creditAddress = reinterpret_cast<uintptr_t>(creditIn_.get());
   self_.creditKey = creditInMr_->rkey;
+  self_.eagerBytes = static_cast<uint32_t>(opts_.eagerBytes);
+  self_.creditLimit = static_cast<uint32_t>(creditLimit_);
+  self_.psn = static_cast<uint32_t>(std::random_device{}()) & 0xffffff;
+  self_.readDepth = responderReadDepth(*device_);
   self_.qpn.assign(id_.size, 0);
   peers_.resize(id_.size);
   for (int r = 0; r < id_.size; ++r) {
     if (r == id_.rank) continue;
     peers_[r].qp = createQueuePair(*device_, cq_.get(), srq_.get(), maxSendWr_);
-    peers_[r].credits = CreditLedger(creditLimit_, kControlReserve);
     self_.qpn[r] = peers_[r].qp->qp_num;
     qpPeer_[peers_[r].qp->qp_num] = r;
   }
@@ -65,7 +70,9 @@ VerbsTransport::VerbsTransport(GroupIdentity id, VerbsOptions opts)
   wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
   if (!wake_ || !epoll_) throwSystemError("verbs transport eventfd/epoll", errno);
-  for (int fd : {wake_.get(), channel_->fd, side_->waitFd()}) {
+  const int asyncFd = device_->context()->async_fd;
+  ::fcntl(asyncFd, F_SETFL, ::fcntl(asyncFd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {wake_.get(), channel_->fd, side_->waitFd(), asyncFd}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -87,14 +94,23 @@ void VerbsTransport::createQueues() {
   recvBuffers_ = creditLimit_ * peers;
   sendSlots_ = std::min<size_t>(512, recvBuffers_ + 16);
   maxSendWr_ = std::min<uint32_t>(kMaxSendWr, a.max_qp_wr > 0 ? uint32_t(a.max_qp_wr) : kMaxSendWr);
-  maxChunk_ = std::min<size_t>(device_->maxMessageBytes(), size_t(1) << 30);
+  // Every work request completes into the one queue: it must hold them all.
+  if (a.max_cqe > 0 && recvBuffers_ + uint64_t(maxSendWr_) * peers + 16 > uint64_t(a.max_cqe)) {
+    const uint64_t room = uint64_t(a.max_cqe) > recvBuffers_ + 16 ? (uint64_t(a.max_cqe) - recvBuffers_ - 16) / peers : 0;
+    if (room < 8)
+      throw Error(ErrorCode::kInvalidArgument, "RDMA device " + device_->name() + ": its completion queues (" +
+                                                   std::to_string(a.max_cqe) + " entries) are too small for " +
+                                                   std::to_string(id_.size) + " ranks");
+    maxSendWr_ = static_cast<uint32_t>(std::min<uint64_t>(maxSendWr_, room));
+  }
+  maxChunk_ = std::min<size_t>(device_->maxMessageBytes(), kMaxChunk);
   if (opts_.maxMessageBytes) maxChunk_ = std::min(maxChunk_, opts_.maxMessageBytes);
   slotBytes_ = roundUp(sizeof(WireHeader) + opts_.eagerBytes, 64);
   const std::string dev = "RDMA device " + device_->name();
   channel_.reset(ibv_create_comp_channel(device_->context()));
   if (!channel_) throw Error(ErrorCode::kSystem, dev + ": " + verbsError("ibv_create_comp_channel", errno));
   ::fcntl(channel_->fd, F_SETFL, ::fcntl(channel_->fd, F_GETFL) | O_NONBLOCK);
-  const int cqe = static_cast<int>(std::min<uint64_t>(a.max_cqe, recvBuffers_ + uint64_t(maxSendWr_) * peers + 16));
+  const int cqe = static_cast<int>(recvBuffers_ + uint64_t(maxSendWr_) * peers + 16);
   cq_.reset(ibv_create_cq(device_->context(), cqe, nullptr, channel_.get(), 0));
   if (!cq_) throw Error(ErrorCode::kSystem, dev + ": " + verbsError("ibv_create_cq", errno) + " (" + std::to_string(cqe) + " entries)");
   ibv_srq_init_attr sa{};
@@ -173,9 +189,16 @@ void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline
       if (static_cast<int>(a.qpn.size()) != id_.size)
         throw Error(ErrorCode::kProtocol, whose + " published queue pairs for " + std::to_string(a.qpn.size()) +
                                               " ranks; the group has " + std::to_string(id_.size));
+      if (a.eagerBytes != self_.eagerBytes)
+        throw Error(ErrorCode::kInvalidArgument, whose + " (" + a.sideChannel + ") uses " + std::to_string(a.eagerBytes) +
+                                                     "-byte eager messages and this rank " + std::to_string(self_.eagerBytes) +
+                                                     ": every rank must use the same VerbsOptions::eagerBytes");
+      if (a.creditLimit == 0) throw Error(ErrorCode::kProtocol, whose + " published a credit limit of 0");
       peers_[r].creditAddress = a.creditAddress;
       peers_[r].creditKey = a.creditKey;
-      connectQueuePair(peers_[r].qp.get(), *device_, a, a.qpn[id_.rank], opts_, "rank " + std::to_string(r) + " (" + a.sideChannel + ")");
+      peers_[r].credits = CreditLedger(a.creditLimit, creditLimit_, kControlReserve);
+      connectQueuePair(peers_[r].qp.get(), *device_, a, a.qpn[id_.rank], self_.psn, opts_,
+                       "rank " + std::to_string(r) + " (" + a.sideChannel + ")");
     }
     auto n = std::make_shared<RequestLabel::Names>();
     n->group = id_.describe();
@@ -221,6 +244,9 @@ bool VerbsTransport::admit(RequestState& req, int peer, bool receive) {
 
 RequestPtr VerbsTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
   checkOperation(id_, peer, "send", data, bytes, region);
+  // A large buffer outside every region is registered now, before the lock (pinning takes a
+  // while) and while the announcement makes its round trip.
+  MrPtr own = !region && bytes > opts_.eagerBytes && peer != id_.rank ? registerRange(data, bytes, 0, "a send's buffer") : nullptr;
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
   if (!admit(*req, peer, false)) return req;
@@ -239,7 +265,7 @@ RequestPtr VerbsTransport::isend(int peer, Tag tag, const void* data, size_t byt
     return req;
   }
   auto op = std::make_unique<SendOp>();
-  op->mr = mrFor(region, data, bytes, "a send's buffer");  // now: it overlaps the announcement's round trip
+  op->mr = region ? mrFor(region, data, bytes, "a send's buffer") : std::move(own);
   op->req = req;
   op->peer = peer;
   op->data = buf;
@@ -259,6 +285,11 @@ RequestPtr VerbsTransport::isend(int peer, Tag tag, const void* data, size_t byt
 
 RequestPtr VerbsTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
   checkOperation(id_, peer, "receive", data, bytes, region);
+  // A receive beyond the eager limit can only match a rendezvous: its buffer is registered now,
+  // outside the lock.
+  MrPtr own = !region && bytes > opts_.eagerBytes && peer != id_.rank
+                  ? registerRange(data, bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE, "a receive's buffer")
+                  : nullptr;
   std::lock_guard lock(mu_);
   auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
   if (!admit(*req, peer, true)) return req;
@@ -268,12 +299,13 @@ RequestPtr VerbsTransport::irecv(int peer, Tag tag, void* data, size_t bytes, co
     return req;
   }
   auto r = std::make_shared<RecvOp>();
-  r->mr = region ? mrFor(region, data, bytes, "a receive's buffer") : nullptr;
+  r->mr = region ? mrFor(region, data, bytes, "a receive's buffer") : std::move(own);
   r->req = req;
   r->peer = peer;
   r->data = buf;
   r->bytes = bytes;
   r->key = matcher_.numberReceive(peer, tag);
+  req->setCanceller([this, w = std::weak_ptr<RecvOp>(r)] { cancelRecv(w); });  // (whichever way it matches)
   Peer& p = peers_[peer];
   if (auto* u = matcher_.unexpected(peer, r->key)) {  // (eager messages arrive whole)
     deliver(*r, u->data.data(), u->data.size());
@@ -287,6 +319,7 @@ RequestPtr VerbsTransport::irecv(int peer, Tag tag, void* data, size_t bytes, co
     repostBuffer(held->buffer);
     p.credits.freed();
     p.held.erase(held);
+    wakeProgress();  // (the credit may be owed at once: see CreditLedger::owesWrite)
     return req;
   }
   if (auto rts = p.announced.find(r->key); rts != p.announced.end()) {
@@ -300,7 +333,6 @@ RequestPtr VerbsTransport::irecv(int peer, Tag tag, void* data, size_t bytes, co
     return req;
   }
   matcher_.post(peer, r->key, r);
-  req->setCanceller([this, w = std::weak_ptr<RecvOp>(r)] { cancelRecv(w); });
   return req;
 }
 
@@ -336,6 +368,7 @@ void VerbsTransport::deliverHeld() {
       repostBuffer(m.buffer);
       p.credits.freed();
       p.held.pop_front();
+      wakeProgress();
     }
   }
 }
@@ -353,15 +386,11 @@ void VerbsTransport::startRendezvous(const RecvPtr& r, const WireHeader& rts) {
                                                   " bytes for this message (size mismatch)");
     return;
   }
-  if (!r->mr) {
-    try {
-      r->mr = registerRange(r->data, r->bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE, "a receive's buffer");
-    } catch (const Error& e) {
-      cts.status = MsgStatus::kRefused;
-      queueMessage(r->peer, cts, nullptr, 0);
-      r->req->fail(e.code(), r->req->what() + ": " + e.what());
-      return;
-    }
+  if (!r->mr) {  // (cannot happen: a receive this large registers when posted)
+    cts.status = MsgStatus::kRefused;
+    queueMessage(r->peer, cts, nullptr, 0);
+    r->req->fail(ErrorCode::kInvalidArgument, r->req->what() + ": its buffer is not registered");
+    return;
   }
   r->id = nextOpId_++;
   r->sendId = rts.b;
@@ -377,6 +406,7 @@ void VerbsTransport::startRendezvous(const RecvPtr& r, const WireHeader& rts) {
 // room, else queues a copy (eager data and control messages queue apart: see CreditLedger).
 void VerbsTransport::queueMessage(int peer, const WireHeader& header, const void* payload, size_t bytes) {
   Peer& p = peers_[peer];
+  if (p.left || p.errored) return;  // nobody to tell any more
   const bool eager = header.type == MsgType::kEager;
   auto& queue = eager ? p.eager : p.control;
   if (queue.empty() && postMessage(peer, header, payload, bytes)) return;
@@ -416,7 +446,9 @@ bool VerbsTransport::postMessage(int peer, WireHeader header, const void* payloa
 
 // Under mu_: writes what fits of a send whose clear-to-send came; true once all is posted.
 bool VerbsTransport::postWrites(SendOp& op) {
+  Peer& p = peers_[op.peer];
   while (op.posted < op.bytes && !op.stopped) {
+    if (p.dataInFlight >= kDataInFlight) return false;
     const size_t len = std::min(maxChunk_, op.bytes - op.posted);
     ibv_sge sge{reinterpret_cast<uintptr_t>(op.data + op.posted), static_cast<uint32_t>(len), op.mr->lkey};
     ibv_send_wr wr{};
@@ -429,6 +461,7 @@ bool VerbsTransport::postWrites(SendOp& op) {
     if (!postSend(op.peer, wr)) return false;
     op.posted += len;
     ++op.outstanding;
+    ++p.dataInFlight;
   }
   return true;
 }
@@ -490,7 +523,7 @@ bool VerbsTransport::drainQueues(int peer) {
 // when enough are owed and no message is going back to carry the count.
 bool VerbsTransport::returnCredits(int peer) {
   Peer& p = peers_[peer];
-  if (!p.credits.owesWrite() || p.creditWriteInFlight || p.left || p.errored) return false;
+  if (!p.credits.owesWrite(p.held.size()) || p.creditWriteInFlight || p.left || p.errored) return false;
   creditOut_[peer] = p.credits.freedCount();
   ibv_sge sge{reinterpret_cast<uintptr_t>(&creditOut_[peer]), sizeof(uint64_t), creditOutMr_->lkey};
   ibv_send_wr wr{};

@@ -13,17 +13,21 @@
 //                         clear-to-send carries its buffer's address and key; the sender
 //                         RDMA-WRITEs it in chunks no larger than the port allows and then sends
 //                         "finished" (RC delivers it after the writes).
-//   reads (iread)         RDMA READ from a peer's exported region, between two reads of the
-//                         region's guard word (as the libfabric transport does), so a region
-//                         deregistered meanwhile fails the read cleanly. A deregistered region
-//                         stays registered with the device for a grace period, so a read
-//                         already under way never meets a dead key (which would break the
-//                         queue pair).
+//   reads (iread)         RDMA READ from a peer's exported region, the region's guard word read
+//                         before and after every 16 MiB window of it (as the libfabric
+//                         transport does), so a region deregistered meanwhile fails the read
+//                         cleanly. A deregistered region stays registered with the device for a
+//                         grace period, so a read already under way never meets a dead key
+//                         (which would break the queue pair).
+//   pieces                writes and reads go in pieces of at most 4 MiB (and the port's
+//                         limit), at most 4 of them in flight per peer.
 //
 // Device and port: `hca` ("mlx5_0" or "mlx5_0:1"; empty = $ECCL_IB_HCA, else the first device
 // with an active port). GID (RoCE): `gidIndex` (−1 = $ECCL_IB_GID_INDEX, else chosen: the
 // RoCE v2 GID holding the side channel's IPv4 address, else the first RoCE v2 IPv4 one, else
-// the first RoCE v2 one, else index 0). InfiniBand ports use the LID.
+// a routable RoCE v2 IPv6 one, else any RoCE v2 one, else index 0). InfiniBand ports use the LID.
+// Both ranks of a pair must agree on eagerBytes (connect() refuses otherwise, naming the peer);
+// credit limits and read depths are exchanged and each side honours the other's.
 //
 // Cancel: a receive not yet answered is withdrawn at once; one whose clear-to-send went out is
 // cancelled with the sender (a two-sided exchange), so its buffer is free when cancel()
@@ -51,6 +55,8 @@ struct VerbsOptions {
   int gidIndex = -1;          // −1 = $ECCL_IB_GID_INDEX or chosen (see above)
   int ibTimeout = -1;         // ACK timeout exponent, 4.096 µs · 2^t; −1 = $ECCL_IB_TIMEOUT or 20
   int retryCount = -1;        // transport retries; −1 = $ECCL_IB_RETRY_CNT or 7
+  int trafficClass = -1;      // RoCE/GRH traffic class (e.g. 106 for a lossless class); −1 = $ECCL_IB_TC or 0
+  int serviceLevel = -1;      // InfiniBand service level; −1 = $ECCL_IB_SL or 0
   size_t eagerBytes = 0;      // 0 = kDefaultEagerBytes
   size_t maxMessageBytes = 0; // 0 = the port's limit; larger writes and reads go in pieces
   size_t unexpectedBudget = size_t(256) << 20;  // bytes held for receives not posted yet

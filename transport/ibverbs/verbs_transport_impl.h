@@ -29,7 +29,16 @@
 namespace eccl::transport::verbs {
 
 // What a work request's id says: its kind (top byte) and which buffer or operation (the rest).
-enum class WrKind : uint8_t { kRecvBuffer = 1, kSendSlot, kCredit, kWrite, kRead };
+enum class WrKind : uint8_t { kRecvBuffer = 1, kSendSlot, kCredit, kWrite, kRead, kReadGuard };
+
+// Writes and reads go in pieces of at most kMaxChunk bytes, at most kDataInFlight pieces per
+// peer posted at once, and a read checks its guard word again after every kReadWindow bytes: so
+// a guard check is never more than a few pieces away from the data it vouches for (a region
+// deregistered meanwhile still holds its key for a grace period: see verbs_memory.cc), and a
+// cancel's answer never waits behind more than a few pieces.
+inline constexpr size_t kMaxChunk = size_t(4) << 20;
+inline constexpr uint32_t kDataInFlight = 4;
+inline constexpr size_t kReadWindow = size_t(16) << 20;
 inline uint64_t wrId(WrKind k, uint64_t v) { return uint64_t(k) << 56 | v; }
 inline WrKind wrKind(uint64_t id) { return static_cast<WrKind>(id >> 56); }
 inline uint64_t wrValue(uint64_t id) { return id & ((uint64_t(1) << 56) - 1); }
@@ -75,12 +84,15 @@ struct ReadOp {
   uint8_t* dst = nullptr;
   MrPtr mr;
   size_t landing = 0;  // its word in the landing table, for the guard reads
-  int stage = 0;       // 0 first guard, 1 data, 2 second guard
+  int stage = 0;       // even: a guard word; odd: a window of the data
   int outstanding = 0;
+  size_t done = 0;     // data bytes read in earlier windows
+  size_t window = 0;   // data bytes of the current window
   size_t posted = 0;   // bytes of this stage posted so far
   bool cancelled = false;  // the canceller finishes it
   std::optional<std::pair<ErrorCode, std::string>> error;
-  size_t stageBytes() const { return stage == 1 ? bytes : sizeof(uint64_t); }
+  bool guardStage() const { return stage % 2 == 0; }
+  size_t stageBytes() const { return guardStage() ? sizeof(uint64_t) : window; }
 };
 
 // Something to post to a peer once there is room (send queue, send slot, credit), in order.
@@ -105,8 +117,9 @@ struct Peer {
   std::string hostId;
   uint64_t creditAddress = 0;
   uint32_t creditKey = 0;
-  CreditLedger credits{1, 0};
+  CreditLedger credits{1, 1, 0};  // (set by connect from both sides' limits)
   uint32_t sqOutstanding = 0;  // work requests on its send queue not completed
+  uint32_t dataInFlight = 0;   // of them, pieces of writes and reads (see kDataInFlight)
   bool creditWriteInFlight = false;
   bool left = false;     // said goodbye and hung up
   bool errored = false;  // its queue pair was put into the error state by us
@@ -197,7 +210,9 @@ class VerbsTransport final : public Transport {
   void cancelRead(uint64_t id);
   // Waits (polling, lock released between polls) until `done` or cancelTimeout; on timeout
   // puts `peer`'s queue pair into the error state and breaks the transport naming it.
-  void awaitPeer(std::unique_lock<std::mutex>& lock, int peer, const std::function<bool()>& done, const char* what);
+  void awaitPeer(std::unique_lock<std::mutex>& lock, int peer, const std::function<bool()>& done, const std::string& what);
+  void handleAsyncEvents();
+  bool anyQueued() const;
   void toError(int peer);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);
@@ -254,9 +269,12 @@ class VerbsTransport final : public Transport {
 
 // Queue pairs (verbs_connector.cc).
 VerbsPtr<ibv_qp> createQueuePair(const VerbsDevice& device, ibv_cq* cq, ibv_srq* srq, uint32_t maxSendWr);
-// RESET→INIT→RTR→RTS against the peer's queue pair `remoteQpn` at `remote`.
+// INIT→RTR→RTS against the peer's queue pair `remoteQpn` at `remote`; this side's packets start
+// at `localPsn`, the peer's at remote.psn.
 void connectQueuePair(ibv_qp* qp, const VerbsDevice& device, const VerbsAddress& remote, uint32_t remoteQpn,
-                      const VerbsOptions& opts, const std::string& peerName);
+                      uint32_t localPsn, const VerbsOptions& opts, const std::string& peerName);
+// How many RDMA READs peers may have in flight against one of this rank's queue pairs.
+uint8_t responderReadDepth(const VerbsDevice& device);
 // Moves it to the error state: nothing more lands or leaves; posted work completes flushed.
 void errorQueuePair(ibv_qp* qp);
 

@@ -36,17 +36,22 @@ struct WireHeader {
 };
 static_assert(sizeof(WireHeader) == 64);
 
-// Flow control for one peer, in messages (each uses one receive buffer at the peer). The peer
-// keeps `limit` buffers posted for this rank; a message may go only while fewer than that are
-// unreturned. Eager data leaves `reserve` of them to control messages, which the peer always
-// handles at once — so a peer holding eager data for receives not posted yet can still answer
-// rendezvous and cancels.
+// Flow control for one peer, in messages (each uses one receive buffer at the receiver). The
+// peer keeps `sendLimit` buffers posted for this rank (its published credit limit); a message may
+// go only while fewer than that are unreturned. Eager data leaves `reserve` of them to control
+// messages, which a receiver always handles at once — so a peer holding eager data for receives
+// not posted yet can still answer rendezvous and cancels. This rank keeps `recvLimit` buffers for
+// the peer, which decides when returning credits is worth a write.
 class CreditLedger {
  public:
-  CreditLedger(uint64_t limit, uint64_t reserve) : limit_(limit), reserve_(reserve < limit ? reserve : 0) {}
+  CreditLedger(uint64_t sendLimit, uint64_t recvLimit, uint64_t reserve)
+      : sendLimit_(sendLimit), recvLimit_(recvLimit), reserve_(reserve) {}
 
   // --- this rank's messages to the peer
-  bool canSend(bool control) const { return sent_ - returned_ < (control ? limit_ : limit_ - reserve_); }
+  bool canSend(bool control) const {
+    const uint64_t limit = control || reserve_ >= sendLimit_ ? sendLimit_ : sendLimit_ - reserve_;
+    return sent_ - returned_ < limit;
+  }
   void sent() { ++sent_; }
   // The peer's cumulative count of our messages it has freed (from a header or its credit write).
   void returned(uint64_t cumulative) {
@@ -61,12 +66,18 @@ class CreditLedger {
     reported_ = freed_;
     return freed_;
   }
-  // Whether enough is owed that a credit write is worth it (no message is going back anyway).
-  bool owesWrite() const { return freed_ - reported_ >= (limit_ + 1) / 2; }
+  // Whether a credit write is due (no message is going back to carry the count): half the
+  // peer's buffers are owed, or — counting the `held` ones this rank keeps for receives not
+  // posted yet — the peer may have run out of credits for eager data and wait for these.
+  bool owesWrite(uint64_t held) const {
+    const uint64_t owed = freed_ - reported_;
+    const uint64_t eagerLimit = reserve_ >= recvLimit_ ? recvLimit_ : recvLimit_ - reserve_;
+    return owed > 0 && (owed >= (recvLimit_ + 1) / 2 || owed + held >= eagerLimit);
+  }
   uint64_t freedCount() const { return freed_; }
 
  private:
-  uint64_t limit_, reserve_;
+  uint64_t sendLimit_, recvLimit_, reserve_;
   uint64_t sent_ = 0, returned_ = 0;
   uint64_t freed_ = 0, reported_ = 0;
 };

@@ -122,6 +122,7 @@ void OfiTransport::handleSideChannel() {
       breakLocked(b->code, b->reason, b->relay);
       continue;
     }
+    if (e.kind != SideChannel::Event::kLeft) continue;  // (suspicions are the heartbeat monitor's)
     // A goodbye. Its last messages may still be on their way on the data path: take them first.
     for (auto until = Clock::now() + std::chrono::milliseconds(50); Clock::now() < until;)
       if (!pollLocked(false)) break;

@@ -209,7 +209,7 @@ void ShmTransport::cancelRecv(int peer, const std::shared_ptr<RecvOp>& op) {
 void ShmTransport::handleSideChannel() {
   for (auto& e : side_->poll()) {
     if (auto b = SideChannel::breakFor(e, id_, peerName(e.peer))) breakLocked(b->code, b->reason, b->relay);
-    else peerLeft(e.peer);
+    else if (e.kind == SideChannel::Event::kLeft) peerLeft(e.peer);  // (suspicions are the heartbeat monitor's)
   }
 }
 
