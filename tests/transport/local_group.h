@@ -3,6 +3,8 @@
 // EPLB suites run over every transport: ctest runs them again with ECCL_TRANSPORT=socket and ofi.
 #pragma once
 
+#include <unistd.h>
+
 #include <memory>
 #include <thread>
 #include <vector>
@@ -51,6 +53,21 @@ inline std::vector<std::unique_ptr<transport::Transport>> localGroup(int n, tran
 inline std::vector<std::unique_ptr<transport::Transport>> socketGroup(int n, transport::SocketOptions opts = {},
                                                                         const std::string& group = "test") {
   return localTransports(n, {.kind = "socket", .host = opts.host, .socket = opts}, group);
+}
+
+// An address blob through a pipe, for a rank forked into a child process: u32 length + bytes.
+inline void writeBlob(int fd, const transport::AddressBlob& b) {
+  uint32_t len = static_cast<uint32_t>(b.size());
+  [[maybe_unused]] auto w1 = ::write(fd, &len, 4);
+  [[maybe_unused]] auto w2 = ::write(fd, b.data(), len);
+}
+// Empty when the writer died first.
+inline transport::AddressBlob readBlob(int fd) {
+  uint32_t len = 0;
+  if (::read(fd, &len, 4) != 4) return {};
+  transport::AddressBlob b(len);
+  if (::read(fd, b.data(), len) != ssize_t(len)) return {};
+  return b;
 }
 
 inline std::vector<uint8_t> pattern(size_t n, uint32_t seed) {

@@ -302,30 +302,18 @@ TEST_P(Conformance, KilledPeerFailsPendingOperationsNamingIt) {
     o.host = "127.0.0.1";
     return o;
   }();
-  auto sendBlob = [](int fd, const AddressBlob& b) {
-    uint32_t len = b.size();
-    [[maybe_unused]] auto w1 = ::write(fd, &len, 4);
-    [[maybe_unused]] auto w2 = ::write(fd, b.data(), len);
-  };
-  auto readBlob = [](int fd) {
-    uint32_t len = 0;
-    if (::read(fd, &len, 4) != 4) return AddressBlob{};
-    AddressBlob b(len);
-    if (::read(fd, b.data(), len) != ssize_t(len)) return AddressBlob{};
-    return b;
-  };
   pid_t child = forkChild([&] {
     auto t1 = createTransport({"kill", 0, 1, 2}, opts);
-    sendBlob(toParent[1], t1->address());
-    AddressBlob a0 = readBlob(toChild[0]);
+    eccl::testing::writeBlob(toParent[1], t1->address());
+    AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
     t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
     ::pause();
     return 0;
   });
   auto t0 = createTransport({"kill", 0, 0, 2}, opts);
-  AddressBlob a1 = readBlob(toParent[0]);
+  AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
   ASSERT_FALSE(a1.empty());
-  sendBlob(toChild[1], t0->address());
+  eccl::testing::writeBlob(toChild[1], t0->address());
   t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
   std::vector<uint8_t> buf(16);
   auto r = t0->irecv(1, 1, buf.data(), buf.size());

@@ -254,23 +254,11 @@ TEST(Verbs, APeerKilledMidRendezvousFailsItsOperationsNamingIt) {
     ASSERT_EQ(::pipe(toParent), 0);
     ASSERT_EQ(::pipe(toChild), 0);
     const TransportOptions opts{.kind = "verbs", .host = "127.0.0.1", .verbs = {.maxMessageBytes = 16 * 1024}};
-    auto sendBlob = [](int fd, const AddressBlob& b) {
-      uint32_t len = b.size();
-      [[maybe_unused]] auto w1 = ::write(fd, &len, 4);
-      [[maybe_unused]] auto w2 = ::write(fd, b.data(), len);
-    };
-    auto readBlob = [](int fd) {
-      uint32_t len = 0;
-      if (::read(fd, &len, 4) != 4) return AddressBlob{};
-      AddressBlob b(len);
-      if (::read(fd, b.data(), len) != ssize_t(len)) return AddressBlob{};
-      return b;
-    };
     const size_t n = 32 << 20;
     pid_t child = forkChild([&] {
       auto t1 = createTransport({"kill", 0, 1, 2}, opts);
-      sendBlob(toParent[1], t1->address());
-      AddressBlob a0 = readBlob(toChild[0]);
+      eccl::testing::writeBlob(toParent[1], t1->address());
+      AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
       t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(60)));
       std::vector<uint8_t> big(n, 1);
       auto r = parentSends ? t1->irecv(0, 1, big.data(), n) : t1->isend(0, 1, big.data(), n);
@@ -279,9 +267,9 @@ TEST(Verbs, APeerKilledMidRendezvousFailsItsOperationsNamingIt) {
       return 0;
     });
     auto t0 = createTransport({"kill", 0, 0, 2}, opts);
-    AddressBlob a1 = readBlob(toParent[0]);
+    AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
     ASSERT_FALSE(a1.empty());
-    sendBlob(toChild[1], t0->address());
+    eccl::testing::writeBlob(toChild[1], t0->address());
     t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(60)));
     std::vector<uint8_t> big(n, 2);
     auto op = parentSends ? t0->isend(1, 1, big.data(), n) : t0->irecv(1, 1, big.data(), n);

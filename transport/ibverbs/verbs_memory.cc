@@ -54,17 +54,13 @@ MemoryRegion VerbsTransport::registerMemory(void* ptr, size_t bytes, MemoryKind 
   const auto begin = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);
   const auto end = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) & ~(page - 1);
   std::lock_guard lock(mu_);
-  if (freeGuards_.empty())
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": more than " + std::to_string(kGuardSlots) + " regions registered at once");
   Registration reg;
   reg.mr = registerRange(reinterpret_cast<void*>(begin), end - begin, kRegionAccess, "a region");
   reg.region = MemoryRegion{ptr, bytes, kind, nextRegionId_++};
   // The serial in the high half makes every registration's key distinct, also when the device
   // hands out an rkey again.
   reg.key = uint64_t(keyBase_ + static_cast<uint32_t>(reg.region.id)) << 32 | reg.mr->rkey;
-  reg.guardSlot = freeGuards_.back();
-  freeGuards_.pop_back();
-  __atomic_store_n(&guards_[reg.guardSlot], reg.key, __ATOMIC_RELEASE);
+  reg.guardSlot = guards_.take(reg.key, id_.describe());
   MemoryRegion out = reg.region;
   regions_.emplace(out.id, std::move(reg));
   return out;
@@ -76,9 +72,7 @@ void VerbsTransport::deregisterMemory(const MemoryRegion& region) {
   if (it == regions_.end())
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": deregistering a region of " + std::to_string(region.bytes) +
                                                  " bytes that is not registered here");
-  // The guard word goes first: a read that overlaps from here on sees it changed afterwards.
-  __atomic_store_n(&guards_[it->second.guardSlot], uint64_t(0), __ATOMIC_SEQ_CST);
-  freeGuards_.push_back(static_cast<uint32_t>(it->second.guardSlot));
+  guards_.release(it->second.guardSlot);  // first: a read that overlaps from here on fails
   retired_.emplace_back(Clock::now() + kRetireGrace, std::move(it->second.mr));
   regions_.erase(it);
   releaseRetired(false);
@@ -89,7 +83,7 @@ RegionBlob VerbsTransport::exportRegion(const MemoryRegion& region) const {
   auto it = regions_.find(region.id);
   if (it == regions_.end()) throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": exporting a region that is not registered here");
   RemoteRegion r{TransportKind::kVerbs, id_.rank, reinterpret_cast<uintptr_t>(region.ptr), region.bytes, it->second.key};
-  r.guardAddress = reinterpret_cast<uintptr_t>(guards_.get());
+  r.guardAddress = reinterpret_cast<uintptr_t>(guards_.words());
   r.guardKey = guardMr_->rkey;
   r.guardSlot = it->second.guardSlot;
   return r.encode();
@@ -115,7 +109,7 @@ RequestPtr VerbsTransport::iread(int peer, const RegionBlob& remote, size_t offs
     return req;
   }
   if (freeLanding_.empty())
-    throw Error(ErrorCode::kInvalidArgument, req->what() + ": more than " + std::to_string(kGuardSlots) +
+    throw Error(ErrorCode::kInvalidArgument, req->what() + ": more than " + std::to_string(kLandingSlots) +
                                                  " reads in flight on this transport; wait for some first");
   auto op = std::make_unique<ReadOp>();
   op->mr = local ? mrFor(local, dst, bytes, "a read's buffer") : registerRange(dst, bytes, IBV_ACCESS_LOCAL_WRITE, "a read's buffer");
@@ -136,7 +130,7 @@ RequestPtr VerbsTransport::iread(int peer, const RegionBlob& remote, size_t offs
   o.op = id;
   peers_[peer].control.push_back(std::move(o));
   drainQueues(peer);
-  wakeProgress();
+  wakeup_.wake();
   return req;
 }
 

@@ -527,7 +527,7 @@ void VerbsTransport::progressLoop() {
       busy = pendingWork();
       queued = anyQueued();
       // Decided under the lock: anything posted from here on writes the wake-up descriptor.
-      idleWait_.store(!moved);
+      wakeup_.mayBeAsleep(!moved);
     }
     const auto now = Clock::now();
     if (moved) {
@@ -540,21 +540,20 @@ void VerbsTransport::progressLoop() {
     }
     if (queued) {  // waiting for credits, which come back without a completion: look again soon
       std::this_thread::sleep_for(std::chrono::microseconds(50));
-      idleWait_.store(false);
+      wakeup_.mayBeAsleep(false);
       continue;
     }
     // Nothing moves: sleep until a completion, a device event, the side channel or a new
     // operation (or a while passes: retired registrations are released).
     epoll_event events[4];
     const int n = ::epoll_wait(epoll_.get(), events, 4, busy ? 10 : 100);
-    idleWait_.store(false);
+    wakeup_.mayBeAsleep(false);
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == device_->context()->async_fd) {
         std::lock_guard lock(mu_);
         handleAsyncEvents();
-      } else if (events[i].data.fd == wake_.get()) {
-        uint64_t v;
-        [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof(v));
+      } else if (events[i].data.fd == wakeup_.fd()) {
+        wakeup_.drain();
       } else if (events[i].data.fd == channel_->fd) {
         ibv_cq* cq = nullptr;
         void* ctx = nullptr;

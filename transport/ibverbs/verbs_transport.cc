@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -67,12 +66,11 @@ VerbsTransport::VerbsTransport(GroupIdentity id, VerbsOptions opts)
   n->group = id_.describe();
   for (int r = 0; r < id_.size; ++r) n->peers.push_back("rank " + std::to_string(r));
   names_ = std::move(n);
-  wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!wake_ || !epoll_) throwSystemError("verbs transport eventfd/epoll", errno);
+  if (!epoll_) throwSystemError("verbs transport epoll", errno);
   const int asyncFd = device_->context()->async_fd;
   ::fcntl(asyncFd, F_SETFL, ::fcntl(asyncFd, F_GETFL) | O_NONBLOCK);
-  for (int fd : {wake_.get(), channel_->fd, side_->waitFd(), asyncFd}) {
+  for (int fd : {wakeup_.fd(), channel_->fd, side_->waitFd(), asyncFd}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -122,21 +120,17 @@ void VerbsTransport::createQueues() {
   sendMem_ = std::make_unique<uint8_t[]>(sendSlots_ * slotBytes_);
   creditIn_ = std::make_unique<uint64_t[]>(id_.size);
   creditOut_ = std::make_unique<uint64_t[]>(id_.size);
-  guards_ = std::make_unique<uint64_t[]>(kGuardSlots);
-  landing_ = std::make_unique<uint64_t[]>(kGuardSlots);
+  landing_ = std::make_unique<uint64_t[]>(kLandingSlots);
   recvMr_ = registerRange(recvMem_.get(), recvBuffers_ * slotBytes_, IBV_ACCESS_LOCAL_WRITE, "receive buffers");
   sendMr_ = registerRange(sendMem_.get(), sendSlots_ * slotBytes_, 0, "send buffers");
   creditInMr_ = registerRange(creditIn_.get(), id_.size * sizeof(uint64_t), IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE, "credits");
   creditOutMr_ = registerRange(creditOut_.get(), id_.size * sizeof(uint64_t), 0, "credits");
-  guardMr_ = registerRange(guards_.get(), kGuardSlots * sizeof(uint64_t), IBV_ACCESS_REMOTE_READ, "the guard table");
-  landingMr_ = registerRange(landing_.get(), kGuardSlots * sizeof(uint64_t), IBV_ACCESS_LOCAL_WRITE, "guard reads");
+  guardMr_ = registerRange(guards_.words(), RegionGuards::bytes(), IBV_ACCESS_REMOTE_READ, "the guard table");
+  landingMr_ = registerRange(landing_.get(), kLandingSlots * sizeof(uint64_t), IBV_ACCESS_LOCAL_WRITE, "guard reads");
   for (size_t i = 0; i < recvBuffers_; ++i) repostBuffer(static_cast<uint32_t>(i));
   if (postError_) throw Error(ErrorCode::kSystem, *postError_);
   for (size_t i = sendSlots_; i-- > 0;) freeSlots_.push_back(static_cast<uint32_t>(i));
-  for (size_t i = kGuardSlots; i-- > 0;) {
-    freeLanding_.push_back(static_cast<uint32_t>(i));
-    freeGuards_.push_back(static_cast<uint32_t>(i));
-  }
+  for (size_t i = kLandingSlots; i-- > 0;) freeLanding_.push_back(static_cast<uint32_t>(i));
   slotPeer_.assign(sendSlots_, -1);
   keyBase_ = static_cast<uint32_t>(std::random_device{}());
 }
@@ -163,8 +157,7 @@ VerbsTransport::~VerbsTransport() {
     if (connected_ && !broken_) side_->sendBye();
   }
   stop_.store(true);
-  uint64_t one = 1;
-  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
+  wakeup_.force();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
   breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
@@ -319,7 +312,7 @@ RequestPtr VerbsTransport::irecv(int peer, Tag tag, void* data, size_t bytes, co
     repostBuffer(held->buffer);
     p.credits.freed();
     p.held.erase(held);
-    wakeProgress();  // (the credit may be owed at once: see CreditLedger::owesWrite)
+    wakeup_.wake();  // (the credit may be owed at once: see CreditLedger::owesWrite)
     return req;
   }
   if (auto rts = p.announced.find(r->key); rts != p.announced.end()) {
@@ -368,7 +361,7 @@ void VerbsTransport::deliverHeld() {
       repostBuffer(m.buffer);
       p.credits.freed();
       p.held.pop_front();
-      wakeProgress();
+      wakeup_.wake();
     }
   }
 }
@@ -415,7 +408,7 @@ void VerbsTransport::queueMessage(int peer, const WireHeader& header, const void
   const auto* b = static_cast<const uint8_t*>(payload);
   if (bytes) o.payload.assign(b, b + bytes);
   queue.push_back(std::move(o));
-  wakeProgress();
+  wakeup_.wake();
 }
 
 // Under mu_: SENDs the message from a free slot if the peer has a credit and the send queue
@@ -537,13 +530,6 @@ bool VerbsTransport::returnCredits(int peer) {
   p.credits.report();
   p.creditWriteInFlight = true;
   return true;
-}
-
-// The progress thread sleeps while nothing is pending; new work needs it awake.
-void VerbsTransport::wakeProgress() {
-  if (!idleWait_.load(std::memory_order_relaxed)) return;
-  uint64_t one = 1;
-  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
 }
 
 void VerbsTransport::abort(const std::string& reason) {

@@ -19,6 +19,8 @@
 #include "transport/ibverbs/verbs_device.h"
 #include "transport/ibverbs/verbs_transport.h"
 #include "transport/ibverbs/verbs_wire.h"
+#include "transport/progress_wakeup.h"
+#include "transport/region_guards.h"
 #include "transport/remote_region.h"
 #include "transport/request_state.h"
 #include "transport/self_messages.h"
@@ -136,7 +138,7 @@ struct Registration {
   size_t guardSlot = 0;
 };
 
-inline constexpr size_t kGuardSlots = 4096;
+inline constexpr size_t kLandingSlots = 4096;  // reads in flight at once (their guard words land here)
 
 class VerbsTransport final : public Transport {
  public:
@@ -204,7 +206,6 @@ class VerbsTransport final : public Transport {
   void handleSideChannel();
   std::optional<std::string> lostPeerReason();
   void progressLoop();
-  void wakeProgress();
   void cancelRecv(const std::weak_ptr<RecvOp>& weak);
   void cancelSend(uint64_t id);
   void cancelRead(uint64_t id);
@@ -231,9 +232,10 @@ class VerbsTransport final : public Transport {
   // values this rank writes out, the guard table peers read, and guard-read landing words.
   size_t slotBytes_ = 0, recvBuffers_ = 0, sendSlots_ = 0;
   std::unique_ptr<uint8_t[]> recvMem_, sendMem_;
-  std::unique_ptr<uint64_t[]> creditIn_, creditOut_, guards_, landing_;
+  std::unique_ptr<uint64_t[]> creditIn_, creditOut_, landing_;
+  RegionGuards guards_;
   MrPtr recvMr_, sendMr_, creditInMr_, creditOutMr_, guardMr_, landingMr_;
-  std::vector<uint32_t> freeSlots_, freeLanding_, freeGuards_;
+  std::vector<uint32_t> freeSlots_, freeLanding_;
   std::vector<int> slotPeer_;
   uint32_t maxSendWr_ = 0;
   uint64_t creditLimit_ = 0;
@@ -259,8 +261,8 @@ class VerbsTransport final : public Transport {
   ErrorCode brokenCode_ = ErrorCode::kAborted;
   bool connected_ = false;
   uint64_t polls_ = 0;
-  Fd wake_, epoll_;
-  std::atomic<bool> idleWait_{false};
+  ProgressWakeup wakeup_;
+  Fd epoll_;
   std::shared_ptr<CallerProgress> progress_;
   std::shared_ptr<const RequestLabel::Names> names_;
   std::atomic<bool> stop_{false};

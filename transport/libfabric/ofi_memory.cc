@@ -55,18 +55,13 @@ MemoryRegion OfiTransport::registerMemory(void* ptr, size_t bytes, MemoryKind ki
     for (auto& ep : endpoints_) keyBytes = std::min(keyBytes, ep->keyBytes());
     const uint64_t mask = keyBytes >= 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * keyBytes)) - 1;
     keyBase_ = (std::random_device{}() * 0x9e3779b97f4a7c15ull ^ uint64_t(std::random_device{}()) << 32) & mask & ~uint64_t(0xffffff);
-    guards_ = std::make_unique<uint64_t[]>(kGuardSlots);  // zeroed: every slot free
-    guardRegion_ = registerRange(guards_.get(), kGuardSlots * sizeof(uint64_t), MemoryKind::kHost, keyBase_ + 1);
-    for (size_t i = kGuardSlots; i-- > 0;) freeGuardSlots_.push_back(i);
+    guards_ = std::make_unique<RegionGuards>();
+    guardRegion_ = registerRange(guards_->words(), RegionGuards::bytes(), MemoryKind::kHost, keyBase_ + 1);
   }
-  if (freeGuardSlots_.empty())
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": more than " + std::to_string(kGuardSlots) + " regions registered at once");
   // Keys: base + 1 is the guard table's; regions take base + 3, 4, ... (never reused, and the
   // base is random per transport, so a stale blob's key matches no later region).
   Registration reg = registerRange(ptr, bytes, kind, keyBase_ + nextRegionId_ + 1);
-  reg.guardSlot = freeGuardSlots_.back();
-  freeGuardSlots_.pop_back();
-  __atomic_store_n(&guards_[reg.guardSlot], reg.key, __ATOMIC_RELEASE);
+  reg.guardSlot = guards_->take(reg.key, id_.describe());
   MemoryRegion out = reg.region;
   regions_.emplace(out.id, std::move(reg));
   return out;
@@ -78,9 +73,7 @@ void OfiTransport::deregisterMemory(const MemoryRegion& region) {
   if (it == regions_.end())
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": deregistering a region of " + std::to_string(region.bytes) +
                                                  " bytes that is not registered here");
-  // The guard word goes first: a read that overlaps from here on sees it changed afterwards.
-  __atomic_store_n(&guards_[it->second.guardSlot], uint64_t(0), __ATOMIC_SEQ_CST);
-  freeGuardSlots_.push_back(it->second.guardSlot);
+  guards_->release(it->second.guardSlot);  // first: a read that overlaps from here on fails
   regions_.erase(it);
 }
 
@@ -89,7 +82,7 @@ RegionBlob OfiTransport::exportRegion(const MemoryRegion& region) const {
   auto it = regions_.find(region.id);
   if (it == regions_.end()) throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": exporting a region that is not registered here");
   RemoteRegion r{TransportKind::kOfi, id_.rank, reinterpret_cast<uintptr_t>(region.ptr), region.bytes, it->second.key};
-  r.guardAddress = reinterpret_cast<uintptr_t>(guards_.get());
+  r.guardAddress = reinterpret_cast<uintptr_t>(guards_->words());
   r.guardKey = guardRegion_->key;
   r.guardSlot = it->second.guardSlot;
   return r.encode();

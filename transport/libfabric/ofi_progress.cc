@@ -231,7 +231,7 @@ bool OfiTransport::pendingWork() const {
 
 void OfiTransport::progressLoop() {
   auto lastMoved = Clock::now();
-  pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {side_->waitFd(), POLLIN, 0}};
+  pollfd fds[2] = {{wakeup_.fd(), POLLIN, 0}, {side_->waitFd(), POLLIN, 0}};
   while (!stop_.load()) {
     if (progress_->spinning(std::chrono::microseconds(1000))) {
       // Waiters poll the queues themselves; stand aside (see the socket transport).
@@ -256,14 +256,11 @@ void OfiTransport::progressLoop() {
     // Nothing moves: sleep until the side channel speaks, an operation is posted, or a short
     // while passes (operations in flight) / a millisecond (idle; peers' connection set-up and
     // large sends need our progress too).
-    idleWait_.store(!busy);
+    wakeup_.mayBeAsleep(!busy);
     timespec ts{0, busy ? 50'000 : 1'000'000};
     ::ppoll(fds, 2, &ts, nullptr);
-    idleWait_.store(false);
-    if (fds[0].revents & POLLIN) {
-      uint64_t v;
-      [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof(v));
-    }
+    wakeup_.mayBeAsleep(false);
+    if (fds[0].revents & POLLIN) wakeup_.drain();
   }
 }
 

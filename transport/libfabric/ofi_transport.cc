@@ -4,7 +4,6 @@
 #include <rdma/fi_rma.h>
 #include <rdma/fi_tagged.h>
 #include <sched.h>
-#include <sys/eventfd.h>
 
 #include <cstring>
 
@@ -46,8 +45,6 @@ OfiTransport::OfiTransport(GroupIdentity id, OfiOptions opts) : id_(std::move(id
   n->group = id_.describe();
   for (int r = 0; r < id_.size; ++r) n->peers.push_back("rank " + std::to_string(r));
   names_ = std::move(n);
-  wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_) throwSystemError("ofi transport eventfd", errno);
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
   thread_ = std::thread([this] { progressLoop(); });
 }
@@ -71,8 +68,7 @@ OfiTransport::~OfiTransport() {
     if (connected_ && !broken_) side_->sendBye();
   }
   stop_.store(true);
-  uint64_t one = 1;
-  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
+  wakeup_.force();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
   breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
@@ -239,7 +235,7 @@ std::unique_ptr<Op> OfiTransport::newOp(const std::shared_ptr<RequestState>& req
 }
 
 void OfiTransport::post(std::unique_ptr<Op> owned, size_t bytes, const PostArgs& args) {
-  wakeProgress();  // it drains completions and the backlog while nobody waits
+  wakeup_.wake();  // it drains completions and the backlog while nobody waits
   Op* op = owned.get();
   ops_.add(std::move(owned));
   op->bytes = bytes;
@@ -364,13 +360,6 @@ RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_RECV);
   post(std::move(op), bytes, PostArgs{PostArgs::kRecv, endpoints_[p.endpoint]->ep(), buf, desc, p.addr, tag});
   return req;
-}
-
-// The progress thread sleeps while nothing is pending; a new operation needs it awake.
-void OfiTransport::wakeProgress() {
-  if (!idleWait_.load(std::memory_order_relaxed)) return;
-  uint64_t one = 1;
-  [[maybe_unused]] auto w = ::write(wake_.get(), &one, sizeof(one));
 }
 
 void OfiTransport::abort(const std::string& reason) {

@@ -19,6 +19,8 @@
 #include "transport/libfabric/ofi_endpoint.h"
 #include "transport/libfabric/ofi_transport.h"
 #include "transport/argument_checks.h"
+#include "transport/progress_wakeup.h"
+#include "transport/region_guards.h"
 #include "transport/remote_region.h"
 #include "transport/request_state.h"
 #include "transport/self_messages.h"
@@ -97,9 +99,6 @@ struct Registration {
   std::vector<FidPtr<fid_mr>> mrs;  // one per endpoint, same order as endpoints_
 };
 
-// The words peers check around a read: slot i holds the key of the registration using it, 0
-// when free. Registered for remote reads like any region.
-inline constexpr size_t kGuardSlots = 4096;
 
 struct PeerInfo {
   int endpoint = -1;  // index into endpoints_
@@ -163,7 +162,6 @@ class OfiTransport final : public Transport {
   void progressLoop();
   void withdraw(Op& op);  // fi_cancel of a receive's or read's pieces
   void cancelOp(const RequestState* req);
-  void wakeProgress();
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);
   // Fails every operation with peer `peer` (-1: all): receives and reads first give their
@@ -183,9 +181,8 @@ class OfiTransport final : public Transport {
   std::map<uint64_t, Registration> regions_;  // by id; closed before the endpoints' domains
   uint64_t nextRegionId_ = 1;
   uint64_t keyBase_ = 0;  // random per transport: a blob from an earlier group or epoch opens nothing here
-  std::unique_ptr<uint64_t[]> guards_;
+  std::unique_ptr<RegionGuards> guards_;  // registered for remote reads like any region
   std::optional<Registration> guardRegion_;
-  std::vector<size_t> freeGuardSlots_;
   uint64_t nextReadId_ = 1;
   std::unique_ptr<SideChannel> side_;
   std::vector<SideChannel::Event> sideEvents_;  // read, not yet handled (see lostPeerReason)
@@ -196,8 +193,7 @@ class OfiTransport final : public Transport {
   ErrorCode brokenCode_ = ErrorCode::kAborted;
   bool connected_ = false;
   uint64_t polls_ = 0;
-  Fd wake_;
-  std::atomic<bool> idleWait_{false};
+  ProgressWakeup wakeup_;
   std::shared_ptr<CallerProgress> progress_;
   std::shared_ptr<const RequestLabel::Names> names_;
   std::atomic<bool> stop_{false};
