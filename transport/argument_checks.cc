@@ -21,6 +21,14 @@ void checkOperation(const GroupIdentity& id, int peer, const char* op, const voi
                     ") does not contain the buffer");
 }
 
+void checkRegistration(const GroupIdentity& id, const char* transport, const void* ptr, size_t bytes, MemoryKind kind) {
+  if (kind != MemoryKind::kHost)
+    throw Error(ErrorCode::kInvalidArgument, id.describe() + ": " + transport + " registers host memory only (no device-memory support yet)");
+  if (!ptr || bytes == 0)
+    throw Error(ErrorCode::kInvalidArgument, id.describe() + ": registering " + std::to_string(bytes) + " bytes at " +
+                                                 (ptr ? "a valid pointer" : "a null pointer") + ": need a non-empty range");
+}
+
 std::string lockedMemoryHint() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_MEMLOCK, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return "";

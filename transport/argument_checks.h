@@ -15,6 +15,10 @@ namespace eccl::transport {
 void checkOperation(const GroupIdentity& id, int peer, const char* op, const void* data, size_t bytes,
                     const MemoryRegion* region);
 
+// Checks a registration: host memory (`transport` names who refuses device memory, e.g. "the
+// verbs transport") and a non-empty range at a non-null pointer. Throws Error(kInvalidArgument).
+void checkRegistration(const GroupIdentity& id, const char* transport, const void* ptr, size_t bytes, MemoryKind kind);
+
 // "; the locked-memory limit (ulimit -l) is 8192 KiB" when a limit applies, else "": what
 // a failed registration most often ran into.
 std::string lockedMemoryHint();

@@ -44,11 +44,7 @@ void VerbsTransport::releaseRetired(bool all) {
 }
 
 MemoryRegion VerbsTransport::registerMemory(void* ptr, size_t bytes, MemoryKind kind) {
-  if (kind != MemoryKind::kHost)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": this verbs build registers host memory only (no device-memory support)");
-  if (!ptr || bytes == 0)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": registering " + std::to_string(bytes) + " bytes at " +
-                                                 (ptr ? "a valid pointer" : "a null pointer") + ": need a non-empty range");
+  checkRegistration(id_, "the verbs transport", ptr, bytes, kind);
   // Whole pages: neighbouring regions share no page, and the device maps pages anyway.
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto begin = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);

@@ -44,11 +44,7 @@ Registration OfiTransport::registerRange(void* ptr, size_t bytes, MemoryKind kin
 }
 
 MemoryRegion OfiTransport::registerMemory(void* ptr, size_t bytes, MemoryKind kind) {
-  if (kind != MemoryKind::kHost)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": this libfabric build registers host memory only");
-  if (!ptr || bytes == 0)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": registering " + std::to_string(bytes) + " bytes at " +
-                                                 (ptr ? "a valid pointer" : "a null pointer") + ": need a non-empty range");
+  checkRegistration(id_, "the libfabric transport", ptr, bytes, kind);
   std::lock_guard lock(mu_);
   if (!guardRegion_) {  // the guard table, registered with the first region
     size_t keyBytes = 8;

@@ -12,11 +12,7 @@
 namespace eccl::transport::shm {
 
 MemoryRegion ShmTransport::registerMemory(void* ptr, size_t bytes, MemoryKind kind) {
-  if (kind != MemoryKind::kHost)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": the shared-memory transport registers host memory only");
-  if (!ptr || bytes == 0)
-    throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": registering " + std::to_string(bytes) + " bytes at " +
-                                                 (ptr ? "a valid pointer" : "a null pointer") + ": need a non-empty range");
+  checkRegistration(id_, "the shared-memory transport", ptr, bytes, kind);
   std::lock_guard lock(mu_);
   if (freeSlots_.empty())
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": more than " + std::to_string(kRegistrationSlots) + " regions registered at once");
