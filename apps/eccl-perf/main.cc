@@ -53,6 +53,7 @@ struct Args {
   size_t minBytes = 0, maxBytes = 0;  // begin and end, parsed
   double factor = 2;
   int iters = 20, warmup = 5, ranks = 2, nsocks = -1;
+  bool registered = false;  // P2P ops register their buffers once (nccl-tests' -R)
   std::string transport, provider;  // empty: $ECCL_TRANSPORT / $ECCL_OFI_PROVIDER
   std::string compare;  // "gloo": the same op through Gloo, side by side
   std::string glooDir;
@@ -79,14 +80,14 @@ int rankMain(int rank, const Args& a, Fd& listener, const SocketAddress& storeAd
     std::string how = resolved.kind + (resolved.kind == "ofi" ? " (" + resolved.ofi.provider + ")"
                                        : resolved.kind == "verbs" && !resolved.verbs.hca.empty() ? " (" + resolved.verbs.hca + ")"
                                                                                                  : "");
-    std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), %s transport\n", a.op.c_str(), a.ranks, a.iters,
-                a.warmup, how.c_str());
+    std::printf("# eccl-perf: %s, %d ranks, %d iterations (%d warm-up), %s transport%s\n", a.op.c_str(), a.ranks, a.iters,
+                a.warmup, how.c_str(), a.registered ? ", registered buffers" : "");
     std::printf("#%12s %12s %10s %10s", "size (B)", "time (us)", "algbw GB/s", "busbw GB/s");
     if (!a.compare.empty()) std::printf(" | %14s %10s %12s", "gloo time (us)", "gloo busbw", "eccl / gloo");
     std::printf("\n");
   }
   for (size_t bytes = a.minBytes; bytes <= a.maxBytes; bytes = std::max(bytes + 1, size_t(bytes * a.factor))) {
-    perf::PreparedOp p = op->prepare(c, bytes);
+    perf::PreparedOp p = op->prepare(c, bytes, a.registered);
     for (int i = 0; i < a.warmup; ++i) p.run();
     c.barrier();
     auto t0 = std::chrono::steady_clock::now();
@@ -133,6 +134,9 @@ int main(int argc, char** argv) {
   app.add_option("--transport", a.transport, "auto, socket, shm, ofi or verbs (default $ECCL_TRANSPORT or auto)")
       ->check(CLI::IsMember({"auto", "socket", "shm", "ofi", "verbs"}));
   app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
+  app.add_flag("--register", a.registered,
+               "point-to-point ops (pingpong, sendrecv, batch_p2p) register their buffers once and pass the regions, as "
+               "an engine does with its expert memory (nccl-tests' -R); otherwise RDMA transports register per message");
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)")->check(CLI::Range(1, 64));
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));
   CLI11_PARSE(app, argc, argv);

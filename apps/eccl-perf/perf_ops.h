@@ -24,8 +24,9 @@ struct OpKind {
   std::string name;
   double busFactor(int n) const;
   // Allocates buffers for `bytes` and returns the runnable op, or nullptr if the size does not
-  // fit this op (e.g. not divisible by the rank count).
-  std::function<PreparedOp(Communicator&, size_t bytes)> prepare;
+  // fit this op (e.g. not divisible by the rank count). With `registered`, point-to-point ops
+  // register their buffers once and pass the regions (nccl-tests' -R); collectives ignore it.
+  std::function<PreparedOp(Communicator&, size_t bytes, bool registered)> prepare;
 };
 
 const std::vector<OpKind>& allOps();
