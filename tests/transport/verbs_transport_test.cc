@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -244,6 +245,35 @@ TEST(Verbs, ASenderCancelMidWriteTellsTheReceiver) {
   s->cancel();
   if (s->error()) expectError(rr, kLong(), {"rank 0", "cancelled the send"});  // (else it had finished)
   else rr->wait(kLong());
+}
+
+// The port going down (its interface taken down, in the VM) is a device event: the transport
+// breaks naming the port; a new transport is refused naming the port's state. (Needs the VM's
+// $RXE_VM_IF and root; skipped elsewhere.)
+TEST(Verbs, APortGoingDownBreaksTheTransportAndIsNamed) {
+  const char* ifname = std::getenv("RXE_VM_IF");
+  if (!ifname || ::geteuid() != 0) GTEST_SKIP() << "needs the rxe VM's interface and root";
+  auto g = localTransports(2, {.kind = "verbs"});
+  uint32_t v = 0;
+  auto pending = g[1]->irecv(0, 1, &v, sizeof v);
+  auto link = [&](const char* state) { return std::system(("ip link set " + std::string(ifname) + " " + state).c_str()); };
+  ASSERT_EQ(link("down"), 0);
+  expectError(pending, kLong(), {"went down"});
+  const std::string m = errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1"}); });
+  ASSERT_EQ(link("up"), 0);
+  EXPECT_NE(m.find("no active RDMA port"), std::string::npos) << m;
+  EXPECT_NE(m.find(" is down"), std::string::npos) << m;
+  // The port comes back (ACTIVE again within seconds), and new transports work.
+  for (auto until = Clock::now() + std::chrono::seconds(30); Clock::now() < until;) {
+    if (errorOf([] { createTransport({"v", 0, 0, 1}, {.kind = "verbs", .host = "127.0.0.1"}); }).empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto h = localTransports(2, {.kind = "verbs"});
+  uint32_t w = 0, x = 5;
+  auto r = h[1]->irecv(0, 1, &w, sizeof w);
+  h[0]->isend(1, 1, &x, sizeof x)->wait(kLong());
+  r->wait(kLong());
+  EXPECT_EQ(w, 5u);
 }
 
 // Rank 1 (a child process) is killed while a large message to it is being written, and while
