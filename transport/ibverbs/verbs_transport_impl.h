@@ -1,5 +1,6 @@
 // The verbs transport's internals, shared by its source files: verbs_transport.cc (lifecycle,
-// posting, matching), verbs_progress.cc (completions, messages, side channel, failures, cancel),
+// posting), verbs_receive.cc (receives, matching, peers' messages), verbs_progress.cc
+// (completions, side channel, device events, failures, cancel),
 // verbs_memory.cc (registration, export, reads) and verbs_connector.cc (queue pairs).
 // Not installed API.
 #pragma once
