@@ -4,7 +4,7 @@
 #   ../shared/tools/rxe-vm/run-in-rxe-vm.sh --hostfs -- bench/verbs_vm_figures.sh build [rounds]
 # Latency: ib_send_lat's typical half round trip vs eccl-perf pingpong (half a round trip) at 8 B.
 # Bandwidth: ib_write_bw (a stream of writes, 128 in flight, registered once) vs eccl-perf
-# pingpong (one message at a time each way; conservative for eccl) with buffers registered once
+# bandwidth (osu_bw's pattern: a window of 64 messages in flight) with buffers registered once
 # (--register, as an engine registers its expert memory) and without (registered per message).
 # Prints the median and range of each.
 set -euo pipefail
@@ -31,9 +31,9 @@ for ((round = 1; round <= rounds; round++)); do
   "$perf" --transport verbs -o pingpong -b 8 -e 8 -n 2000 -w 100 -r 2 | awk '$1 == 8 {print $2}' >> "$out/lat_eccl"
   for size in 65536 1048576 4194304; do
     perftest ib_write_bw -s "$size" -n 100 | awk -v s="$size" '$1 == s {print $4}' >> "$out/bw_ib_$size"
-    "$perf" --transport verbs -o pingpong -b "$size" -e "$size" -n 50 -w 5 -r 2 --register |
+    "$perf" --transport verbs -o bandwidth -b "$size" -e "$size" -n 3 -w 1 -r 2 --register |
       awk -v s="$size" '$1 == s {print $3 * 1000}' >> "$out/bw_reg_$size"
-    "$perf" --transport verbs -o pingpong -b "$size" -e "$size" -n 50 -w 5 -r 2 |
+    "$perf" --transport verbs -o bandwidth -b "$size" -e "$size" -n 3 -w 1 -r 2 |
       awk -v s="$size" '$1 == s {print $3 * 1000}' >> "$out/bw_eccl_$size"
   done
 done
@@ -44,6 +44,6 @@ summary() {  # summary FILE: "median (min–max)"
 echo "# $rounds interleaved rounds on $dev (Soft-RoCE under qemu TCG)"
 echo "8-byte latency, µs:      ib_send_lat $(summary "$out/lat_ib")   eccl pingpong $(summary "$out/lat_eccl")"
 for size in 65536 1048576 4194304; do
-  echo "bandwidth $size B, MB/s: ib_write_bw $(summary "$out/bw_ib_$size")   eccl pingpong registered $(summary "$out/bw_reg_$size")   per message $(summary "$out/bw_eccl_$size")"
+  echo "bandwidth $size B, MB/s: ib_write_bw $(summary "$out/bw_ib_$size")   eccl bandwidth registered $(summary "$out/bw_reg_$size")   per message $(summary "$out/bw_eccl_$size")"
 done
 rm -rf "$out"

@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "socket", "shm", "ofi", "verbs"}));
   app.add_option("--provider", a.provider, "with --transport ofi: auto, shm, tcp or a libfabric provider (default $ECCL_OFI_PROVIDER or auto)");
   app.add_flag("--register", a.registered,
-               "point-to-point ops (pingpong, sendrecv, batch_p2p) register their buffers once and pass the regions, as "
+               "point-to-point ops (pingpong, bandwidth, sendrecv, batch_p2p) register their buffers once and pass the regions, as "
                "an engine does with its expert memory (nccl-tests' -R); otherwise RDMA transports register per message");
   app.add_option("--nsocks", a.nsocks, "sockets per peer (default $ECCL_SOCKET_NSOCKS or 2)")->check(CLI::Range(1, 64));
   app.add_option("--compare", a.compare, "also run the op through this library and print both (gloo)")->check(CLI::IsMember({"gloo"}));

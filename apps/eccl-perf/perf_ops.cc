@@ -74,6 +74,31 @@ PreparedOp pingPong(Communicator& c, size_t bytes, bool registered) {
           bytes, 0.5};
 }
 
+// Bandwidth, as OSU's osu_bw measures it: ranks 2k send a window of 64 messages to 2k+1 (all
+// from one buffer, into one buffer), which answers with one byte once all have arrived; the
+// time is per message, so algbw is the streaming rate one pair reaches.
+PreparedOp bandwidth(Communicator& c, size_t bytes, bool registered) {
+  constexpr int kWindow = 64;
+  auto b = std::make_shared<Buffers>();
+  b->send.assign(std::max<size_t>(bytes, 1), 1);
+  b->recv.resize(std::max<size_t>(bytes, 1));
+  b->registerWith(c, registered);
+  const int peer = c.rank() ^ 1;
+  if (peer >= c.size()) return {[] {}, bytes, 1.0 / kWindow};
+  const bool sender = c.rank() % 2 == 0;
+  return {[&c, b, bytes, peer, sender] {
+            std::vector<Work> window;
+            uint8_t ack = 0;
+            for (int i = 0; i < kWindow; ++i)
+              window.push_back(sender ? c.isend(b->send.data(), bytes, peer, 0, b->sendRegion())
+                                      : c.irecv(b->recv.data(), bytes, peer, 0, b->recvRegion()));
+            for (auto& w : window) w.wait();
+            if (sender) c.recv(&ack, 1, peer, 1);
+            else c.send(&ack, 1, peer, 1);
+          },
+          bytes, 1.0 / kWindow};
+}
+
 // The expert-move pattern: every rank sends 16 messages of `bytes` to peers chosen round-robin
 // and receives 16; one batch_isend_irecv. The size column is the bytes one rank sends.
 PreparedOp batchP2P(Communicator& c, size_t bytes, bool registered) {
@@ -112,7 +137,8 @@ double OpKind::busFactor(int n) const {
 
 const std::vector<OpKind>& allOps() {
   static const std::vector<OpKind> ops = {{"all_gather", allGather}, {"all_reduce", allReduce}, {"sendrecv", sendRecv},
-                                          {"pingpong", pingPong},     {"batch_p2p", batchP2P},   {"all_to_all", allToAll}};
+                                          {"pingpong", pingPong},     {"batch_p2p", batchP2P},   {"all_to_all", allToAll},
+                                          {"bandwidth", bandwidth}};
   return ops;
 }
 

@@ -1,7 +1,8 @@
 // The operations eccl-perf measures, with nccl-tests' size and bandwidth conventions:
 // algbw = size / time; busbw = algbw × factor, where factor is (n−1)/n for all_gather and
-// all_to_all, 2(n−1)/n for all_reduce, 1 for sendrecv, pingpong and batch_p2p. pingpong's time
-// is half a round trip (OSU's osu_latency convention), the others' a whole operation.
+// all_to_all, 2(n−1)/n for all_reduce, 1 for sendrecv, pingpong, bandwidth and batch_p2p.
+// pingpong's time is half a round trip (OSU's osu_latency convention), bandwidth's one message of
+// a window of 64 in flight (osu_bw's), the others' a whole operation.
 #pragma once
 
 #include <functional>
