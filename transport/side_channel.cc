@@ -124,13 +124,20 @@ void SideChannel::sendFrame(uint32_t type, const std::string& payload) {
   }
 }
 
-std::optional<std::string> SideChannel::lossAmong(const std::vector<Event>& events, const GroupIdentity& id,
-                                                  const std::function<std::string(int)>& peerName) {
-  for (auto& e : events) {
-    if (e.kind == Event::kLost) return id.describe() + ": " + peerName(e.peer) + " " + e.reason;
-    if (e.kind == Event::kAborted) return id.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason;
+std::optional<std::string> SideChannel::peekLoss(const std::function<std::string(int)>& peerName) {
+  for (auto& e : poll()) held_.push_back(std::move(e));
+  for (auto& e : held_) {
+    if (e.kind == Event::kLost) return id_.describe() + ": " + peerName(e.peer) + " " + e.reason;
+    if (e.kind == Event::kAborted) return id_.describe() + ": " + peerName(e.peer) + " aborted the group: " + e.reason;
   }
   return std::nullopt;
+}
+
+std::vector<SideChannel::Event> SideChannel::takeEvents() {
+  std::vector<Event> out;
+  out.swap(held_);
+  for (auto& e : poll()) out.push_back(std::move(e));
+  return out;
 }
 
 std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName) {

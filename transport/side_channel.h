@@ -39,11 +39,6 @@ class SideChannel {
     bool relay;
   };
   static std::optional<Break> breakFor(const Event& e, const GroupIdentity& id, const std::string& peerName);
-  // The first lost or aborting peer among `events`, as the reason an operation that failed
-  // meanwhile should give (a data-path error while a peer is gone is most likely that loss),
-  // or nullopt.
-  static std::optional<std::string> lossAmong(const std::vector<Event>& events, const GroupIdentity& id,
-                                              const std::function<std::string(int)>& peerName);
 
   // Listens on `host` (port chosen by the kernel).
   SideChannel(GroupIdentity id, const std::string& host);
@@ -53,6 +48,14 @@ class SideChannel {
   void connect(const std::vector<std::string>& addresses, Deadline deadline);
   // Reads what has arrived, without blocking.
   std::vector<Event> poll();
+  // For a transport handling a data-path error, where acting on events is not safe: reads what
+  // arrived and keeps it for takeEvents(), and returns the first lost or aborting peer among the
+  // kept events (`peerName` names it) as the reason the failed operation should give — an error
+  // while a peer is gone is most likely that loss — or nullopt.
+  std::optional<std::string> peekLoss(const std::function<std::string(int)>& peerName);
+  // The events peekLoss kept, then what has arrived since.
+  std::vector<Event> takeEvents();
+  bool holdsEvents() const { return !held_.empty(); }
   // An fd that is readable when poll() has something to read (epoll over the connections).
   int waitFd() const { return epoll_.get(); }
   // Best effort, without blocking: a peer whose socket is full or gone misses it.
@@ -79,6 +82,7 @@ class SideChannel {
   Fd listener_, epoll_;
   SocketAddress listenAddr_;
   std::vector<PeerLink> peers_;
+  std::vector<Event> held_;  // read by peekLoss, not yet taken
 };
 
 }  // namespace eccl::transport

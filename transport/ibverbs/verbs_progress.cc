@@ -35,7 +35,7 @@ int VerbsTransport::peerOfQp(uint32_t qpn) const {
 // A waiting thread's turn (CallerProgress): never blocks on the lock.
 bool VerbsTransport::pollOnce() {
   std::unique_lock lock(mu_, std::try_to_lock);
-  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0 || !sideEvents_.empty());
+  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0 || side_->holdsEvents());
 }
 
 // Under mu_: reads the completion queue, posts what waited, returns credits (and reads the side
@@ -122,19 +122,14 @@ void VerbsTransport::onWorkError(const ibv_wc& wc, int peer) {
               true);
 }
 
-// Reads the side channel without acting on it (safe inside completion handling); the events
-// wait in sideEvents_ for handleSideChannel.
+// Reads the side channel without acting on it (safe inside completion handling).
 std::optional<std::string> VerbsTransport::lostPeerReason() {
   if (!connected_) return std::nullopt;
-  for (auto& e : side_->poll()) sideEvents_.push_back(std::move(e));
-  return SideChannel::lossAmong(sideEvents_, id_, [this](int peer) { return peerName(peer); });
+  return side_->peekLoss([this](int peer) { return peerName(peer); });
 }
 
 void VerbsTransport::handleSideChannel() {
-  std::vector<SideChannel::Event> events;
-  events.swap(sideEvents_);
-  for (auto& e : side_->poll()) events.push_back(std::move(e));
-  for (auto& e : events) {
+  for (auto& e : side_->takeEvents()) {
     if (auto b = SideChannel::breakFor(e, id_, peerName(e.peer))) {
       breakLocked(b->code, b->reason, b->relay);
       continue;

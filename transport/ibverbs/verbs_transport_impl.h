@@ -253,7 +253,6 @@ class VerbsTransport final : public Transport {
   uint64_t nextOpId_ = 1;
   SelfMessages selfMessages_;
   std::unique_ptr<SideChannel> side_;
-  std::vector<SideChannel::Event> sideEvents_;
   VerbsAddress self_;
   std::vector<Peer> peers_;  // (their queue pairs go before the queues and tables above)
   std::map<uint32_t, int> qpPeer_;

@@ -21,7 +21,7 @@ constexpr unsigned kPollsPerSideChannelLook = 4096;  // ~0.2 ms of polling: the 
 // A waiting thread's turn (CallerProgress): never blocks on the lock.
 bool OfiTransport::pollOnce() {
   std::unique_lock lock(mu_, std::try_to_lock);
-  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0 || !sideEvents_.empty());
+  return lock && pollLocked(++polls_ % kPollsPerSideChannelLook == 0 || side_->holdsEvents());
 }
 
 // Under mu_: reads every completion queue (and the side channel); true if anything moved.
@@ -105,19 +105,14 @@ static bool dropFromBacklog(std::deque<Op*>& backlog, Op* op) {
   return true;
 }
 
-// Reads the side channel without acting on it (safe inside completion handling); the events
-// wait in sideEvents_ for handleSideChannel.
+// Reads the side channel without acting on it (safe inside completion handling).
 std::optional<std::string> OfiTransport::lostPeerReason() {
   if (!connected_) return std::nullopt;
-  for (auto& e : side_->poll()) sideEvents_.push_back(std::move(e));
-  return SideChannel::lossAmong(sideEvents_, id_, [this](int peer) { return peerName(peer); });
+  return side_->peekLoss([this](int peer) { return peerName(peer); });
 }
 
 void OfiTransport::handleSideChannel() {
-  std::vector<SideChannel::Event> events;
-  events.swap(sideEvents_);
-  for (auto& e : side_->poll()) events.push_back(std::move(e));
-  for (auto& e : events) {
+  for (auto& e : side_->takeEvents()) {
     if (auto b = SideChannel::breakFor(e, id_, peerName(e.peer))) {
       breakLocked(b->code, b->reason, b->relay);
       continue;

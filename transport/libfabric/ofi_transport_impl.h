@@ -185,7 +185,6 @@ class OfiTransport final : public Transport {
   std::optional<Registration> guardRegion_;
   uint64_t nextReadId_ = 1;
   std::unique_ptr<SideChannel> side_;
-  std::vector<SideChannel::Event> sideEvents_;  // read, not yet handled (see lostPeerReason)
   OfiAddress self_;
   std::vector<PeerInfo> peers_;
   SelfMessages selfMessages_;
