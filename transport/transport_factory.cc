@@ -71,6 +71,8 @@ TransportOptions resolveTransportOptions(TransportOptions o) {
   }
   if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", 0));
   if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", 0));
+  o.shm.poolBytes = static_cast<size_t>(envInt("ECCL_SHM_POOL_BYTES", static_cast<int64_t>(o.shm.poolBytes)));
+  o.shm.chunkBytes = static_cast<size_t>(envInt("ECCL_SHM_CHUNK_BYTES", static_cast<int64_t>(o.shm.chunkBytes)));
   o.socket.host = o.ofi.host = o.shm.host = o.verbs.host = o.host;  // the one address; the nested fields are not read
   return o;
 }

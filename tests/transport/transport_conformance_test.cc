@@ -1,6 +1,7 @@
 // What every transport must do, as one suite run over each of them: sockets, eccl's shared
-// memory, libfabric's shm provider, libfabric's tcp;ofi_rxm provider and verbs (the verbs
-// instances need an RDMA device: ctest runs them, label rdma, inside the Soft-RoCE VM). Sizes straddle each eager/rendezvous limit.
+// memory (large messages through its pool, and by cross-memory attach alone), libfabric's shm
+// provider, libfabric's tcp;ofi_rxm provider and verbs (the verbs instances need an RDMA device:
+// ctest runs them, label rdma, inside the Soft-RoCE VM). Sizes straddle each eager/rendezvous limit.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -37,6 +38,7 @@ class Conformance : public ::testing::TestWithParam<Flavor> {
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
                          ::testing::Values(Flavor{"socket", {.kind = "socket"}},
                                            Flavor{"shm", {.kind = "shm"}},
+                                           Flavor{"shm_cma", {.kind = "shm", .shm = {.poolBytes = 0}}},
                                            Flavor{"auto", {.kind = "auto"}},
                                            Flavor{"ofi_shm", {.kind = "ofi", .ofi = {.provider = "shm"}}},
                                            Flavor{"ofi_tcp", {.kind = "ofi", .ofi = {.provider = "tcp"}}},

@@ -6,14 +6,14 @@ namespace eccl::transport::shm {
 namespace {
 
 constexpr uint32_t kMagic = 0x48534345;  // "ECSH"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: the chunk pool
 
 }  // namespace
 
 AddressBlob ShmAddress::encode() const {
   BlobWriter w;
   w.put(kMagic).put(kVersion).str(hostId).str(sideChannel).put(int32_t(pid)).put(int32_t(fd));
-  w.put(segmentBytes).put(ringBytes).put(probeAddress);
+  w.put(segmentBytes).put(ringBytes).put(probeAddress).put(poolBytes).put(chunkBytes);
   return w.take();
 }
 
@@ -30,6 +30,8 @@ ShmAddress ShmAddress::decode(const AddressBlob& blob, const std::string& whose)
   a.segmentBytes = r.get<uint64_t>();
   a.ringBytes = r.get<uint64_t>();
   a.probeAddress = r.get<uint64_t>();
+  a.poolBytes = r.get<uint64_t>();
+  a.chunkBytes = r.get<uint64_t>();
   return a;
 }
 

@@ -5,12 +5,18 @@
 //   ring from rank 0  (RingIndices + ringBytes)   written by rank 0, read by rank r
 //   ring from rank 1
 //   ...               (the ring at index r is unused: messages to oneself never leave the process)
+//   pool              (page-aligned) chunk slots through which r streams its large messages to
+//                     receivers that pull them (kPull); r alone hands out slots
 //
 // Records (after RecordHeader):
 //   kEager     a whole message: MessageRecord, then its bytes
 //   kAnnounce  a large message (rendezvous): MessageRecord with the sender's address of the
-//              bytes and a send id; the receiver copies them by cross-memory attach
-//              (process_vm_readv) straight into the receive's buffer, then answers kDone
+//              bytes and a send id. Once its receive is posted, the receiver either copies them
+//              by cross-memory attach (process_vm_readv) straight into the receive's buffer and
+//              answers kDone, or answers kPull
+//   kPull      ControlRecord: stream send id through your pool
+//   kChunk     ChunkRecord: `length` bytes of send id from `offset` are in pool slot `slot`
+//   kFreed     ChunkRecord: the receiver copied slot `slot` out; it is the sender's again
 //   kDone      ControlRecord: the receiver is finished with send id (copied, or dropped)
 //   kRevoke    ControlRecord: the sender cancels send id and waits for kRevoked or kDone
 //   kRevoked   ControlRecord: send id was not read and never will be; its receive fails
@@ -23,7 +29,7 @@
 
 namespace eccl::transport::shm {
 
-inline constexpr uint64_t kSegmentMagic = 0x3268732d6c636365;  // "eccl-sh2" (closedReason added)
+inline constexpr uint64_t kSegmentMagic = 0x3368732d6c636365;  // "eccl-sh3" (the chunk pool added)
 inline constexpr size_t kRegistrationSlots = 4096;
 
 struct SegmentHeader {
@@ -50,14 +56,15 @@ struct SegmentHeader {
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 inline size_t headerBytes() { return (sizeof(SegmentHeader) + 4095) & ~size_t(4095); }
-inline size_t segmentBytes(int ranks, size_t ringCapacity) {
-  return headerBytes() + static_cast<size_t>(ranks) * ringBytes(ringCapacity);
+inline size_t poolOffset(int ranks, size_t ringCapacity) {
+  return (headerBytes() + static_cast<size_t>(ranks) * ringBytes(ringCapacity) + 4095) & ~size_t(4095);
 }
+inline size_t segmentBytes(int ranks, size_t ringCapacity, size_t poolBytes) { return poolOffset(ranks, ringCapacity) + poolBytes; }
 inline uint8_t* ringAt(uint8_t* segment, int from, size_t ringCapacity) {
   return segment + headerBytes() + static_cast<size_t>(from) * ringBytes(ringCapacity);
 }
 
-enum RecordType : uint16_t { kEager = 1, kAnnounce = 2, kDone = 3, kRevoke = 4, kRevoked = 5 };
+enum RecordType : uint16_t { kEager = 1, kAnnounce = 2, kDone = 3, kRevoke = 4, kRevoked = 5, kPull = 6, kChunk = 7, kFreed = 8 };
 
 struct MessageRecord {
   RecordHeader h;
@@ -71,6 +78,14 @@ struct MessageRecord {
 struct ControlRecord {
   RecordHeader h;
   uint64_t sendId = 0;
+};
+
+struct ChunkRecord {
+  RecordHeader h;
+  uint64_t sendId = 0;
+  uint64_t offset = 0;  // in the message
+  uint64_t length = 0;
+  uint64_t slot = 0;    // in the sender's pool
 };
 
 }  // namespace eccl::transport::shm

@@ -61,6 +61,7 @@ bool ShmTransport::pollLocked() {
     if (!p.backlog.empty()) moved |= drainBacklog(r);
     if (p.left) settleDeparted(r);
   }
+  moved |= pumpStreams();
   ringDoorbells();
   return moved;
 }
@@ -79,6 +80,15 @@ bool ShmTransport::dispatch(int peer, const uint8_t* record) {
       return true;
     case kRevoke:
       onRevoke(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
+      return true;
+    case kPull:
+      onPull(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
+      return true;
+    case kChunk:
+      onChunk(peer, *reinterpret_cast<const ChunkRecord*>(record));
+      return true;
+    case kFreed:
+      onFreed(peer, reinterpret_cast<const ChunkRecord*>(record)->slot);
       return true;
   }
   breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " wrote a record of unknown type " + std::to_string(h.type), true);
@@ -128,9 +138,15 @@ void ShmTransport::onAnnounce(int peer, const MessageRecord& m) {
   peers_[peer].waiting.emplace(key, a);
 }
 
-// Copies a large message straight from the sender's buffer, then lets the sender go.
+// Pulls a large message through the sender's pool (when it has one), or copies it straight from
+// the sender's buffer and lets the sender go.
 void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a) {
-  if (sizesAgree(peer, *op, a.bytes)) {
+  if (peers_[peer].pool && sizesAgree(peer, *op, a.bytes)) {
+    op->pullId = a.sendId;
+    peers_[peer].pulling.emplace(a.sendId, Pulling{op, a.bytes, 0});
+    return emit(peer, {kPull, nullptr, a.sendId});
+  }
+  if (!peers_[peer].pool && sizesAgree(peer, *op, a.bytes)) {
     std::string err = copyFromProcess(peers_[peer].pid, a.address, op->data, a.bytes);
     // The sender may have broken (and handed its buffer back) while we copied.
     if (err.empty() && peers_[peer].header->closed.load(std::memory_order_seq_cst)) {
@@ -146,6 +162,11 @@ void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op,
 // The sender cancels a large message: drop it unless it is read already; answer either way.
 void ShmTransport::onRevoke(int peer, uint64_t sendId) {
   Peer& p = peers_[peer];
+  if (auto it = p.pulling.find(sendId); it != p.pulling.end()) {  // part of it may be in the buffer
+    if (auto& op = it->second.op)
+      op->req->fail(ErrorCode::kAborted, op->req->what() + " failed: " + peerName(peer) + " cancelled this message while it was being copied (the buffer holds part of it)");
+    p.pulling.erase(it);
+  }
   for (auto it = p.waiting.begin(); it != p.waiting.end(); ++it)
     if (it->second.sendId == sendId) {
       p.revoked.insert(it->first);
@@ -184,6 +205,7 @@ void ShmTransport::cancelSend(int peer, const std::shared_ptr<SendOp>& op) {
       return;
     }
   if (!p.announced.count(op->id)) return;
+  op->revoking = true;
   emit(peer, {kRevoke, nullptr, op->id});
   ringDoorbells();
   for (auto until = Clock::now() + std::chrono::seconds(10); p.announced.count(op->id) && !broken_;) {
@@ -203,7 +225,8 @@ void ShmTransport::cancelSend(int peer, const std::shared_ptr<SendOp>& op) {
 void ShmTransport::cancelRecv(int peer, const std::shared_ptr<RecvOp>& op) {
   std::lock_guard lock(mu_);
   if (op->req->test()) return;
-  matcher_.withdraw(peer, op->key);
+  if (op->pullId) cancelPull(peer, *op);
+  else matcher_.withdraw(peer, op->key);
 }
 
 void ShmTransport::handleSideChannel() {
@@ -246,6 +269,7 @@ void ShmTransport::failPeer(int peer, ErrorCode code, const std::string& why) {
   for (auto& [id, s] : p.announced) s->req->fail(code, s->req->what() + " failed: " + why);
   p.announced.clear();
   p.waiting.clear();
+  failPulls(peer, code, why);
 }
 
 void ShmTransport::breakLocked(ErrorCode code, const std::string& reason, bool tellPeers) {
@@ -267,10 +291,10 @@ void ShmTransport::breakLocked(ErrorCode code, const std::string& reason, bool t
 }
 
 bool ShmTransport::pendingWork() const {
-  if (!selfSends_.empty()) return true;
+  if (!selfSends_.empty() || !streams_.empty()) return true;
   for (int r = 0; r < id_.size; ++r) {
     const Peer& p = peers_[r];
-    if (!p.backlog.empty() || !p.announced.empty() || matcher_.anyPosted(r)) return true;
+    if (!p.backlog.empty() || !p.announced.empty() || !p.pulling.empty() || matcher_.anyPosted(r)) return true;
   }
   return false;
 }

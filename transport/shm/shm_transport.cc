@@ -49,6 +49,12 @@ ShmOptions checkedOptions(ShmOptions o, int groupSize) {
   if (o.eagerBytes + sizeof(MessageRecord) + kRecordAlign > o.ringBytes / 2)
     throw Error(ErrorCode::kInvalidArgument, "shared-memory eager limit (ECCL_SHM_EAGER_BYTES) " + std::to_string(o.eagerBytes) +
                                                  " must leave a record at most half the ring (" + std::to_string(o.ringBytes) + " bytes)");
+  if (o.poolBytes > (size_t(1) << 30))
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory pool (ECCL_SHM_POOL_BYTES) must be at most 1 GiB, got " + std::to_string(o.poolBytes));
+  if (o.poolBytes && (o.chunkBytes == 0 || o.chunkBytes % 4096 || o.chunkBytes > o.poolBytes))
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory chunk size (ECCL_SHM_CHUNK_BYTES) must be a multiple of 4096 from 4096 to the pool size (" +
+                                                 std::to_string(o.poolBytes) + " bytes), got " + std::to_string(o.chunkBytes));
+  if (o.poolBytes) o.poolBytes -= o.poolBytes % o.chunkBytes;  // whole slots
   return o;
 }
 
@@ -60,7 +66,7 @@ uint64_t identityHash(const GroupIdentity& id) {
 
 ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
     : id_(checkedIdentity(std::move(id))), opts_(checkedOptions(std::move(opts), id_.size)), matcher_(id_.size, opts_.unexpectedBudget) {
-  segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes), id_.describe());
+  segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes, opts_.poolBytes), id_.describe());
   auto* h = new (segment_.data()) SegmentHeader;
   h->magic = kSegmentMagic;
   h->identity = identityHash(id_);
@@ -79,6 +85,11 @@ ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
   self_.segmentBytes = segment_.size();
   self_.ringBytes = opts_.ringBytes;
   self_.probeAddress = reinterpret_cast<uint64_t>(segment_.data());
+  self_.poolBytes = opts_.poolBytes;
+  self_.chunkBytes = opts_.poolBytes ? opts_.chunkBytes : 0;
+  const size_t slots = opts_.poolBytes ? opts_.poolBytes / opts_.chunkBytes : 0;
+  for (size_t s = slots; s-- > 0;) freeChunks_.push_back(s);
+  chunkPeer_.assign(slots, -1);
   std::random_device rd;
   keyBase_ = (uint64_t(rd()) << 32 | rd()) & ~uint64_t(0xffffffff);
   for (size_t s = kRegistrationSlots; s-- > 0;) freeSlots_.push_back(s);
@@ -137,7 +148,8 @@ std::string ShmTransport::peerAddress(int peer) const {
 // Maps rank r's segment and checks it belongs to this group.
 void ShmTransport::openPeer(int r, const ShmAddress& a) {
   const std::string whose = "rank " + std::to_string(r) + " (" + a.sideChannel + ", pid " + std::to_string(a.pid) + ")";
-  if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.segmentBytes != segmentBytes(id_.size, a.ringBytes))
+  if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.segmentBytes != segmentBytes(id_.size, a.ringBytes, a.poolBytes) ||
+      (a.poolBytes && (a.chunkBytes == 0 || a.poolBytes % a.chunkBytes)))
     throw Error(ErrorCode::kProtocol, id_.describe() + ": " + whose + " published a shared segment of an unexpected size");
   if (opts_.eagerBytes + sizeof(MessageRecord) + kRecordAlign > a.ringBytes / 2)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + whose + " has " + std::to_string(a.ringBytes) +
@@ -150,6 +162,11 @@ void ShmTransport::openPeer(int r, const ShmAddress& a) {
     throw Error(ErrorCode::kConnectFailed, id_.describe() + ": the shared memory of " + whose + " belongs to another group, epoch or rank");
   p.out = RingWriter(ringAt(p.segment.data(), id_.rank, a.ringBytes), a.ringBytes);
   p.in = RingReader(ringAt(segment_.data(), r, opts_.ringBytes), opts_.ringBytes);
+  if (a.poolBytes) {
+    p.pool = p.segment.data() + poolOffset(id_.size, a.ringBytes);
+    p.chunkBytes = a.chunkBytes;
+    p.poolSlots = a.poolBytes / a.chunkBytes;
+  }
   p.pid = a.pid;
   p.address = a.sideChannel;
   p.member = true;
@@ -329,6 +346,16 @@ bool ShmTransport::write(int peer, const Outgoing& o) {
   Peer& p = peers_[peer];
   if (o.type == kEager || o.type == kAnnounce) {
     if (!writeMessage(peer, o.type, *o.op)) return false;
+  } else if (o.type == kChunk || o.type == kFreed) {
+    uint8_t* rec = p.out.reserve(sizeof(ChunkRecord));
+    if (!rec) return false;
+    auto* c = reinterpret_cast<ChunkRecord*>(rec);
+    c->h.type = o.type;
+    c->h.flags = 0;
+    c->sendId = o.sendId;
+    c->offset = o.offset;
+    c->length = o.length;
+    c->slot = o.slot;
   } else {
     uint8_t* rec = p.out.reserve(sizeof(ControlRecord));
     if (!rec) return false;

@@ -39,6 +39,8 @@ struct SendOp {
   Key key;
   uint64_t id = 0;             // large sends: the id the receiver answers with
   std::vector<uint8_t> owned;  // a cancelled send not on the ring yet goes out from this copy
+  size_t streamed = 0;         // pulled sends: bytes copied into the pool so far
+  bool revoking = false;       // cancelled: no more chunks
 };
 
 struct RecvOp {
@@ -48,6 +50,7 @@ struct RecvOp {
   uint8_t* data = nullptr;
   size_t bytes = 0;
   Key key;
+  uint64_t pullId = 0;  // pulled: the sender's send id (0 = not pulled)
 };
 
 using Matcher = TagMatcher<std::shared_ptr<RecvOp>>;
@@ -67,7 +70,15 @@ struct Announcement {
 struct Outgoing {
   RecordType type = kEager;
   std::shared_ptr<SendOp> op;  // kEager, kAnnounce
-  uint64_t sendId = 0;         // control records
+  uint64_t sendId = 0;         // control and chunk records
+  uint64_t offset = 0, length = 0, slot = 0;  // kChunk, kFreed (slot only)
+};
+
+// A large message of a peer's that we pull through its pool: where its chunks go.
+struct Pulling {
+  std::shared_ptr<RecvOp> op;  // null once the receive was cancelled (the chunks are dropped)
+  uint64_t bytes = 0;
+  uint64_t received = 0;
 };
 
 struct Peer {
@@ -82,6 +93,10 @@ struct Peer {
   std::map<uint64_t, std::shared_ptr<SendOp>> announced;  // our large sends it has not finished, by id
   std::map<Key, Announcement> waiting;  // its large messages whose receive is not posted yet
   std::set<Key> revoked;                // its messages it cancelled before we read them
+  std::map<uint64_t, Pulling> pulling;  // its large messages we pull, by its send id
+  const uint8_t* pool = nullptr;        // its chunk pool, in `segment` (null: it has none)
+  size_t chunkBytes = 0;
+  size_t poolSlots = 0;
   bool left = false;                    // said goodbye (what it wrote before is still received)
   bool wrote = false;                   // records written since its doorbell was last considered
 };
@@ -144,6 +159,14 @@ class ShmTransport final : public Transport {
   void settleDeparted(int peer);
   void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a);
   void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
+  // Pulling through pools (shm_pool.cc, under mu_).
+  void onPull(int peer, uint64_t sendId);
+  void onChunk(int peer, const ChunkRecord& c);
+  void onFreed(int peer, uint64_t slot);
+  bool pumpStreams();
+  void cancelPull(int peer, const RecvOp& op);
+  void failPulls(int peer, ErrorCode code, const std::string& why);
+  uint8_t* poolSlot(size_t slot) const { return segment_.data() + poolOffset(id_.size, opts_.ringBytes) + slot * opts_.chunkBytes; }
   bool sizesAgree(int peer, RecvOp& op, uint64_t sent);
 
  public:  // for the cancellers operations carry
@@ -174,6 +197,11 @@ class ShmTransport final : public Transport {
   uint64_t nextRegionId_ = 1;
   uint64_t nextSendId_ = 1;
   uint64_t nextReadId_ = 1;
+  // Our pool: free slots, the peer each used slot's chunk went to (-1: free), and the pulled
+  // sends with bytes still to copy in (taken in turn, a chunk each).
+  std::vector<size_t> freeChunks_;
+  std::vector<int> chunkPeer_;
+  std::deque<std::shared_ptr<SendOp>> streams_;
   std::unique_ptr<SideChannel> side_;
   std::optional<std::string> broken_;
   ErrorCode brokenCode_ = ErrorCode::kAborted;

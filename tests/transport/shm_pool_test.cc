@@ -1,0 +1,175 @@
+// The shared-memory transport's chunk pool (large messages pulled through the sender's pool):
+// slots reused under load in any posting order, cancels from either side mid-stream, a peer
+// killed mid-stream, ranks with and without a pool, and bad settings. The conformance suite runs
+// the rest over the pool (flavor shm) and over cross-memory attach alone (flavor shm_cma).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "apps/common/local_ranks.h"
+#include "base/error.h"
+#include "tests/transport/expect_error.h"
+#include "tests/transport/local_group.h"
+
+namespace eccl::transport {
+namespace {
+
+using eccl::testing::expectError;
+using eccl::testing::kLong;
+using eccl::testing::pattern;
+
+// A pool of `slots` slots of `chunk` bytes.
+TransportOptions pooled(size_t slots, size_t chunk) {
+  return {.kind = "shm", .host = "127.0.0.1", .shm = {.poolBytes = slots * chunk, .chunkBytes = chunk}};
+}
+
+// One exchange each way on a fresh tag: the pair still works and every slot came back (a one-slot
+// pool moves nothing while a slot is lost).
+void expectUsable(std::vector<std::unique_ptr<Transport>>& g, Tag tag) {
+  for (int from : {0, 1}) {
+    auto a = pattern(100000, tag + from);
+    std::vector<uint8_t> got(a.size());
+    auto r = g[1 - from]->irecv(from, tag, got.data(), got.size());
+    g[from]->isend(1 - from, tag, a.data(), a.size())->wait(kLong());
+    r->wait(kLong());
+    EXPECT_TRUE(got == a) << "from rank " << from;
+  }
+}
+
+TEST(ShmPool, MoreLargeMessagesThanSlotsArriveIntactInAnyPostingOrder) {
+  auto g = eccl::testing::localTransports(2, pooled(4, 16384), "pool-many");
+  const int count = 12;
+  std::vector<std::vector<uint8_t>> sent[2], got[2];
+  std::vector<RequestPtr> reqs;
+  for (int from : {0, 1})
+    for (int i = 0; i < count; ++i) {
+      sent[from].push_back(pattern(100000 + 4096 * i + from, 10 * i + from));
+      got[from].emplace_back(sent[from].back().size());
+      reqs.push_back(g[from]->isend(1 - from, i, sent[from][i].data(), sent[from][i].size()));
+    }
+  // Receives posted last and in reverse: every message waits, announced, and the pool is only
+  // used by the one whose receive is posted.
+  for (int i = count; i-- > 0;)
+    for (int from : {0, 1}) reqs.push_back(g[1 - from]->irecv(from, i, got[from][i].data(), got[from][i].size()));
+  for (auto& r : reqs) r->wait(kLong());
+  for (int from : {0, 1})
+    for (int i = 0; i < count; ++i) EXPECT_TRUE(got[from][i] == sent[from][i]) << "message " << i << " from rank " << from;
+  expectUsable(g, 100);
+}
+
+TEST(ShmPool, ReceiveCancelledWhileBeingPulledIsLeftAloneAndTheSendCompletes) {
+  // One 4 KiB slot: a 64 MiB message takes 16384 round trips, so a cancel after a few ms lands
+  // in the middle of it (or, on a slow machine, before it started; both must hold what follows).
+  auto g = eccl::testing::localTransports(2, pooled(1, 4096), "pool-cancel-recv");
+  const size_t n = size_t(64) << 20;
+  auto a = pattern(n, 3);
+  std::vector<uint8_t> got(n);
+  auto r = g[1]->irecv(0, 1, got.data(), got.size());
+  auto s = g[0]->isend(1, 1, a.data(), a.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  r->cancel();
+  expectError(r, kLong(), {"cancelled"});
+  const std::vector<uint8_t> snapshot = got;
+  s->wait(kLong());  // the receiver drops the rest and lets the sender go
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(got == snapshot) << "the cancelled receive's buffer was written after cancel() returned";
+  expectUsable(g, 2);
+}
+
+TEST(ShmPool, SendCancelledWhileBeingPulledFailsTheReceiveNamingTheSender) {
+  auto g = eccl::testing::localTransports(2, pooled(1, 4096), "pool-cancel-send");
+  const size_t n = size_t(64) << 20;
+  std::vector<uint8_t> a(n, 0x11), got(n);
+  auto r = g[1]->irecv(0, 1, got.data(), got.size());
+  auto s = g[0]->isend(1, 1, a.data(), a.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s->cancel();  // returns once the receiver agreed: the buffer is the caller's again
+  a.assign(n, 0xEE);
+  expectError(s, kLong(), {"cancelled"});
+  expectError(r, kLong(), {"rank 0", "cancelled"});
+  EXPECT_EQ(std::count(got.begin(), got.end(), uint8_t(0xEE)), 0) << "bytes copied after the sender's cancel returned";
+  const auto copied = std::count(got.begin(), got.end(), uint8_t(0x11));
+  EXPECT_EQ(copied % 4096, 0) << "whole chunks or none";
+  expectUsable(g, 2);
+}
+
+TEST(ShmPool, RanksWithAndWithoutAPoolExchangeLargeMessages) {
+  // Rank 0 has no pool (its receivers copy from it by cross-memory attach); rank 1 has one.
+  std::vector<std::unique_ptr<Transport>> g;
+  g.push_back(createTransport({"pool-mixed", 0, 0, 2}, {.kind = "shm", .host = "127.0.0.1", .shm = {.poolBytes = 0}}));
+  g.push_back(createTransport({"pool-mixed", 0, 1, 2}, pooled(2, 65536)));
+  eccl::testing::connectAll(g);
+  expectUsable(g, 1);
+  for (size_t n : {size_t(8193), size_t(1) << 20, (size_t(3) << 20) + 5}) {
+    auto a = pattern(n, 7), b = pattern(n, 8);
+    std::vector<uint8_t> ga(n), gb(n);
+    auto r0 = g[0]->irecv(1, 9, gb.data(), n);
+    auto r1 = g[1]->irecv(0, 9, ga.data(), n);
+    auto s0 = g[0]->isend(1, 9, a.data(), n);
+    auto s1 = g[1]->isend(0, 9, b.data(), n);
+    for (auto& r : {r0, r1, s0, s1}) r->wait(kLong());
+    EXPECT_TRUE(ga == a) << n;
+    EXPECT_TRUE(gb == b) << n;
+  }
+}
+
+TEST(ShmPool, PeerKilledWhileBeingPulledFailsTheOtherSideNamingIt) {
+  // Rank 1, in a child, receives a long message through rank 0's one-slot pool (then sends one
+  // back, pulled by rank 0) and is killed in the middle; rank 0's send, and then its receive,
+  // fail fast naming rank 1.
+  for (bool parentSends : {true, false}) {
+    SCOPED_TRACE(parentSends ? "the killed rank was receiving" : "the killed rank was sending");
+    int toParent[2], toChild[2];
+    ASSERT_EQ(::pipe(toParent), 0);
+    ASSERT_EQ(::pipe(toChild), 0);
+    const TransportOptions opts = pooled(1, 4096);
+    const size_t n = size_t(256) << 20;
+    const std::string name = parentSends ? "pool-kill-a" : "pool-kill-b";
+    pid_t child = forkChild([&] {
+      auto t1 = createTransport({name, 0, 1, 2}, opts);
+      eccl::testing::writeBlob(toParent[1], t1->address());
+      AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
+      t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+      std::vector<uint8_t> buf(n, 1);
+      auto op = parentSends ? t1->irecv(0, 1, buf.data(), n) : t1->isend(0, 1, buf.data(), n);
+      ::pause();
+      return 0;
+    });
+    auto t0 = createTransport({name, 0, 0, 2}, opts);
+    AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
+    ASSERT_FALSE(a1.empty());
+    eccl::testing::writeBlob(toChild[1], t0->address());
+    t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
+    std::vector<uint8_t> buf(n, 2);
+    auto op = parentSends ? t0->isend(1, 1, buf.data(), n) : t0->irecv(1, 1, buf.data(), n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ::kill(child, SIGKILL);
+    const auto start = Clock::now();
+    expectError(op, Deadline::after(std::chrono::seconds(30)), {"of 268435456 bytes", "rank 1"});
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+    reapChild(child, std::chrono::seconds(10));
+    for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
+  }
+}
+
+TEST(ShmPool, BadPoolSettingsAreRefusedNamingThem) {
+  auto make = [](size_t pool, size_t chunk) {
+    return createTransport({"pool-bad", 0, 0, 1}, {.kind = "shm", .host = "127.0.0.1", .shm = {.poolBytes = pool, .chunkBytes = chunk}});
+  };
+  for (auto [pool, chunk, words] : {std::tuple{size_t(1) << 20, size_t(1000), "ECCL_SHM_CHUNK_BYTES"},
+                                    std::tuple{size_t(1) << 20, size_t(2) << 20, "ECCL_SHM_CHUNK_BYTES"},
+                                    std::tuple{size_t(2) << 30, size_t(4096), "ECCL_SHM_POOL_BYTES"}}) {
+    try {
+      make(pool, chunk);
+      ADD_FAILURE() << "pool " << pool << ", chunk " << chunk << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(make(0, 1000)) << "without a pool the chunk size is not used";
+}
+
+}  // namespace
+}  // namespace eccl::transport

@@ -1,0 +1,94 @@
+// Pulling large messages through the sender's chunk pool (see shm_layout.h): the receiver, once
+// its receive is posted, asks for the message (kPull); the sender copies it into free slots of
+// its pool a chunk at a time (kChunk), a sent's chunks taking turns with other pulled sends; the
+// receiver copies each chunk out and hands the slot back (kFreed), then ends the message (kDone).
+// Only messages whose receive is posted take slots, so slots always come back and a message
+// never waits behind one nobody receives yet.
+#include <cstring>
+
+#include "transport/shm/shm_transport_impl.h"
+
+namespace eccl::transport::shm {
+
+// The receiver wants send id through our pool.
+void ShmTransport::onPull(int peer, uint64_t sendId) {
+  auto it = peers_[peer].announced.find(sendId);
+  // Gone already (failed), or cancelled (its kRevoke crosses this pull; the receiver answers it).
+  if (it == peers_[peer].announced.end() || it->second->revoking) return;
+  streams_.push_back(it->second);
+}
+
+// Copies the next chunk of pulled sends into free slots, a chunk per send in turn.
+bool ShmTransport::pumpStreams() {
+  bool moved = false;
+  while (!streams_.empty() && !freeChunks_.empty() && !broken_) {
+    auto op = std::move(streams_.front());
+    streams_.pop_front();
+    Peer& p = peers_[op->peer];
+    if (op->revoking || op->req->test() || !p.announced.count(op->id)) continue;  // cancelled or failed
+    const size_t slot = freeChunks_.back();
+    freeChunks_.pop_back();
+    const size_t length = std::min(opts_.chunkBytes, op->bytes - op->streamed);
+    std::memcpy(poolSlot(slot), op->data + op->streamed, length);
+    chunkPeer_[slot] = op->peer;
+    emit(op->peer, {kChunk, nullptr, op->id, op->streamed, length, slot});
+    op->streamed += length;
+    if (op->streamed < op->bytes) streams_.push_back(std::move(op));
+    moved = true;
+  }
+  return moved;
+}
+
+// A chunk of a peer's message we pull is in its pool: copy it out and hand the slot back.
+void ShmTransport::onChunk(int peer, const ChunkRecord& c) {
+  Peer& p = peers_[peer];
+  auto it = p.pulling.find(c.sendId);
+  if (c.slot >= p.poolSlots || c.length > p.chunkBytes || it == p.pulling.end() || c.offset + c.length > it->second.bytes) {
+    breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " sent a chunk (slot " + std::to_string(c.slot) + ", " +
+                                          std::to_string(c.length) + " bytes at " + std::to_string(c.offset) + ") of no message being pulled",
+                true);
+    return;
+  }
+  Pulling& pull = it->second;
+  if (pull.op && c.length) std::memcpy(pull.op->data + c.offset, p.pool + c.slot * p.chunkBytes, c.length);
+  emit(peer, {kFreed, nullptr, 0, 0, 0, c.slot});
+  pull.received += c.length;
+  if (pull.received < pull.bytes) return;
+  if (pull.op) pull.op->req->complete();
+  p.pulling.erase(it);
+  emit(peer, {kDone, nullptr, c.sendId});
+}
+
+// The receiver copied a chunk out: the slot is ours again.
+void ShmTransport::onFreed(int peer, uint64_t slot) {
+  if (slot >= chunkPeer_.size() || chunkPeer_[slot] != peer) {
+    breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " handed back pool slot " + std::to_string(slot) +
+                                          ", which holds no chunk of ours for it",
+                true);
+    return;
+  }
+  chunkPeer_[slot] = -1;
+  freeChunks_.push_back(slot);
+}
+
+// A receive being pulled was cancelled: the rest of its chunks are dropped as they come.
+void ShmTransport::cancelPull(int peer, const RecvOp& op) {
+  auto it = peers_[peer].pulling.find(op.pullId);
+  if (it != peers_[peer].pulling.end() && it->second.op.get() == &op) it->second.op = nullptr;
+}
+
+// `peer` failed or left: what we pull from it fails, and our slots holding its chunks come back
+// (it reads none of them any more).
+void ShmTransport::failPulls(int peer, ErrorCode code, const std::string& why) {
+  Peer& p = peers_[peer];
+  for (auto& [id, pull] : p.pulling)
+    if (pull.op) pull.op->req->fail(code, pull.op->req->what() + " failed: " + why);
+  p.pulling.clear();
+  for (size_t s = 0; s < chunkPeer_.size(); ++s)
+    if (chunkPeer_[s] == peer) {
+      chunkPeer_[s] = -1;
+      freeChunks_.push_back(s);
+    }
+}
+
+}  // namespace eccl::transport::shm
