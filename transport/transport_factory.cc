@@ -71,8 +71,12 @@ TransportOptions resolveTransportOptions(TransportOptions o) {
   }
   if (o.shm.ringBytes == 0) o.shm.ringBytes = static_cast<size_t>(envInt("ECCL_SHM_RING_BYTES", 0));
   if (o.shm.eagerBytes == 0) o.shm.eagerBytes = static_cast<size_t>(envInt("ECCL_SHM_EAGER_BYTES", 0));
-  o.shm.poolBytes = static_cast<size_t>(envInt("ECCL_SHM_POOL_BYTES", static_cast<int64_t>(o.shm.poolBytes)));
-  o.shm.chunkBytes = static_cast<size_t>(envInt("ECCL_SHM_CHUNK_BYTES", static_cast<int64_t>(o.shm.chunkBytes)));
+  if (!o.shm.poolBytes) {
+    const long long pool = envInt("ECCL_SHM_POOL_BYTES", static_cast<long long>(ShmOptions::kDefaultPoolBytes));
+    if (pool < 0) throw Error(ErrorCode::kInvalidArgument, "ECCL_SHM_POOL_BYTES must not be negative, got " + std::to_string(pool));
+    o.shm.poolBytes = static_cast<size_t>(pool);
+  }
+  if (o.shm.chunkBytes == 0) o.shm.chunkBytes = static_cast<size_t>(std::max(0LL, envInt("ECCL_SHM_CHUNK_BYTES", 0)));
   o.socket.host = o.ofi.host = o.shm.host = o.verbs.host = o.host;  // the one address; the nested fields are not read
   return o;
 }

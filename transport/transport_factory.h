@@ -4,6 +4,7 @@
 //   ECCL_TRANSPORT      auto (default: shared memory between ranks of one host, sockets between
 //                       hosts, chosen per pair) | socket | shm (one host only) | ofi | verbs
 //   ECCL_SHM_RING_BYTES, ECCL_SHM_EAGER_BYTES   the shared-memory transport's ring and eager limit
+//   ECCL_SHM_POOL_BYTES, ECCL_SHM_CHUNK_BYTES   its pool for large messages (0: none) and slot size
 //   ECCL_OFI_PROVIDER   auto (default: shm between ranks of one host, tcp between hosts) | shm |
 //                       tcp | any libfabric provider string (e.g. "verbs;ofi_rxm")
 //   ECCL_IB_HCA         verbs: device[:port] (default: the first active port)
@@ -31,7 +32,7 @@ struct TransportOptions {
   SocketOptions socket;  // socket.host is ignored: `host` is the one address
   OfiOptions ofi;        // ofi.host is ignored likewise
   VerbsOptions verbs;    // verbs.host likewise; hca/gidIndex/ibTimeout/retryCount/trafficClass/serviceLevel unset = $ECCL_IB_*
-  ShmOptions shm;        // shm.host likewise; ringBytes/eagerBytes 0 = $ECCL_SHM_RING_BYTES / $ECCL_SHM_EAGER_BYTES
+  ShmOptions shm;        // shm.host likewise; ringBytes/eagerBytes/chunkBytes 0, poolBytes unset = $ECCL_SHM_*
 };
 
 // Fills what the caller left empty from the environment. Throws Error(kInvalidArgument) naming

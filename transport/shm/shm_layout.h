@@ -31,6 +31,7 @@ namespace eccl::transport::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x3368732d6c636365;  // "eccl-sh3" (the chunk pool added)
 inline constexpr size_t kRegistrationSlots = 4096;
+inline constexpr size_t kMaxPoolBytes = size_t(1) << 30;
 
 struct SegmentHeader {
   uint64_t magic = 0;

@@ -1,9 +1,9 @@
 // Pulling large messages through the sender's chunk pool (see shm_layout.h): the receiver, once
 // its receive is posted, asks for the message (kPull); the sender copies it into free slots of
-// its pool a chunk at a time (kChunk), a sent's chunks taking turns with other pulled sends; the
-// receiver copies each chunk out and hands the slot back (kFreed), then ends the message (kDone).
-// Only messages whose receive is posted take slots, so slots always come back and a message
-// never waits behind one nobody receives yet.
+// its pool a chunk at a time, in order (kChunk), pulled sends taking turns; the receiver copies
+// each chunk out and hands the slot back (kFreed), then ends the message (kDone).
+// Only messages whose receive is posted take slots, and no peer holds more than half of them, so
+// slots always come back and a receiver that stops reading holds up only its own messages.
 #include <cstring>
 
 #include "transport/shm/shm_transport_impl.h"
@@ -15,42 +15,59 @@ void ShmTransport::onPull(int peer, uint64_t sendId) {
   auto it = peers_[peer].announced.find(sendId);
   // Gone already (failed), or cancelled (its kRevoke crosses this pull; the receiver answers it).
   if (it == peers_[peer].announced.end() || it->second->revoking) return;
+  SendOp& op = *it->second;
+  if (op.pulled) {
+    breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " asked twice for message " + std::to_string(sendId), true);
+    return;
+  }
+  op.pulled = true;
   streams_.push_back(it->second);
 }
 
-// Copies the next chunk of pulled sends into free slots, a chunk per send in turn.
+// Copies the next chunk of pulled sends into free slots, a chunk per send in turn; a send whose
+// receiver holds its share of slots waits for one to come back.
 bool ShmTransport::pumpStreams() {
   bool moved = false;
-  while (!streams_.empty() && !freeChunks_.empty() && !broken_) {
+  for (size_t waiting = 0; !streams_.empty() && !freeChunks_.empty() && waiting < streams_.size();) {
     auto op = std::move(streams_.front());
     streams_.pop_front();
-    Peer& p = peers_[op->peer];
-    if (op->revoking || op->req->test() || !p.announced.count(op->id)) continue;  // cancelled or failed
+    if (op->revoking || op->req->test() || !peers_[op->peer].announced.count(op->id)) continue;  // cancelled or failed
+    if (chunksHeld_[op->peer] >= chunkCap_) {
+      streams_.push_back(std::move(op));
+      ++waiting;
+      continue;
+    }
     const size_t slot = freeChunks_.back();
     freeChunks_.pop_back();
     const size_t length = std::min(opts_.chunkBytes, op->bytes - op->streamed);
     std::memcpy(poolSlot(slot), op->data + op->streamed, length);
     chunkPeer_[slot] = op->peer;
+    ++chunksHeld_[op->peer];
     emit(op->peer, {kChunk, nullptr, op->id, op->streamed, length, slot});
     op->streamed += length;
     if (op->streamed < op->bytes) streams_.push_back(std::move(op));
+    waiting = 0;
     moved = true;
   }
   return moved;
 }
 
-// A chunk of a peer's message we pull is in its pool: copy it out and hand the slot back.
-void ShmTransport::onChunk(int peer, const ChunkRecord& c) {
+// A chunk of a peer's message we pull is in its pool: copy it out and hand the slot back. The
+// sender streams each message in order, whole chunks but the last: anything else is refused.
+void ShmTransport::onChunk(int peer, ChunkRecord c) {
   Peer& p = peers_[peer];
   auto it = p.pulling.find(c.sendId);
-  if (c.slot >= p.poolSlots || c.length > p.chunkBytes || it == p.pulling.end() || c.offset + c.length > it->second.bytes) {
+  const bool fits = it != p.pulling.end() && c.slot < p.poolSlots && c.offset == it->second.received &&
+                    c.length <= it->second.bytes - c.offset && (c.length == p.chunkBytes || c.length == it->second.bytes - c.offset);
+  if (!fits || c.length == 0) {
     breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " sent a chunk (slot " + std::to_string(c.slot) + ", " +
-                                          std::to_string(c.length) + " bytes at " + std::to_string(c.offset) + ") of no message being pulled",
+                                          std::to_string(c.length) + " bytes at " + std::to_string(c.offset) +
+                                          ") that is not the next one of a message being pulled",
                 true);
     return;
   }
   Pulling& pull = it->second;
-  if (pull.op && c.length) std::memcpy(pull.op->data + c.offset, p.pool + c.slot * p.chunkBytes, c.length);
+  if (pull.op) std::memcpy(pull.op->data + c.offset, p.pool + c.slot * p.chunkBytes, c.length);
   emit(peer, {kFreed, nullptr, 0, 0, 0, c.slot});
   pull.received += c.length;
   if (pull.received < pull.bytes) return;
@@ -67,6 +84,11 @@ void ShmTransport::onFreed(int peer, uint64_t slot) {
                 true);
     return;
   }
+  releaseChunk(slot);
+}
+
+void ShmTransport::releaseChunk(size_t slot) {
+  --chunksHeld_[chunkPeer_[slot]];
   chunkPeer_[slot] = -1;
   freeChunks_.push_back(slot);
 }
@@ -77,18 +99,16 @@ void ShmTransport::cancelPull(int peer, const RecvOp& op) {
   if (it != peers_[peer].pulling.end() && it->second.op.get() == &op) it->second.op = nullptr;
 }
 
-// `peer` failed or left: what we pull from it fails, and our slots holding its chunks come back
-// (it reads none of them any more).
+// `peer` failed or left: what we pull from it fails, our sends to it stop streaming, and our
+// slots holding its chunks come back (it reads none of them any more).
 void ShmTransport::failPulls(int peer, ErrorCode code, const std::string& why) {
   Peer& p = peers_[peer];
   for (auto& [id, pull] : p.pulling)
     if (pull.op) pull.op->req->fail(code, pull.op->req->what() + " failed: " + why);
   p.pulling.clear();
+  std::erase_if(streams_, [peer](const std::shared_ptr<SendOp>& s) { return s->peer == peer; });
   for (size_t s = 0; s < chunkPeer_.size(); ++s)
-    if (chunkPeer_[s] == peer) {
-      chunkPeer_[s] = -1;
-      freeChunks_.push_back(s);
-    }
+    if (chunkPeer_[s] == peer) releaseChunk(s);
 }
 
 }  // namespace eccl::transport::shm

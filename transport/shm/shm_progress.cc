@@ -85,7 +85,7 @@ bool ShmTransport::dispatch(int peer, const uint8_t* record) {
       onPull(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
       return true;
     case kChunk:
-      onChunk(peer, *reinterpret_cast<const ChunkRecord*>(record));
+      onChunk(peer, *reinterpret_cast<const ChunkRecord*>(record));  // (copied: read once)
       return true;
     case kFreed:
       onFreed(peer, reinterpret_cast<const ChunkRecord*>(record)->slot);

@@ -49,12 +49,21 @@ ShmOptions checkedOptions(ShmOptions o, int groupSize) {
   if (o.eagerBytes + sizeof(MessageRecord) + kRecordAlign > o.ringBytes / 2)
     throw Error(ErrorCode::kInvalidArgument, "shared-memory eager limit (ECCL_SHM_EAGER_BYTES) " + std::to_string(o.eagerBytes) +
                                                  " must leave a record at most half the ring (" + std::to_string(o.ringBytes) + " bytes)");
-  if (o.poolBytes > (size_t(1) << 30))
-    throw Error(ErrorCode::kInvalidArgument, "shared-memory pool (ECCL_SHM_POOL_BYTES) must be at most 1 GiB, got " + std::to_string(o.poolBytes));
-  if (o.poolBytes && (o.chunkBytes == 0 || o.chunkBytes % 4096 || o.chunkBytes > o.poolBytes))
+  if (!o.poolBytes) o.poolBytes = ShmOptions::kDefaultPoolBytes;
+  if (*o.poolBytes > kMaxPoolBytes)
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory pool (ECCL_SHM_POOL_BYTES) must be at most 1 GiB, got " + std::to_string(*o.poolBytes));
+  if (*o.poolBytes == 0) {
+    o.chunkBytes = 0;
+    return o;
+  }
+  if (*o.poolBytes < 4096)
+    throw Error(ErrorCode::kInvalidArgument, "shared-memory pool (ECCL_SHM_POOL_BYTES) must be 0 (none) or at least 4096 bytes, got " +
+                                                 std::to_string(*o.poolBytes));
+  if (o.chunkBytes == 0) o.chunkBytes = std::max<size_t>(4096, std::min(ShmOptions::kDefaultChunkBytes, *o.poolBytes & ~size_t(4095)));
+  if (o.chunkBytes % 4096 || o.chunkBytes > *o.poolBytes)
     throw Error(ErrorCode::kInvalidArgument, "shared-memory chunk size (ECCL_SHM_CHUNK_BYTES) must be a multiple of 4096 from 4096 to the pool size (" +
-                                                 std::to_string(o.poolBytes) + " bytes), got " + std::to_string(o.chunkBytes));
-  if (o.poolBytes) o.poolBytes -= o.poolBytes % o.chunkBytes;  // whole slots
+                                                 std::to_string(*o.poolBytes) + " bytes, ECCL_SHM_POOL_BYTES), got " + std::to_string(o.chunkBytes));
+  *o.poolBytes -= *o.poolBytes % o.chunkBytes;  // whole slots
   return o;
 }
 
@@ -66,7 +75,7 @@ uint64_t identityHash(const GroupIdentity& id) {
 
 ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
     : id_(checkedIdentity(std::move(id))), opts_(checkedOptions(std::move(opts), id_.size)), matcher_(id_.size, opts_.unexpectedBudget) {
-  segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes, opts_.poolBytes), id_.describe());
+  segment_ = SharedSegment::create(segmentBytes(id_.size, opts_.ringBytes, *opts_.poolBytes), id_.describe());
   auto* h = new (segment_.data()) SegmentHeader;
   h->magic = kSegmentMagic;
   h->identity = identityHash(id_);
@@ -85,11 +94,13 @@ ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
   self_.segmentBytes = segment_.size();
   self_.ringBytes = opts_.ringBytes;
   self_.probeAddress = reinterpret_cast<uint64_t>(segment_.data());
-  self_.poolBytes = opts_.poolBytes;
-  self_.chunkBytes = opts_.poolBytes ? opts_.chunkBytes : 0;
-  const size_t slots = opts_.poolBytes ? opts_.poolBytes / opts_.chunkBytes : 0;
+  self_.poolBytes = *opts_.poolBytes;
+  self_.chunkBytes = opts_.chunkBytes;
+  const size_t slots = self_.poolBytes ? self_.poolBytes / self_.chunkBytes : 0;
   for (size_t s = slots; s-- > 0;) freeChunks_.push_back(s);
   chunkPeer_.assign(slots, -1);
+  chunksHeld_.assign(id_.size, 0);
+  chunkCap_ = std::max<size_t>(1, slots / 2);
   std::random_device rd;
   keyBase_ = (uint64_t(rd()) << 32 | rd()) & ~uint64_t(0xffffffff);
   for (size_t s = kRegistrationSlots; s-- > 0;) freeSlots_.push_back(s);
@@ -148,8 +159,10 @@ std::string ShmTransport::peerAddress(int peer) const {
 // Maps rank r's segment and checks it belongs to this group.
 void ShmTransport::openPeer(int r, const ShmAddress& a) {
   const std::string whose = "rank " + std::to_string(r) + " (" + a.sideChannel + ", pid " + std::to_string(a.pid) + ")";
-  if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.segmentBytes != segmentBytes(id_.size, a.ringBytes, a.poolBytes) ||
-      (a.poolBytes && (a.chunkBytes == 0 || a.poolBytes % a.chunkBytes)))
+  // (Bounded before any sum, so nothing wraps.)
+  if (a.ringBytes < 4096 || (a.ringBytes & (a.ringBytes - 1)) || a.ringBytes > (size_t(1) << 30) || a.poolBytes > kMaxPoolBytes ||
+      a.segmentBytes != segmentBytes(id_.size, a.ringBytes, a.poolBytes) ||
+      (a.poolBytes && (a.chunkBytes == 0 || a.chunkBytes % 4096 || a.poolBytes % a.chunkBytes)))
     throw Error(ErrorCode::kProtocol, id_.describe() + ": " + whose + " published a shared segment of an unexpected size");
   if (opts_.eagerBytes + sizeof(MessageRecord) + kRecordAlign > a.ringBytes / 2)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": " + whose + " has " + std::to_string(a.ringBytes) +

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "transport/transport.h"
@@ -53,14 +54,15 @@ struct ShmOptions {
   // createTransport, $ECCL_SHM_EAGER_BYTES).
   size_t eagerBytes = 0;
   size_t unexpectedBudget = size_t(256) << 20;  // bytes held for receives not posted yet
-  // This rank's pool for streaming large messages, in bytes ($ECCL_SHM_POOL_BYTES through
-  // createTransport); 0 = none: receivers copy large messages from it by cross-memory attach.
-  // Pages are touched only as they are used.
+  // This rank's pool for streaming large messages, in bytes, at most 1 GiB; 0 = none: receivers
+  // copy its large messages by cross-memory attach. Unset = kDefaultPoolBytes (or, through
+  // createTransport, $ECCL_SHM_POOL_BYTES). Pages are touched only as they are used.
   static constexpr size_t kDefaultPoolBytes = size_t(4) << 20;
-  size_t poolBytes = kDefaultPoolBytes;
-  // The pool's slot size ($ECCL_SHM_CHUNK_BYTES): a multiple of 4096, at most poolBytes.
+  std::optional<size_t> poolBytes;
+  // The pool's slot size: a multiple of 4096, at most the pool; 0 = kDefaultChunkBytes or the
+  // pool if smaller (or, through createTransport, $ECCL_SHM_CHUNK_BYTES).
   static constexpr size_t kDefaultChunkBytes = size_t(256) << 10;
-  size_t chunkBytes = kDefaultChunkBytes;
+  size_t chunkBytes = 0;
 };
 
 std::unique_ptr<Transport> createShmTransport(GroupIdentity identity, ShmOptions options);

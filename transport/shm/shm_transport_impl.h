@@ -39,7 +39,8 @@ struct SendOp {
   Key key;
   uint64_t id = 0;             // large sends: the id the receiver answers with
   std::vector<uint8_t> owned;  // a cancelled send not on the ring yet goes out from this copy
-  size_t streamed = 0;         // pulled sends: bytes copied into the pool so far
+  bool pulled = false;         // the receiver asked for it through our pool
+  size_t streamed = 0;         // pulled: bytes copied into the pool so far
   bool revoking = false;       // cancelled: no more chunks
 };
 
@@ -161,11 +162,12 @@ class ShmTransport final : public Transport {
   void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
   // Pulling through pools (shm_pool.cc, under mu_).
   void onPull(int peer, uint64_t sendId);
-  void onChunk(int peer, const ChunkRecord& c);
+  void onChunk(int peer, ChunkRecord c);  // (a copy: the ring is the peer's to scribble on)
   void onFreed(int peer, uint64_t slot);
   bool pumpStreams();
   void cancelPull(int peer, const RecvOp& op);
   void failPulls(int peer, ErrorCode code, const std::string& why);
+  void releaseChunk(size_t slot);
   uint8_t* poolSlot(size_t slot) const { return segment_.data() + poolOffset(id_.size, opts_.ringBytes) + slot * opts_.chunkBytes; }
   bool sizesAgree(int peer, RecvOp& op, uint64_t sent);
 
@@ -197,10 +199,13 @@ class ShmTransport final : public Transport {
   uint64_t nextRegionId_ = 1;
   uint64_t nextSendId_ = 1;
   uint64_t nextReadId_ = 1;
-  // Our pool: free slots, the peer each used slot's chunk went to (-1: free), and the pulled
-  // sends with bytes still to copy in (taken in turn, a chunk each).
+  // Our pool: free slots, the peer each used slot's chunk went to (-1: free), how many slots each
+  // peer holds (at most chunkCap_, so a receiver that stops reading cannot starve the others),
+  // and the pulled sends with bytes still to copy in (taken in turn, a chunk each).
   std::vector<size_t> freeChunks_;
   std::vector<int> chunkPeer_;
+  std::vector<size_t> chunksHeld_;
+  size_t chunkCap_ = 1;
   std::deque<std::shared_ptr<SendOp>> streams_;
   std::unique_ptr<SideChannel> side_;
   std::optional<std::string> broken_;
