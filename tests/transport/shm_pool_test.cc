@@ -81,6 +81,22 @@ TEST(ShmPool, ReceiveCancelledWhileBeingPulledIsLeftAloneAndTheSendCompletes) {
   expectUsable(g, 2);
 }
 
+TEST(ShmPool, AReceiveCancelledBeforeItsMessageCameDropsItAndTheSendCompletes) {
+  // A large receive posted first tells the sender to stream the message as soon as it is sent
+  // (kGrant); cancelled before that, the chunks that come anyway are dropped and the slots return.
+  auto g = eccl::testing::localTransports(2, pooled(1, 4096), "pool-grant-cancel");
+  const size_t n = size_t(1) << 20;
+  std::vector<uint8_t> got(n);
+  auto r = g[1]->irecv(0, 1, got.data(), n);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the grant reaches rank 0
+  r->cancel();
+  expectError(r, kLong(), {"cancelled"});
+  auto a = pattern(n, 9);
+  g[0]->isend(1, 1, a.data(), n)->wait(kLong());
+  EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](uint8_t b) { return b == 0; }));
+  expectUsable(g, 2);
+}
+
 TEST(ShmPool, SendCancelledWhileBeingPulledFailsTheReceiveNamingTheSender) {
   auto g = eccl::testing::localTransports(2, pooled(1, 4096), "pool-cancel-send");
   const size_t n = size_t(64) << 20;

@@ -91,6 +91,18 @@ TEST(ShmRing, RecordsThatDoNotFitBeforeTheEndWrapWithPadding) {
   EXPECT_EQ(rec, ring.mem + sizeof(RingIndices));  // at offset 0, past the padding
 }
 
+TEST(ShmRing, ARecordOfAnImpossibleSizeStopsTheReaderInsteadOfSpinning) {
+  for (uint32_t bad : {0u, 65u, 3 * 64u, uint32_t(kCap) * 2}) {  // zero, unaligned, past head, past the end
+    Ring ring;
+    RingWriter w(ring.mem, kCap);
+    RingReader r(ring.mem, kCap);
+    ASSERT_TRUE(put(w, 1, 100));  // one 128-byte record
+    reinterpret_cast<RecordHeader*>(ring.mem + sizeof(RingIndices))->bytes = bad;
+    EXPECT_EQ(r.front(), nullptr) << bad;
+    EXPECT_TRUE(r.corrupt()) << bad;
+  }
+}
+
 TEST(ShmRing, AProducerAndAConsumerThreadMoveManyRecordsIntact) {
   Ring ring;
   RingWriter w(ring.mem, kCap);

@@ -15,6 +15,8 @@
 //              by cross-memory attach (process_vm_readv) straight into the receive's buffer and
 //              answers kDone, or answers kPull
 //   kPull      ControlRecord: stream send id through your pool
+//   kGrant     MessageRecord (tag, seq): the receive of that message is posted; stream it through
+//              your pool as soon as it is sent (or at once, if announced already), no kPull needed
 //   kChunk     ChunkRecord: `length` bytes of send id from `offset` are in pool slot `slot`
 //   kFreed     ChunkRecord: the receiver copied slot `slot` out; it is the sender's again
 //   kDone      ControlRecord: the receiver is finished with send id (copied, or dropped)
@@ -65,7 +67,7 @@ inline uint8_t* ringAt(uint8_t* segment, int from, size_t ringCapacity) {
   return segment + headerBytes() + static_cast<size_t>(from) * ringBytes(ringCapacity);
 }
 
-enum RecordType : uint16_t { kEager = 1, kAnnounce = 2, kDone = 3, kRevoke = 4, kRevoked = 5, kPull = 6, kChunk = 7, kFreed = 8 };
+enum RecordType : uint16_t { kEager = 1, kAnnounce = 2, kDone = 3, kRevoke = 4, kRevoked = 5, kPull = 6, kChunk = 7, kFreed = 8, kGrant = 9 };
 
 struct MessageRecord {
   RecordHeader h;

@@ -15,13 +15,36 @@ void ShmTransport::onPull(int peer, uint64_t sendId) {
   auto it = peers_[peer].announced.find(sendId);
   // Gone already (failed), or cancelled (its kRevoke crosses this pull; the receiver answers it).
   if (it == peers_[peer].announced.end() || it->second->revoking) return;
-  SendOp& op = *it->second;
-  if (op.pulled) {
+  if (it->second->pulled) {
     breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " asked twice for message " + std::to_string(sendId), true);
     return;
   }
-  op.pulled = true;
-  streams_.push_back(it->second);
+  stream(it->second);
+}
+
+void ShmTransport::stream(const std::shared_ptr<SendOp>& op) {
+  op->pulled = true;
+  streams_.push_back(op);
+}
+
+// The receiver posted the receive of message `key`: stream it now if it is announced already,
+// else as soon as it is sent.
+void ShmTransport::onGrant(int peer, Key key) {
+  for (auto& [id, op] : peers_[peer].announced)
+    if (op->key == key) {
+      if (!op->revoking && !op->pulled) stream(op);
+      return;
+    }
+  peers_[peer].grants.insert(key);  // (keys are never reused: a grant whose send never comes is inert)
+}
+
+// A large receive posted before its message arrived: tell the sender to stream it unasked, which
+// saves the kPull round trip. Only posted receives are granted, so only they take slots.
+void ShmTransport::grant(int peer, const RecvOp& op) {
+  Peer& p = peers_[peer];
+  if (op.bytes <= opts_.eagerBytes || !p.pool) return;
+  p.granted.insert(op.key);
+  emit(peer, {kGrant, nullptr, 0, 0, 0, 0, op.key});
 }
 
 // Copies the next chunk of pulled sends into free slots, a chunk per send in turn; a send whose

@@ -58,6 +58,8 @@ bool ShmTransport::pollLocked() {
       moved = true;
     }
     p.in.release();
+    if (p.in.corrupt() && !broken_)
+      breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(r) + " wrote a record of an impossible size into its ring", true);
     if (!p.backlog.empty()) moved |= drainBacklog(r);
     if (p.left) settleDeparted(r);
   }
@@ -84,6 +86,11 @@ bool ShmTransport::dispatch(int peer, const uint8_t* record) {
     case kPull:
       onPull(peer, reinterpret_cast<const ControlRecord*>(record)->sendId);
       return true;
+    case kGrant: {
+      const auto* m = reinterpret_cast<const MessageRecord*>(record);
+      onGrant(peer, Key{m->tag, m->seq});
+      return true;
+    }
     case kChunk:
       onChunk(peer, *reinterpret_cast<const ChunkRecord*>(record));  // (copied: read once)
       return true;
@@ -106,6 +113,7 @@ bool ShmTransport::sizesAgree(int peer, RecvOp& op, uint64_t sent) {
 // False: no room to hold it yet (the record stays in the ring until a receive or space comes).
 bool ShmTransport::onEager(int peer, const MessageRecord& m, const uint8_t* payload) {
   const Key key{m.tag, m.seq};
+  if (!peers_[peer].granted.empty()) peers_[peer].granted.erase(key);  // (a large receive, a small message)
   if (auto* posted = matcher_.posted(peer, key)) {
     auto op = matcher_.unpost(peer, key);
     if (sizesAgree(peer, *op, m.bytes)) {
@@ -133,20 +141,25 @@ void ShmTransport::receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op
 void ShmTransport::onAnnounce(int peer, const MessageRecord& m) {
   const Key key{m.tag, m.seq};
   const Announcement a{m.bytes, m.address, m.sendId};
-  if (matcher_.posted(peer, key)) return receiveAnnounced(peer, matcher_.unpost(peer, key), a);
+  const bool granted = peers_[peer].granted.erase(key) > 0;  // it streams without being asked
+  if (matcher_.posted(peer, key)) return receiveAnnounced(peer, matcher_.unpost(peer, key), a, granted);
+  if (granted) return receiveAnnounced(peer, nullptr, a, true);  // cancelled receive: its chunks are dropped
   if (matcher_.receiveNumbered(peer, key)) return emit(peer, {kDone, nullptr, a.sendId});  // cancelled receive: dropped
   peers_[peer].waiting.emplace(key, a);
 }
 
 // Pulls a large message through the sender's pool (when it has one), or copies it straight from
-// the sender's buffer and lets the sender go.
-void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a) {
-  if (peers_[peer].pool && sizesAgree(peer, *op, a.bytes)) {
-    op->pullId = a.sendId;
-    peers_[peer].pulling.emplace(a.sendId, Pulling{op, a.bytes, 0});
-    return emit(peer, {kPull, nullptr, a.sendId});
+// the sender's buffer and lets the sender go. `granted`: the sender streams it unasked (kGrant);
+// then its chunks are taken even for a receive that is gone (op null) or of another size.
+void ShmTransport::receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a, bool granted) {
+  if (peers_[peer].pool) {
+    const bool fits = op && sizesAgree(peer, *op, a.bytes);
+    if (fits) op->pullId = a.sendId;
+    if (fits || granted) peers_[peer].pulling.emplace(a.sendId, Pulling{fits ? op : nullptr, a.bytes, 0});
+    if (!granted) emit(peer, {fits ? kPull : kDone, nullptr, a.sendId});
+    return;
   }
-  if (!peers_[peer].pool && sizesAgree(peer, *op, a.bytes)) {
+  if (sizesAgree(peer, *op, a.bytes)) {
     std::string err = copyFromProcess(peers_[peer].pid, a.address, op->data, a.bytes);
     // The sender may have broken (and handed its buffer back) while we copied.
     if (err.empty() && peers_[peer].header->closed.load(std::memory_order_seq_cst)) {
@@ -269,6 +282,8 @@ void ShmTransport::failPeer(int peer, ErrorCode code, const std::string& why) {
   for (auto& [id, s] : p.announced) s->req->fail(code, s->req->what() + " failed: " + why);
   p.announced.clear();
   p.waiting.clear();
+  p.granted.clear();
+  p.grants.clear();
   failPulls(peer, code, why);
 }
 

@@ -94,8 +94,9 @@ class RingReader {
       : idx_(static_cast<RingIndices*>(base)), data_(static_cast<uint8_t*>(base) + sizeof(RingIndices)), cap_(capacity),
         tail_(idx_->tail.load(std::memory_order_relaxed)) {}
 
-  // The oldest unread record (padding skipped), or null when there is none. Stays valid until
-  // pop() (the producer does not reuse its bytes before then).
+  // The oldest unread record (padding skipped), or null when there is none — or when the
+  // producer wrote a record size that cannot be (see corrupt()). Stays valid until pop() (the
+  // producer does not reuse its bytes before then).
   const uint8_t* front() {
     for (;;) {
       if (tail_ == headCache_) {
@@ -103,6 +104,11 @@ class RingReader {
         if (tail_ == headCache_) return nullptr;
       }
       auto* h = reinterpret_cast<const RecordHeader*>(data_ + (tail_ & (cap_ - 1)));
+      const size_t at = tail_ & (cap_ - 1), bytes = h->bytes;
+      if (bytes < kRecordAlign || bytes % kRecordAlign || bytes > cap_ - at || bytes > headCache_ - tail_) {
+        corrupt_ = true;  // (reading on would spin on it or run past the ring)
+        return nullptr;
+      }
       if (h->type != kPadding) return reinterpret_cast<const uint8_t*>(h);
       tail_ += h->bytes;
       freed_ = true;
@@ -120,6 +126,8 @@ class RingReader {
   }
   // Whether records may be waiting, read without the reader's state (any thread may ask; true
   // also for records popped but not yet released).
+  // A record of an impossible size was found: nothing more is read from this ring.
+  bool corrupt() const { return corrupt_; }
   static bool mayHaveRecords(const void* base) {
     auto* idx = static_cast<const RingIndices*>(base);
     return idx->head.load(std::memory_order_relaxed) != idx->tail.load(std::memory_order_relaxed);
@@ -132,6 +140,7 @@ class RingReader {
   uint64_t tail_ = 0;
   uint64_t headCache_ = 0;
   bool freed_ = false;
+  bool corrupt_ = false;
 };
 
 }  // namespace eccl::transport::shm

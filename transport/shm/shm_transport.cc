@@ -308,6 +308,10 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   op->id = nextSendId_++;
   p.announced.emplace(op->id, op);
   emit(peer, {kAnnounce, op, op->id});
+  if (p.grants.erase(op->key)) {  // its receive is posted: the chunks follow the announcement at once
+    stream(op);
+    pumpStreams();
+  }
   ringDoorbells();
   return req;
 }
@@ -349,6 +353,7 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
   } else if (!(p.left && !p.in.front() && departed(*req, peer))) {  // (records of its may still come)
     matcher_.post(peer, op->key, op);
+    grant(peer, *op);
   }
   ringDoorbells();
   return req;
@@ -359,6 +364,15 @@ bool ShmTransport::write(int peer, const Outgoing& o) {
   Peer& p = peers_[peer];
   if (o.type == kEager || o.type == kAnnounce) {
     if (!writeMessage(peer, o.type, *o.op)) return false;
+  } else if (o.type == kGrant) {
+    uint8_t* rec = p.out.reserve(sizeof(MessageRecord));
+    if (!rec) return false;
+    auto* m = reinterpret_cast<MessageRecord*>(rec);  // (the header's size is reserve()'s)
+    m->h.type = kGrant;
+    m->h.flags = 0;
+    m->tag = o.key.tag;
+    m->seq = o.key.seq;
+    m->bytes = m->address = m->sendId = 0;
   } else if (o.type == kChunk || o.type == kFreed) {
     uint8_t* rec = p.out.reserve(sizeof(ChunkRecord));
     if (!rec) return false;

@@ -73,6 +73,7 @@ struct Outgoing {
   std::shared_ptr<SendOp> op;  // kEager, kAnnounce
   uint64_t sendId = 0;         // control and chunk records
   uint64_t offset = 0, length = 0, slot = 0;  // kChunk, kFreed (slot only)
+  Key key;                                    // kGrant
 };
 
 // A large message of a peer's that we pull through its pool: where its chunks go.
@@ -95,6 +96,8 @@ struct Peer {
   std::map<Key, Announcement> waiting;  // its large messages whose receive is not posted yet
   std::set<Key> revoked;                // its messages it cancelled before we read them
   std::map<uint64_t, Pulling> pulling;  // its large messages we pull, by its send id
+  std::set<Key> granted;                // our receives we told it to stream without asking (kGrant)
+  std::set<Key> grants;                 // its receives posted before we sent the message
   const uint8_t* pool = nullptr;        // its chunk pool, in `segment` (null: it has none)
   size_t chunkBytes = 0;
   size_t poolSlots = 0;
@@ -158,10 +161,13 @@ class ShmTransport final : public Transport {
   void onRevoke(int peer, uint64_t sendId);
   void finishSend(int peer, uint64_t sendId, bool revoked);
   void settleDeparted(int peer);
-  void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a);
+  void receiveAnnounced(int peer, const std::shared_ptr<RecvOp>& op, const Announcement& a, bool granted = false);
   void receiveUnexpected(int peer, const std::shared_ptr<RecvOp>& op);
   // Pulling through pools (shm_pool.cc, under mu_).
   void onPull(int peer, uint64_t sendId);
+  void onGrant(int peer, Key key);
+  void stream(const std::shared_ptr<SendOp>& op);
+  void grant(int peer, const RecvOp& op);
   void onChunk(int peer, ChunkRecord c);  // (a copy: the ring is the peer's to scribble on)
   void onFreed(int peer, uint64_t slot);
   bool pumpStreams();
