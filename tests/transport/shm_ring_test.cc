@@ -101,6 +101,11 @@ TEST(ShmRing, ARecordOfAnImpossibleSizeStopsTheReaderInsteadOfSpinning) {
     EXPECT_EQ(r.front(), nullptr) << bad;
     EXPECT_TRUE(r.corrupt()) << bad;
   }
+  Ring ring;  // a head more than a ring ahead of the tail
+  RingReader r(ring.mem, kCap);
+  reinterpret_cast<RingIndices*>(ring.mem)->head.store(3 * kCap);
+  EXPECT_EQ(r.front(), nullptr);
+  EXPECT_TRUE(r.corrupt());
 }
 
 TEST(ShmRing, AProducerAndAConsumerThreadMoveManyRecordsIntact) {

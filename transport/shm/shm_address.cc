@@ -6,7 +6,7 @@ namespace eccl::transport::shm {
 namespace {
 
 constexpr uint32_t kMagic = 0x48534345;  // "ECSH"
-constexpr uint32_t kVersion = 2;  // 2: the chunk pool
+constexpr uint32_t kVersion = 3;  // 2: the chunk pool; 3: grants (kGrant)
 
 }  // namespace
 

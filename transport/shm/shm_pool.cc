@@ -2,8 +2,10 @@
 // its receive is posted, asks for the message (kPull); the sender copies it into free slots of
 // its pool a chunk at a time, in order (kChunk), pulled sends taking turns; the receiver copies
 // each chunk out and hands the slot back (kFreed), then ends the message (kDone).
-// Only messages whose receive is posted take slots, and no peer holds more than half of them, so
-// slots always come back and a receiver that stops reading holds up only its own messages.
+// Only messages whose receive is posted (or was, when granted) take slots, and no peer holds more
+// than half of them, so slots always come back and a receiver that stops reading holds up only
+// its own messages. (A granted receive cancelled before its message came still takes the whole
+// message through the pool, dropped chunk by chunk: the sender may be streaming it already.)
 #include <cstring>
 
 #include "transport/shm/shm_transport_impl.h"
@@ -35,7 +37,8 @@ void ShmTransport::onGrant(int peer, Key key) {
       if (!op->revoking && !op->pulled) stream(op);
       return;
     }
-  peers_[peer].grants.insert(key);  // (keys are never reused: a grant whose send never comes is inert)
+  // Sent already (small, finished or revoked): nothing to stream. Else it streams when sent.
+  if (!matcher_.sendNumbered(peer, key)) peers_[peer].grants.insert(key);
 }
 
 // A large receive posted before its message arrived: tell the sender to stream it unasked, which

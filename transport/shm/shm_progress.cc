@@ -53,7 +53,7 @@ bool ShmTransport::pollLocked() {
     if (!p.member) continue;
     for (int n = 0; n < kRecordsPerPeerPoll; ++n) {
       const uint8_t* rec = p.in.front();
-      if (!rec || !dispatch(r, rec)) break;
+      if (!rec || !dispatch(r, rec, p.in.frontBytes())) break;
       p.in.pop();
       moved = true;
     }
@@ -68,11 +68,17 @@ bool ShmTransport::pollLocked() {
   return moved;
 }
 
-bool ShmTransport::dispatch(int peer, const uint8_t* record) {
+bool ShmTransport::dispatch(int peer, const uint8_t* record, size_t recordBytes) {
   const auto& h = *reinterpret_cast<const RecordHeader*>(record);
   switch (h.type) {
-    case kEager:
-      return onEager(peer, *reinterpret_cast<const MessageRecord*>(record), record + sizeof(MessageRecord));
+    case kEager: {
+      const MessageRecord m = *reinterpret_cast<const MessageRecord*>(record);  // (read once: the peer's memory)
+      if (m.bytes <= recordBytes - sizeof(MessageRecord)) return onEager(peer, m, record + sizeof(MessageRecord));
+      breakLocked(ErrorCode::kProtocol, id_.describe() + ": " + peerName(peer) + " wrote a message of " + std::to_string(m.bytes) +
+                                            " bytes into a " + std::to_string(recordBytes) + "-byte record",
+                  true);
+      return true;
+    }
     case kAnnounce:
       onAnnounce(peer, *reinterpret_cast<const MessageRecord*>(record));
       return true;

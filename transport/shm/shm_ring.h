@@ -102,6 +102,10 @@ class RingReader {
       if (tail_ == headCache_) {
         headCache_ = idx_->head.load(std::memory_order_acquire);
         if (tail_ == headCache_) return nullptr;
+        if (headCache_ - tail_ > cap_) {  // behind our tail, or more than a ring ahead
+          corrupt_ = true;
+          return nullptr;
+        }
       }
       auto* h = reinterpret_cast<const RecordHeader*>(data_ + (tail_ & (cap_ - 1)));
       const size_t at = tail_ & (cap_ - 1), bytes = h->bytes;
@@ -109,25 +113,29 @@ class RingReader {
         corrupt_ = true;  // (reading on would spin on it or run past the ring)
         return nullptr;
       }
+      frontBytes_ = bytes;  // (pop() uses the size checked here, not a second read of it)
       if (h->type != kPadding) return reinterpret_cast<const uint8_t*>(h);
-      tail_ += h->bytes;
+      tail_ += bytes;
       freed_ = true;
     }
   }
   // Frees the front record. The space reaches the producer at the next release() (batched: one
   // shared store per poll, not per record).
   void pop() {
-    tail_ += reinterpret_cast<const RecordHeader*>(data_ + (tail_ & (cap_ - 1)))->bytes;
+    tail_ += frontBytes_;
     freed_ = true;
   }
   void release() {
     if (freed_) idx_->tail.store(tail_, std::memory_order_release);
     freed_ = false;
   }
+  // The size of the record front() returned, as checked there.
+  size_t frontBytes() const { return frontBytes_; }
+  // A record of an impossible size (or a head beyond the ring) was found: nothing more is read
+  // from this ring.
+  bool corrupt() const { return corrupt_; }
   // Whether records may be waiting, read without the reader's state (any thread may ask; true
   // also for records popped but not yet released).
-  // A record of an impossible size was found: nothing more is read from this ring.
-  bool corrupt() const { return corrupt_; }
   static bool mayHaveRecords(const void* base) {
     auto* idx = static_cast<const RingIndices*>(base);
     return idx->head.load(std::memory_order_relaxed) != idx->tail.load(std::memory_order_relaxed);
@@ -141,6 +149,7 @@ class RingReader {
   uint64_t headCache_ = 0;
   bool freed_ = false;
   bool corrupt_ = false;
+  size_t frontBytes_ = 0;
 };
 
 }  // namespace eccl::transport::shm

@@ -155,7 +155,8 @@ class ShmTransport final : public Transport {
   // Receiving (shm_progress.cc, under mu_).
   bool pollOnce();
   bool pollLocked();
-  bool dispatch(int peer, const uint8_t* record);  // false: keep it (no room to hold it yet)
+  // `recordBytes`: its size as the ring checked it. False: keep it (no room to hold it yet).
+  bool dispatch(int peer, const uint8_t* record, size_t recordBytes);
   bool onEager(int peer, const MessageRecord& m, const uint8_t* payload);
   void onAnnounce(int peer, const MessageRecord& m);
   void onRevoke(int peer, uint64_t sendId);
