@@ -28,11 +28,6 @@ bool OfiTransport::pollOnce() {
 bool OfiTransport::pollLocked(bool sideChannel) {
   bool moved = false;
   for (Endpoint* ep : polled_) moved |= drainCompletions(*ep);
-  // A peer killed inside the provider can leave a lock of its own shared region held for good
-  // (libfabric 1.17's shm spins on it in the next send to that peer, under our lock): before
-  // retrying sends that waited for room, which is when that send would come, look for a lost peer.
-  if (connected_ && std::any_of(peers_.begin(), peers_.end(), [](const PeerInfo& p) { return !p.backlog.empty(); }) && lostPeerReason())
-    handleSideChannel();
   moved |= drainBacklogs();
   if (sideChannel && connected_) handleSideChannel();
   return moved;

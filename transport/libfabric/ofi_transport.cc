@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <cstring>
+#include <utility>
 
 #include "base/env.h"
 #include "base/logging.h"
@@ -294,8 +295,15 @@ bool OfiTransport::postPieces(Op& op) {
 
 // Under mu_: posts what waited for room; true if anything was posted.
 bool OfiTransport::drainBacklogs() {
-  bool moved = false;
+  bool moved = false, looked = false;
   for (auto& p : peers_) {
+    // A peer killed inside the provider can leave a lock of its own shared region held for good
+    // (libfabric 1.17's shm spins on it in the next send to that peer, under our lock): before
+    // the first retry, which is when that send would come, look for a lost peer.
+    if (!p.backlog.empty() && !std::exchange(looked, true) && lostPeerReason()) {
+      handleSideChannel();  // (fails what waits; the next poll drains whatever is left)
+      return moved;
+    }
     while (!p.backlog.empty()) {
       Op* op = p.backlog.front();
       const size_t before = op->nextPiece;

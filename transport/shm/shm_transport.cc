@@ -359,36 +359,42 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   return req;
 }
 
+namespace {
+
+// Room for a record of type `type` (plus `extra` bytes after it) in `out`, its header filled in
+// (the size is reserve()'s); null when the ring has no room now.
+template <class Record>
+Record* placeRecord(RingWriter& out, RecordType type, size_t extra = 0) {
+  uint8_t* at = out.reserve(sizeof(Record) + extra);
+  if (!at) return nullptr;
+  auto* r = reinterpret_cast<Record*>(at);
+  r->h.type = type;
+  r->h.flags = 0;
+  return r;
+}
+
+}  // namespace
+
 // Under mu_: writes one record into `peer`'s ring; false when it has no room now.
 bool ShmTransport::write(int peer, const Outgoing& o) {
   Peer& p = peers_[peer];
-  if (o.type == kEager || o.type == kAnnounce) {
-    if (!writeMessage(peer, o.type, *o.op)) return false;
-  } else if (o.type == kGrant) {
-    uint8_t* rec = p.out.reserve(sizeof(MessageRecord));
-    if (!rec) return false;
-    auto* m = reinterpret_cast<MessageRecord*>(rec);  // (the header's size is reserve()'s)
-    m->h.type = kGrant;
-    m->h.flags = 0;
+  if (o.type == kEager || o.type == kAnnounce) return writeMessage(peer, o.type, *o.op);
+  if (o.type == kGrant) {
+    auto* m = placeRecord<MessageRecord>(p.out, kGrant);
+    if (!m) return false;
     m->tag = o.key.tag;
     m->seq = o.key.seq;
     m->bytes = m->address = m->sendId = 0;
   } else if (o.type == kChunk || o.type == kFreed) {
-    uint8_t* rec = p.out.reserve(sizeof(ChunkRecord));
-    if (!rec) return false;
-    auto* c = reinterpret_cast<ChunkRecord*>(rec);
-    c->h.type = o.type;
-    c->h.flags = 0;
+    auto* c = placeRecord<ChunkRecord>(p.out, o.type);
+    if (!c) return false;
     c->sendId = o.sendId;
     c->offset = o.offset;
     c->length = o.length;
     c->slot = o.slot;
   } else {
-    uint8_t* rec = p.out.reserve(sizeof(ControlRecord));
-    if (!rec) return false;
-    auto* c = reinterpret_cast<ControlRecord*>(rec);
-    c->h.type = o.type;
-    c->h.flags = 0;
+    auto* c = placeRecord<ControlRecord>(p.out, o.type);
+    if (!c) return false;
     c->sendId = o.sendId;
   }
   p.out.commit();
@@ -400,17 +406,14 @@ bool ShmTransport::write(int peer, const Outgoing& o) {
 bool ShmTransport::writeMessage(int peer, RecordType type, const SendOp& s) {
   Peer& p = peers_[peer];
   const size_t payload = type == kEager ? s.bytes : 0;
-  uint8_t* rec = p.out.reserve(sizeof(MessageRecord) + payload);
-  if (!rec) return false;
-  auto* m = reinterpret_cast<MessageRecord*>(rec);
-  m->h.type = type;
-  m->h.flags = 0;
+  auto* m = placeRecord<MessageRecord>(p.out, type, payload);
+  if (!m) return false;
   m->tag = s.key.tag;
   m->seq = s.key.seq;
   m->bytes = s.bytes;
   m->address = reinterpret_cast<uint64_t>(s.data);
   m->sendId = s.id;
-  if (payload) std::memcpy(rec + sizeof(MessageRecord), s.data, payload);
+  if (payload) std::memcpy(reinterpret_cast<uint8_t*>(m) + sizeof(MessageRecord), s.data, payload);
   p.out.commit();
   p.wrote = true;
   return true;
