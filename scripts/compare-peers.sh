@@ -39,6 +39,9 @@ stats() {  # values... -> "median (min-max) [n/ROUNDS]"
 row() {  # label, then name=command pairs; each command prints one number
   local label=$1; shift
   [[ -z ${ONLY:-} || $label == *"$ONLY"* ]] || return 0
+  local keep=() spec
+  for spec in "$@"; do [[ ${spec%%=*} =~ ${SYSTEMS:-.} ]] && keep+=("$spec"); done
+  set -- "${keep[@]}"
   declare -A vals
   for ((i = 0; i < ROUNDS; i++)); do
     # A failed run counts as missing (said on stderr), not as a figure.
@@ -51,6 +54,7 @@ row() {  # label, then name=command pairs; each command prints one number
 
 echo "# $(date -u +%F) $(nproc) cores; medians (min-max) of $ROUNDS interleaved rounds"
 ONLY=${ONLY:-}  # e.g. ONLY=all_gather: just the rows whose label contains it
+# SYSTEMS: a regular expression; only the systems whose name matches it, e.g. SYSTEMS='socket|tcp|gloo'.
 row "8 B latency, us (half round trip)" \
   "eccl-shm=eccl shm '' pingpong 8 2 20000 | cut -d' ' -f1" "eccl-ofi-shm=eccl ofi shm pingpong 8 2 20000 | cut -d' ' -f1" "eccl-socket=eccl socket '' pingpong 8 2 20000 | cut -d' ' -f1" \
   "mpi-vader=mpi vader pingpong 8 2 20000 | cut -d' ' -f1" "mpi-tcp=mpi tcp pingpong 8 2 20000 | cut -d' ' -f1" \
@@ -61,11 +65,14 @@ row "pingpong 1 MiB, GB/s" \
   "gloo=gloo pingpong 1M 2 200 | cut -d' ' -f2"
 # 1 MiB from every rank: eccl-perf's size is the whole gathered buffer (nccl-tests' convention),
 # mpi_peer's the part of one rank.
+# Iterations so that one measurement lasts a good fraction of a second on this machine (a few
+# ms is at the mercy of one scheduler hiccup); the same count for every system.
 for r in 2 4 8; do
+  n=$((r == 2 ? 1000 : r == 4 ? 200 : 50))
   row "all_gather busbw $r x 1 MiB, GB/s" \
-    "eccl-shm=eccl shm '' all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r 50 | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r 50 | cut -d' ' -f2" \
-    "mpi-vader=mpi vader all_gather 1M $r 50 | cut -d' ' -f2" "mpi-tcp=mpi tcp all_gather 1M $r 50 | cut -d' ' -f2" \
-    "gloo=gloo all_gather ${r}M $r 50 | cut -d' ' -f2"
+    "eccl-shm=eccl shm '' all_gather ${r}M $r $n | cut -d' ' -f2" "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r $n | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r $n | cut -d' ' -f2" \
+    "mpi-vader=mpi vader all_gather 1M $r $n | cut -d' ' -f2" "mpi-tcp=mpi tcp all_gather 1M $r $n | cut -d' ' -f2" \
+    "gloo=gloo all_gather ${r}M $r $n | cut -d' ' -f2"
 done
 row "expert move 4 x 16 x 4 MiB, ms" \
   "eccl-shm=move shm auto" "eccl-ofi-shm=move ofi shm" "eccl-socket=move socket auto" \

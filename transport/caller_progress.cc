@@ -1,5 +1,7 @@
 #include "transport/caller_progress.h"
 
+#include <sched.h>
+
 #include "base/env.h"
 
 namespace eccl::transport {
@@ -33,6 +35,12 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
     lastSpinEnd_ = now;
   }
   return now - lastSpinEnd_ < std::chrono::nanoseconds(recent).count();
+}
+
+void CallerProgress::setBusyThreadsOnHost(int threads) {
+  cpu_set_t cpus;
+  const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  setOversubscribed(threads > cores);
 }
 
 void CallerProgress::detach() {

@@ -34,7 +34,11 @@ TEST(Socket, ConnectRetriesUntilTheListenerAppears) {
 }
 
 TEST(Socket, ConnectGivesUpAtTheDeadlineNamingTheAddress) {
-  auto addr = SocketAddress::resolve("127.0.0.1", freePort("127.0.0.1"));
+  // Bound but not listening: the port stays refused, and no other test can take it meanwhile.
+  Fd held(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto any = SocketAddress::resolve("127.0.0.1", 0);
+  ASSERT_EQ(::bind(held.get(), any.sockaddrPtr(), any.length()), 0);
+  auto addr = SocketAddress::ofSocket(held.get());
   auto t0 = Clock::now();
   try {
     connectTcp(addr, Deadline::after(Millis(300)));
@@ -44,6 +48,19 @@ TEST(Socket, ConnectGivesUpAtTheDeadlineNamingTheAddress) {
     EXPECT_NE(std::string(e.what()).find(addr.str()), std::string::npos) << e.what();
   }
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST(Socket, ASocketThatMetItselfIsToldApart) {
+  Fd self(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto any = SocketAddress::resolve("127.0.0.1", 0);
+  ASSERT_EQ(::bind(self.get(), any.sockaddrPtr(), any.length()), 0);
+  auto own = SocketAddress::ofSocket(self.get());
+  ASSERT_EQ(::connect(self.get(), own.sockaddrPtr(), own.length()), 0) << "TCP simultaneous open with itself";
+  EXPECT_TRUE(isSelfConnected(self.get()));
+
+  Fd l = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  Fd c = connectTcp(SocketAddress::ofSocket(l.get()), Deadline::after(Millis(5000)));
+  EXPECT_FALSE(isSelfConnected(c.get()));
 }
 
 TEST(Socket, SendRecvMoveBytesAndRecvTimesOut) {

@@ -205,9 +205,7 @@ void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline
   connected_ = true;
   int here = 0;
   for (auto& p : peers_) here += p.hostId == self_.hostId;
-  cpu_set_t cpus;
-  const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  progress_->setOversubscribed(here > cores);
+  progress_->setBusyThreadsOnHost(here);
   logger().debug("{}: connected over verbs ({})", id_.describe(), device_->describe());
 }
 

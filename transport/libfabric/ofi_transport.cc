@@ -138,9 +138,7 @@ void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
   // Ranks of this host against the cores this process may run on.
   int here = 0;
   for (auto& p : peers_) here += p.hostId == self_.hostId;
-  cpu_set_t cpus;
-  const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  progress_->setOversubscribed(here > cores);
+  progress_->setBusyThreadsOnHost(here);
   std::string how;
   for (int r = 0; r < id_.size; ++r)
     if (r != id_.rank) how += (how.empty() ? "" : ", ") + std::to_string(r) + ":" + endpoints_[peers_[r].endpoint]->provider();

@@ -228,9 +228,7 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
       inbound_.push_back(ringAt(segment_.data(), r, opts_.ringBytes));
     }
   ready_.store(true, std::memory_order_release);
-  cpu_set_t cpus;
-  const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  progress_->setOversubscribed(here + 1 > cores);
+  progress_->setBusyThreadsOnHost(here + 1);
   sideThread_ = std::thread([this] { sideChannelLoop(); });
   logger().debug("{}: connected to {} peers over shared memory", id_.describe(), here);
 }

@@ -28,6 +28,10 @@ void setNoDelay(int fd) {
   if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) throwSystemError("TCP_NODELAY", errno);
 }
 
+bool isSelfConnected(int fd) {
+  return SocketAddress::ofSocket(fd).str() == SocketAddress::ofPeer(fd).str();
+}
+
 Fd listenTcp(const SocketAddress& addr, int backlog) {
   Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) throwSystemError("socket() for listening on " + addr.str(), errno);
@@ -78,6 +82,7 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
         ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
       }
     }
+    if (err == 0 && isSelfConnected(fd.get())) err = ECONNREFUSED;  // nobody listens there (yet)
     if (err == 0) {
       setNoDelay(fd.get());
       return fd;

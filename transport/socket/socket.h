@@ -21,6 +21,9 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline);
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
+// A connected TCP socket whose two ends are one address: a connect to a local port nobody listens
+// on met itself (TCP simultaneous open, when the kernel picked that very port as the source).
+bool isSelfConnected(int fd);
 
 // Sends / receives exactly `len` bytes on a non-blocking socket, waiting with poll until
 // `deadline`. `peer` is used in error messages. Throws kTimeout or kConnectionClosed.

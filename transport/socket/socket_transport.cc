@@ -97,6 +97,12 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   std::vector<std::string> names;
   for (auto& p : peers_) names.push_back(p.address);
   auto sockets = establishConnections(id_, names, nsocks_, listener_.get(), deadline);
+  // Ranks of this host: a connection whose two ends have one IP address never leaves the machine.
+  std::vector<bool> local(id_.size, false);
+  local[id_.rank] = true;
+  for (auto& s : sockets)
+    if (SocketAddress::ofSocket(s.fd.get()).host() == SocketAddress::ofPeer(s.fd.get()).host()) local[s.peer] = true;
+  progress_->setBusyThreadsOnHost(static_cast<int>(std::count(local.begin(), local.end(), true)));
   std::lock_guard lock(mu_);
   uint64_t nextId = 1;
   for (auto& s : sockets) {
