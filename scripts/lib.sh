@@ -15,6 +15,7 @@ ECCL_PACKAGES=(
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
   iproute2 nftables util-linux
+  gdb
   qemu-system-x86 linux-image-amd64 busybox-static rdma-core ibverbs-providers ibverbs-utils
   rdmacm-utils perftest cpio kmod xz-utils binutils
   python3 python3-numpy python3-pytest python3-torch

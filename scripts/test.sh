@@ -11,8 +11,11 @@
 #   ECCL_TSAN=1          also build with ThreadSanitizer in build-tsan/ and run the suite there
 #   ECCL_FUZZ_SECONDS=N  also fuzz each harness for N seconds (libFuzzer, in build-fuzz/)
 #   ECCL_SOAK_MINUTES=N  also run the soak (EPLB cycles, scale-up/down, random kills) for N minutes
+#   ECCL_STACKS_ON_TIMEOUT=0  do not print a hung rank's stacks (gdb) before killing it (default 1)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# A rank that hangs in CI shows where, not just that it did (see apps/common/local_ranks.h).
+export ECCL_STACKS_ON_TIMEOUT=${ECCL_STACKS_ON_TIMEOUT:-1}
 
 ensure_packages
 

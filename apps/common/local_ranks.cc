@@ -1,17 +1,21 @@
 #include "apps/common/local_ranks.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <numeric>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "base/env.h"
 #include "base/error.h"
 
 namespace eccl {
@@ -53,7 +57,36 @@ void fill(RankExit& r, int status) {
 
 }  // namespace
 
-RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout) {
+bool stacksOnTimeoutFromEnv() {
+  const long long v = envInt("ECCL_STACKS_ON_TIMEOUT", 0);
+  if (v > 1) throw Error(ErrorCode::kInvalidArgument, "ECCL_STACKS_ON_TIMEOUT must be 0 or 1, got " + std::to_string(v));
+  return v == 1;
+}
+
+bool printStacks(pid_t pid, std::chrono::milliseconds limit) {
+  const std::string target = std::to_string(pid);
+  std::vector<std::string> args = {"gdb", "-nx", "-batch", "-p", target, "-ex", "thread apply all bt"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t io;
+  posix_spawn_file_actions_init(&io);
+  posix_spawn_file_actions_adddup2(&io, STDERR_FILENO, STDOUT_FILENO);  // all of it on stderr
+  std::fprintf(stderr, "== stacks of pid %d (gdb) ==\n", pid);
+  std::fflush(nullptr);
+  pid_t gdb = -1;
+  const int rc = ::posix_spawnp(&gdb, "gdb", &io, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&io);
+  if (rc != 0) {
+    std::fprintf(stderr, "cannot print the stacks of pid %d: gdb: %s\n", pid, std::strerror(rc));
+    return false;
+  }
+  RankExit r = reapChild(gdb, limit, false);
+  if (!r.ok()) std::fprintf(stderr, "gdb on pid %d: %s\n", pid, r.describe().c_str());
+  return r.ok();
+}
+
+RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, bool stacksOnTimeout) {
   RankExit r;
   r.pid = pid;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -68,6 +101,7 @@ RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (stacksOnTimeout) printStacks(pid);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -89,7 +123,7 @@ std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& f
       pids[rank] = forkChild([&fn, rank] { return fn(rank); });
     } catch (...) {
       for (pid_t p : pids)
-        if (p > 0) reapChild(p, std::chrono::milliseconds(0));
+        if (p > 0) reapChild(p, std::chrono::milliseconds(0), false);  // ours to end now, not a hang
       throw;
     }
   }
@@ -98,7 +132,7 @@ std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& f
   for (int r = 0; r < n; ++r) {
     auto left = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
                                                            deadline - std::chrono::steady_clock::now()));
-    out[r] = reapChild(pids[r], left);
+    out[r] = reapChild(pids[r], left, options.stacksOnTimeout);
     out[r].rank = r;
   }
   return out;

@@ -22,11 +22,17 @@ struct RankExit {
   std::string describe() const;
 };
 
+// $ECCL_STACKS_ON_TIMEOUT (0 or 1; unset = 0).
+bool stacksOnTimeoutFromEnv();
+
 struct LocalRanksOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(120)};
   // Start ranks in a random order with random delays up to this long (0 = in order, at once).
   std::chrono::milliseconds maxStartDelay{0};
   unsigned seed = 1;
+  // Before killing a rank at the deadline, print every thread's stack (gdb, when installed) to
+  // stderr: a hang seen once in CI can then be read instead of guessed. $ECCL_STACKS_ON_TIMEOUT=1.
+  bool stacksOnTimeout = stacksOnTimeoutFromEnv();
 };
 
 // Forks `n` children; child r runs fn(r) and exits with its return value (1 when it throws,
@@ -40,7 +46,12 @@ bool allRanksOk(const std::vector<RankExit>& exits);
 
 // Forks one child running fn() and returns its pid; the caller reaps it with reapChild.
 pid_t forkChild(const std::function<int()>& fn);
-// Waits for `pid` until the timeout, then SIGKILLs and reaps it.
-RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout);
+// Waits for `pid` until the timeout, then (after printing its stacks, if asked) SIGKILLs and
+// reaps it.
+RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, bool stacksOnTimeout = stacksOnTimeoutFromEnv());
+
+// Prints every thread's stack of `pid` to stderr with gdb, waiting at most `limit` for it.
+// False (and says why on stderr) when gdb is missing or fails.
+bool printStacks(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(60));
 
 }  // namespace eccl
