@@ -37,10 +37,10 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
   return now - lastSpinEnd_ < std::chrono::nanoseconds(recent).count();
 }
 
-void CallerProgress::setBusyThreadsOnHost(int threads) {
+void CallerProgress::setRanksOnHost(int ranks) {
   cpu_set_t cpus;
   const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  setOversubscribed(threads > cores);
+  setOversubscribed(ranks > cores);
 }
 
 void CallerProgress::detach() {

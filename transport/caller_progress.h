@@ -39,9 +39,9 @@ class CallerProgress {
   // More ranks of this host than cores it may use: a waiter that polls in vain gives its core up
   // at once (the peer it waits for may need it), as Open MPI does when oversubscribed.
   void setOversubscribed(bool on) { oversubscribed_.store(on, std::memory_order_relaxed); }
-  // Sets oversubscribed when `threads` busy threads of this host outnumber the cores this process
-  // may run on (its affinity mask).
-  void setBusyThreadsOnHost(int threads);
+  // Sets oversubscribed when `ranks` busy ranks (or threads) of this host outnumber the cores the
+  // calling thread may run on (its affinity mask, which threads it starts inherit).
+  void setRanksOnHost(int ranks);
   bool oversubscribed() const { return oversubscribed_.load(std::memory_order_relaxed); }
 
  private:

@@ -1,7 +1,7 @@
 #include "apps/common/local_ranks.h"
+#include "apps/common/print_stacks.h"
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,11 +11,11 @@
 #include <cstring>
 #include <exception>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
 
-#include "base/env.h"
 #include "base/error.h"
 
 namespace eccl {
@@ -36,6 +36,8 @@ pid_t forkChild(const std::function<int()>& fn) {
   // A child must not outlive its parent (a crashed test would leave it running forever).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(1);
+  // Where Yama restricts ptrace, let the parent's helpers (gdb, printStacks) attach to us.
+  ::prctl(PR_SET_PTRACER, parent);
   int code = 1;
   try {
     code = fn();
@@ -57,36 +59,8 @@ void fill(RankExit& r, int status) {
 
 }  // namespace
 
-bool stacksOnTimeoutFromEnv() {
-  const long long v = envInt("ECCL_STACKS_ON_TIMEOUT", 0);
-  if (v > 1) throw Error(ErrorCode::kInvalidArgument, "ECCL_STACKS_ON_TIMEOUT must be 0 or 1, got " + std::to_string(v));
-  return v == 1;
-}
-
-bool printStacks(pid_t pid, std::chrono::milliseconds limit) {
-  const std::string target = std::to_string(pid);
-  std::vector<std::string> args = {"gdb", "-nx", "-batch", "-p", target, "-ex", "thread apply all bt"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t io;
-  posix_spawn_file_actions_init(&io);
-  posix_spawn_file_actions_adddup2(&io, STDERR_FILENO, STDOUT_FILENO);  // all of it on stderr
-  std::fprintf(stderr, "== stacks of pid %d (gdb) ==\n", pid);
-  std::fflush(nullptr);
-  pid_t gdb = -1;
-  const int rc = ::posix_spawnp(&gdb, "gdb", &io, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&io);
-  if (rc != 0) {
-    std::fprintf(stderr, "cannot print the stacks of pid %d: gdb: %s\n", pid, std::strerror(rc));
-    return false;
-  }
-  RankExit r = reapChild(gdb, limit, false);
-  if (!r.ok()) std::fprintf(stderr, "gdb on pid %d: %s\n", pid, r.describe().c_str());
-  return r.ok();
-}
-
-RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, bool stacksOnTimeout) {
+RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, std::optional<bool> stacksOnTimeout,
+                   std::chrono::milliseconds stacksLimit) {
   RankExit r;
   r.pid = pid;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -101,7 +75,7 @@ RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, bool stacksOnTi
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (stacksOnTimeout) printStacks(pid);
+  if (stacksOnTimeout.value_or(stacksOnTimeoutFromEnv())) printStacks(pid, stacksLimit);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -128,11 +102,17 @@ std::vector<RankExit> runLocalRanks(int n, const std::function<int(int rank)>& f
     }
   }
   std::vector<RankExit> out(n);
-  auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  using std::chrono::milliseconds;
+  auto until = [](std::chrono::steady_clock::time_point t) {
+    return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(t - std::chrono::steady_clock::now()));
+  };
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  // The stack printing of all hung ranks shares one budget, so it cannot outlast a test's own limit.
+  std::optional<std::chrono::steady_clock::time_point> stacksDeadline;
   for (int r = 0; r < n; ++r) {
-    auto left = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                           deadline - std::chrono::steady_clock::now()));
-    out[r] = reapChild(pids[r], left, options.stacksOnTimeout);
+    const auto left = until(deadline);
+    if (left.count() == 0 && !stacksDeadline) stacksDeadline = std::chrono::steady_clock::now() + kStacksBudget;
+    out[r] = reapChild(pids[r], left, options.stacksOnTimeout, stacksDeadline ? until(*stacksDeadline) : kStacksBudget);
     out[r].rank = r;
   }
   return out;

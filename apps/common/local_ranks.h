@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,18 +23,19 @@ struct RankExit {
   std::string describe() const;
 };
 
-// $ECCL_STACKS_ON_TIMEOUT (0 or 1; unset = 0).
-bool stacksOnTimeoutFromEnv();
-
 struct LocalRanksOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(120)};
   // Start ranks in a random order with random delays up to this long (0 = in order, at once).
   std::chrono::milliseconds maxStartDelay{0};
   unsigned seed = 1;
-  // Before killing a rank at the deadline, print every thread's stack (gdb, when installed) to
-  // stderr: a hang seen once in CI can then be read instead of guessed. $ECCL_STACKS_ON_TIMEOUT=1.
-  bool stacksOnTimeout = stacksOnTimeoutFromEnv();
+  // Before killing a rank at the deadline, print every thread's stack (print_stacks.h) to
+  // stderr: a hang seen once in CI can then be read instead of guessed. Unset = read
+  // $ECCL_STACKS_ON_TIMEOUT when a rank hangs.
+  std::optional<bool> stacksOnTimeout;
 };
+
+// What printing the stacks of every hung rank of one runLocalRanks may take, at most.
+inline constexpr std::chrono::milliseconds kStacksBudget{60'000};
 
 // Forks `n` children; child r runs fn(r) and exits with its return value (1 when it throws,
 // after printing the exception to stderr). Returns one RankExit per rank, in rank order.
@@ -46,12 +48,10 @@ bool allRanksOk(const std::vector<RankExit>& exits);
 
 // Forks one child running fn() and returns its pid; the caller reaps it with reapChild.
 pid_t forkChild(const std::function<int()>& fn);
-// Waits for `pid` until the timeout, then (after printing its stacks, if asked) SIGKILLs and
-// reaps it.
-RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, bool stacksOnTimeout = stacksOnTimeoutFromEnv());
-
-// Prints every thread's stack of `pid` to stderr with gdb, waiting at most `limit` for it.
-// False (and says why on stderr) when gdb is missing or fails.
-bool printStacks(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(60));
+// Waits for `pid` until the timeout, then SIGKILLs and reaps it — after printing its stacks
+// (for at most `stacksLimit`) if `stacksOnTimeout`, or when unset if $ECCL_STACKS_ON_TIMEOUT says
+// so (read only then: a child killed first never reads it).
+RankExit reapChild(pid_t pid, std::chrono::milliseconds timeout, std::optional<bool> stacksOnTimeout = std::nullopt,
+                   std::chrono::milliseconds stacksLimit = kStacksBudget);
 
 }  // namespace eccl

@@ -35,17 +35,17 @@ TEST(CallerProgress, SpinningCoversWaitersAndTheRecentPast) {
 }
 
 // Oversubscription is judged against the cores this thread may run on, not the machine's.
-TEST(CallerProgress, OversubscribedWhenBusyThreadsOutnumberAllowedCores) {
+TEST(CallerProgress, OversubscribedWhenRanksOutnumberAllowedCores) {
   CallerProgress p([] { return false; });
   cpu_set_t all;
   ASSERT_EQ(::sched_getaffinity(0, sizeof all, &all), 0);
   const int cores = CPU_COUNT(&all);
-  p.setBusyThreadsOnHost(cores);
+  p.setRanksOnHost(cores);
   EXPECT_FALSE(p.oversubscribed());
-  p.setBusyThreadsOnHost(cores + 1);
+  p.setRanksOnHost(cores + 1);
   EXPECT_TRUE(p.oversubscribed());
 
-  std::thread([&] {  // a thread pinned to one core: two busy threads are too many
+  std::thread([&] {  // a thread pinned to one core: two ranks are too many
     cpu_set_t one;
     CPU_ZERO(&one);
     for (int c = 0; c < CPU_SETSIZE; ++c)
@@ -54,9 +54,9 @@ TEST(CallerProgress, OversubscribedWhenBusyThreadsOutnumberAllowedCores) {
         break;
       }
     ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);
-    p.setBusyThreadsOnHost(1);
+    p.setRanksOnHost(1);
     EXPECT_FALSE(p.oversubscribed());
-    p.setBusyThreadsOnHost(2);
+    p.setRanksOnHost(2);
     EXPECT_TRUE(p.oversubscribed());
   }).join();
 }

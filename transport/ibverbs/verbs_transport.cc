@@ -1,7 +1,6 @@
 // The verbs transport's lifecycle, posting and matching: device and queues, connecting queue
 // pairs, isend (eager or rendezvous), what waits for room, and the plugin's entry point.
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -205,7 +204,7 @@ void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline
   connected_ = true;
   int here = 0;
   for (auto& p : peers_) here += p.hostId == self_.hostId;
-  progress_->setBusyThreadsOnHost(here);
+  progress_->setRanksOnHost(here);
   logger().debug("{}: connected over verbs ({})", id_.describe(), device_->describe());
 }
 

@@ -3,7 +3,6 @@
 // to oneself, and the plugin's entry point.
 #include <rdma/fi_rma.h>
 #include <rdma/fi_tagged.h>
-#include <sched.h>
 
 #include <cstring>
 #include <utility>
@@ -138,7 +137,7 @@ void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
   // Ranks of this host against the cores this process may run on.
   int here = 0;
   for (auto& p : peers_) here += p.hostId == self_.hostId;
-  progress_->setBusyThreadsOnHost(here);
+  progress_->setRanksOnHost(here);
   std::string how;
   for (int r = 0; r < id_.size; ++r)
     if (r != id_.rank) how += (how.empty() ? "" : ", ") + std::to_string(r) + ":" + endpoints_[peers_[r].endpoint]->provider();

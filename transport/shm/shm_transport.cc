@@ -1,7 +1,6 @@
 // The shared-memory transport: lifecycle, connecting, posting sends and receives, and writing
 // records into peers' rings.
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -228,7 +227,7 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
       inbound_.push_back(ringAt(segment_.data(), r, opts_.ringBytes));
     }
   ready_.store(true, std::memory_order_release);
-  progress_->setBusyThreadsOnHost(here + 1);
+  progress_->setRanksOnHost(here + 1);
   sideThread_ = std::thread([this] { sideChannelLoop(); });
   logger().debug("{}: connected to {} peers over shared memory", id_.describe(), here);
 }

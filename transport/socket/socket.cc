@@ -28,8 +28,41 @@ void setNoDelay(int fd) {
   if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) throwSystemError("TCP_NODELAY", errno);
 }
 
+namespace {
+
+// The socket's local (own) or remote (peer) address; false when the kernel cannot say (e.g. the
+// connection was reset right after it completed).
+bool endpoint(int fd, bool peer, sockaddr_storage& out) {
+  socklen_t len = sizeof out;
+  std::memset(&out, 0, sizeof out);
+  return (peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&out), &len)
+               : ::getsockname(fd, reinterpret_cast<sockaddr*>(&out), &len)) == 0;
+}
+
+bool sameIp(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr == reinterpret_cast<const sockaddr_in&>(b).sin_addr.s_addr;
+  if (a.ss_family == AF_INET6)
+    return std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, &reinterpret_cast<const sockaddr_in6&>(b).sin6_addr,
+                       sizeof(in6_addr)) == 0;
+  return false;
+}
+
+uint16_t portOf(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port : reinterpret_cast<const sockaddr_in&>(a).sin_port;
+}
+
+}  // namespace
+
 bool isSelfConnected(int fd) {
-  return SocketAddress::ofSocket(fd).str() == SocketAddress::ofPeer(fd).str();
+  sockaddr_storage own, peer;
+  return endpoint(fd, false, own) && endpoint(fd, true, peer) && sameIp(own, peer) && portOf(own) == portOf(peer);
+}
+
+bool staysOnThisMachine(int fd) {
+  sockaddr_storage own, peer;
+  return endpoint(fd, false, own) && endpoint(fd, true, peer) && sameIp(own, peer);
 }
 
 Fd listenTcp(const SocketAddress& addr, int backlog) {
@@ -63,6 +96,17 @@ bool retryableConnectError(int err) {
 
 }  // namespace
 
+int connectAttempt(int fd, const SocketAddress& addr, Deadline deadline) {
+  int err = ::connect(fd, addr.sockaddrPtr(), addr.length()) == 0 ? 0 : errno;
+  if (err == EINPROGRESS) {
+    if (!pollFor(fd, POLLOUT, deadline)) return ETIMEDOUT;
+    socklen_t len = sizeof(err);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  }
+  if (err == 0 && isSelfConnected(fd)) return ECONNREFUSED;  // nobody listens there (yet)
+  return err;
+}
+
 Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
   std::minstd_rand rng(std::random_device{}());
   auto backoff = Millis(10);
@@ -72,17 +116,7 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
     ++attempts;
     Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) throwSystemError("socket() for connecting to " + addr.str(), errno);
-    int rc = ::connect(fd.get(), addr.sockaddrPtr(), addr.length());
-    int err = rc == 0 ? 0 : errno;
-    if (err == EINPROGRESS) {
-      if (!pollFor(fd.get(), POLLOUT, deadline)) {
-        err = ETIMEDOUT;
-      } else {
-        socklen_t len = sizeof(err);
-        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-      }
-    }
-    if (err == 0 && isSelfConnected(fd.get())) err = ECONNREFUSED;  // nobody listens there (yet)
+    const int err = connectAttempt(fd.get(), addr, deadline);
     if (err == 0) {
       setNoDelay(fd.get());
       return fd;

@@ -21,9 +21,16 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline);
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
+// One connect of `fd` (non-blocking) to `addr`, waiting until `deadline`: 0 or the errno it
+// failed with. A socket that met itself (below) counts as refused.
+int connectAttempt(int fd, const SocketAddress& addr, Deadline deadline);
 // A connected TCP socket whose two ends are one address: a connect to a local port nobody listens
 // on met itself (TCP simultaneous open, when the kernel picked that very port as the source).
+// Never throws; false when the addresses cannot be read.
 bool isSelfConnected(int fd);
+// Both ends of a connected socket have one IP address, so its bytes never leave this machine.
+// Never throws; false when the addresses cannot be read.
+bool staysOnThisMachine(int fd);
 
 // Sends / receives exactly `len` bytes on a non-blocking socket, waiting with poll until
 // `deadline`. `peer` is used in error messages. Throws kTimeout or kConnectionClosed.

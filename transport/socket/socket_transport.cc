@@ -97,12 +97,14 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   std::vector<std::string> names;
   for (auto& p : peers_) names.push_back(p.address);
   auto sockets = establishConnections(id_, names, nsocks_, listener_.get(), deadline);
-  // Ranks of this host: a connection whose two ends have one IP address never leaves the machine.
+  // Ranks of this host, for the oversubscription check: peers whose connection never leaves the
+  // machine, and peers another transport carries (an empty address: the routed transport hands
+  // only same-host pairs to shared memory).
   std::vector<bool> local(id_.size, false);
-  local[id_.rank] = true;
+  for (int r = 0; r < id_.size; ++r) local[r] = r == id_.rank || peers_[r].address.empty();
   for (auto& s : sockets)
-    if (SocketAddress::ofSocket(s.fd.get()).host() == SocketAddress::ofPeer(s.fd.get()).host()) local[s.peer] = true;
-  progress_->setBusyThreadsOnHost(static_cast<int>(std::count(local.begin(), local.end(), true)));
+    if (staysOnThisMachine(s.fd.get())) local[s.peer] = true;
+  progress_->setRanksOnHost(static_cast<int>(std::count(local.begin(), local.end(), true)));
   std::lock_guard lock(mu_);
   uint64_t nextId = 1;
   for (auto& s : sockets) {
