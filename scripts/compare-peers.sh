@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Same-run comparison of eccl (shm, libfabric shm, sockets) against Open MPI (mpirun, vader and tcp BTLs) and Gloo on this
-# machine: each measurement is repeated ROUNDS times with the systems interleaved (A B C A B C),
+# Same-run comparison of eccl (shm, libfabric shm, sockets) against Open MPI (mpirun, vader and tcp BTLs) and Gloo (TCP,
+# bench/gloo_peer: processes of its own) on this machine: each measurement is repeated ROUNDS times with the systems interleaved (A B C A B C),
 # and the median and range are printed. Build first (scripts/test.sh or scripts/demo.sh).
 #   scripts/compare-peers.sh [ROUNDS]        (default 3)
 set -euo pipefail
@@ -9,16 +9,17 @@ ROUNDS=${1:-3}
 PERF="$ROOT/build/apps/eccl-perf/eccl-perf"
 MOVE="$ROOT/build/bench/expert_move_bench"
 MPI_PEER="$ROOT/build/bench/mpi_peer"
+GLOO_PEER="$ROOT/build/bench/gloo_peer"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-for b in "$PERF" "$MOVE" "$MPI_PEER"; do [ -x "$b" ] || { echo "missing $b: build first" >&2; exit 2; }; done
+for b in "$PERF" "$MOVE" "$MPI_PEER" "$GLOO_PEER"; do [ -x "$b" ] || { echo "missing $b: build first" >&2; exit 2; }; done
 
-# eccl-perf's last line: size time algbw busbw [| gloo time, gloo busbw, ratio]
+# eccl-perf's last line: size time algbw busbw
 eccl() {  # transport provider op bytes ranks iters -> "time busbw"
   local t=$1 p=$2 op=$3 b=$4 r=$5 n=$6
   "$PERF" -o "$op" -b "$b" -e "$b" -n "$n" -w 5 -r "$r" --transport "$t" ${p:+--provider "$p"} 2>/dev/null | tail -1 | awk '{print $2, $4}'
 }
-gloo() {  # op bytes ranks iters -> "time busbw" (Gloo's columns of eccl-perf --compare gloo)
-  "$PERF" -o "$1" -b "$2" -e "$2" -n "$4" -w 5 -r "$3" --compare gloo 2>/dev/null | tail -1 | awk '{print $6, $7}'
+gloo() {  # op bytes-per-rank ranks iters -> "time busbw" (Gloo in processes of its own)
+  "$GLOO_PEER" -o "$1" -b "$2" -r "$3" -n "$4" -t 1 2>/dev/null | awk '{print $8, $12}'
 }
 mpi() {  # btl op bytes ranks iters -> "time busbw"
   "${MPIRUN[@]}" -np "$4" --mca btl "self,$1" "$MPI_PEER" -o "$2" -b "$3" -n "$5" -r 1 2>/dev/null | awk '{print $8, $12}'
@@ -72,7 +73,7 @@ for r in 2 4 8; do
   row "all_gather busbw $r x 1 MiB, GB/s" \
     "eccl-shm=eccl shm '' all_gather ${r}M $r $n | cut -d' ' -f2" "eccl-ofi-shm=eccl ofi shm all_gather ${r}M $r $n | cut -d' ' -f2" "eccl-socket=eccl socket '' all_gather ${r}M $r $n | cut -d' ' -f2" \
     "mpi-vader=mpi vader all_gather 1M $r $n | cut -d' ' -f2" "mpi-tcp=mpi tcp all_gather 1M $r $n | cut -d' ' -f2" \
-    "gloo=gloo all_gather ${r}M $r $n | cut -d' ' -f2"
+    "gloo=gloo all_gather 1M $r $n | cut -d' ' -f2"
 done
 row "expert move 4 x 16 x 4 MiB, ms" \
   "eccl-shm=move shm auto" "eccl-ofi-shm=move ofi shm" "eccl-socket=move socket auto" \

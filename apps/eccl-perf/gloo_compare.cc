@@ -1,7 +1,9 @@
 #include "apps/eccl-perf/gloo_compare.h"
 
 #include <gloo/allgather.h>
+#include <gloo/allreduce.h>
 #include <gloo/barrier.h>
+#include <gloo/math.h>
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/device.h>
@@ -50,6 +52,17 @@ double GlooPeer::allGatherUs(size_t totalBytes, int iters, int warmup) {
     opts.setTag(impl_->tag++);
     gloo::allgather(opts);
   }, iters, warmup);
+}
+
+double GlooPeer::maxOverRanks(double value) {
+  double out = 0;
+  gloo::AllreduceOptions opts(impl_->ctx);
+  opts.setInput(&value, 1);
+  opts.setOutput(&out, 1);
+  opts.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::max<double>));
+  opts.setTag(impl_->tag++);
+  gloo::allreduce(opts);
+  return out;
 }
 
 namespace {

@@ -18,6 +18,8 @@ class GlooPeer {
   // Half a round trip between ranks 2k and 2k+1, µs.
   double pingPongUs(size_t bytes, int iters, int warmup);
   static bool supports(const std::string& op) { return op == "all_gather" || op == "sendrecv" || op == "pingpong"; }
+  // The largest `value` of all ranks (a Gloo all-reduce), for the slowest rank's time.
+  double maxOverRanks(double value);
 
  private:
   struct Impl;
