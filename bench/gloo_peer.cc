@@ -5,34 +5,24 @@
 // operations after a barrier, each timed at the slowest rank; prints the median and range.
 //   gloo_peer -o all_gather -b 1M -r 4 [-n 100] [-t 5] [-w 10]    (-b: bytes per rank)
 //   gloo_peer -o pingpong -b 8 -r 2
-#include <sys/wait.h>
-#include <unistd.h>
+#include <stdlib.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "apps/common/local_ranks.h"
+#include "apps/common/size_text.h"
 #include "apps/eccl-perf/gloo_compare.h"
 
 namespace {
 
-size_t parseSize(const std::string& s) {
-  size_t used = 0;
-  double v = std::stod(s, &used);
-  const char unit = used < s.size() ? s[used] : 0;
-  if (unit == 'K' || unit == 'k') v *= 1 << 10;
-  if (unit == 'M' || unit == 'm') v *= 1 << 20;
-  if (unit == 'G' || unit == 'g') v *= double(1 << 30);
-  return static_cast<size_t>(v);
-}
-
 struct Args {
-  std::string op = "pingpong";
-  size_t bytes = 8;
+  std::string op = "pingpong", size = "8";
+  size_t bytes = 0;  // size, parsed
   int ranks = 2, iters = 100, reps = 5, warmup = 10;
 };
 
@@ -60,27 +50,26 @@ int rankMain(int rank, const Args& a, const std::string& dir) {
 
 int main(int argc, char** argv) {
   Args a;
-  try {
-    for (int i = 1; i < argc; i += 2) {
-      const std::string k = argv[i];
-      if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
-      const std::string v = argv[i + 1];
-      if (k == "-o") a.op = v;
-      else if (k == "-b") a.bytes = parseSize(v);
-      else if (k == "-r") a.ranks = std::stoi(v);
-      else if (k == "-n") a.iters = std::stoi(v);
-      else if (k == "-t") a.reps = std::stoi(v);
-      else if (k == "-w") a.warmup = std::stoi(v);
-      else throw std::invalid_argument("unknown option " + k);
-    }
-    if (a.op != "all_gather" && a.op != "pingpong") throw std::invalid_argument("-o must be all_gather or pingpong, not " + a.op);
-    if (a.ranks < 2 || (a.op == "pingpong" && a.ranks % 2)) throw std::invalid_argument("-r must be >= 2 (even for pingpong)");
-    if (a.iters < 1 || a.reps < 1 || a.warmup < 0 || a.bytes == 0) throw std::invalid_argument("-n, -t >= 1, -w >= 0, -b > 0");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gloo_peer: %s\n", e.what());
+  CLI::App app{"Gloo's TCP transport in processes of its own, timed like mpi_peer"};
+  app.add_option("-o", a.op, "all_gather or pingpong")->check(CLI::IsMember({"all_gather", "pingpong"}));
+  app.add_option("-b", a.size, "bytes per rank (all_gather) or per message (pingpong): 8, 64K, 1M");
+  app.add_option("-r", a.ranks, "ranks (even for pingpong)")->check(CLI::Range(2, 256));
+  app.add_option("-n", a.iters, "operations per repetition")->check(CLI::Range(1, 100'000'000));
+  app.add_option("-t", a.reps, "repetitions")->check(CLI::Range(1, 10'000));
+  app.add_option("-w", a.warmup, "warm-up operations")->check(CLI::Range(0, 100'000'000));
+  CLI11_PARSE(app, argc, argv);
+  std::string why;
+  const auto bytes = eccl::parseSize(a.size, size_t(1) << 30, why);
+  if (!bytes || *bytes == 0) {
+    std::fprintf(stderr, "gloo_peer: -b '%s' %s\n", a.size.c_str(), bytes ? "must be at least 1" : why.c_str());
     return 2;
   }
-  char dir[] = "/tmp/gloo-peer-XXXXXX";
+  a.bytes = *bytes;
+  if (a.op == "pingpong" && a.ranks % 2) {
+    std::fprintf(stderr, "gloo_peer: -r %d: pingpong pairs ranks, so it needs an even number\n", a.ranks);
+    return 2;
+  }
+  char dir[] = "/tmp/gloo-peer-XXXXXX";  // mkdtemp's template: the Xs become a unique name
   if (!::mkdtemp(dir)) {
     std::perror("gloo_peer: mkdtemp");
     return 1;

@@ -40,7 +40,7 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
 void CallerProgress::setRanksOnHost(int ranks) {
   cpu_set_t cpus;
   const int cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  setOversubscribed(ranks > cores);
+  oversubscribed_.store(ranks > cores, std::memory_order_relaxed);
 }
 
 void CallerProgress::detach() {

@@ -36,11 +36,10 @@ class CallerProgress {
   // default 2000 µs: longer than a scheduler time slice, so a peer that was descheduled does
   // not drop this rank back to sleeping; 0 disables caller polling).
   std::chrono::microseconds window() const { return window_; }
-  // More ranks of this host than cores it may use: a waiter that polls in vain gives its core up
-  // at once (the peer it waits for may need it), as Open MPI does when oversubscribed.
-  void setOversubscribed(bool on) { oversubscribed_.store(on, std::memory_order_relaxed); }
-  // Sets oversubscribed when `ranks` busy ranks (or threads) of this host outnumber the cores the
-  // calling thread may run on (its affinity mask, which threads it starts inherit).
+  // Oversubscribed: `ranks` busy ranks (or threads) of this host outnumber the cores the calling
+  // thread may run on (its affinity mask, which threads it starts inherit). Then a waiter that
+  // polls in vain gives its core up at once (the peer it waits for may need it), as Open MPI
+  // does when oversubscribed.
   void setRanksOnHost(int ranks);
   bool oversubscribed() const { return oversubscribed_.load(std::memory_order_relaxed); }
 

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "apps/common/local_ranks.h"
+#include "apps/common/size_text.h"
 #include "apps/eccl-perf/perf_ops.h"
 #ifdef ECCL_HAVE_GLOO
 #include "apps/eccl-perf/gloo_compare.h"
@@ -26,27 +27,6 @@ using namespace eccl;
 
 // Sizes go up to 4 GiB (a buffer of that size per rank, or the gathered one).
 constexpr size_t kMaxSize = size_t(4) << 30;
-
-// "8", "64K", "1M", "2G" → bytes; nullopt (and `why`) when it is not such a size or too large.
-std::optional<size_t> parseSize(const std::string& s, std::string& why) {
-  size_t mult = 1;
-  std::string digits = s;
-  const char last = s.empty() ? 0 : s.back();
-  if (last == 'K' || last == 'k') mult = 1 << 10;
-  if (last == 'M' || last == 'm') mult = 1 << 20;
-  if (last == 'G' || last == 'g') mult = size_t(1) << 30;
-  if (mult != 1) digits.pop_back();
-  if (digits.empty() || digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos) {
-    why = "is not a size (digits with an optional K, M or G)";
-    return std::nullopt;
-  }
-  const size_t v = std::stoull(digits) * mult;  // at most 12 digits × 2^30: no overflow
-  if (v > kMaxSize) {
-    why = "is larger than the 4G this tool allocates";
-    return std::nullopt;
-  }
-  return v;
-}
 
 struct Args {
   std::string op = "all_gather", begin = "8", end = "64M";
@@ -142,7 +122,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::string why;
   for (auto [text, out, name] : {std::tuple{&a.begin, &a.minBytes, "--minbytes"}, std::tuple{&a.end, &a.maxBytes, "--maxbytes"}}) {
-    auto v = parseSize(*text, why);
+    auto v = parseSize(*text, kMaxSize, why);
     if (!v) {
       std::fprintf(stderr, "eccl-perf: %s '%s' %s\n", name, text->c_str(), why.c_str());
       return 2;

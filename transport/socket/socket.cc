@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <sched.h>
 #include <thread>
@@ -30,39 +31,26 @@ void setNoDelay(int fd) {
 
 namespace {
 
-// The socket's local (own) or remote (peer) address; false when the kernel cannot say (e.g. the
-// connection was reset right after it completed).
-bool endpoint(int fd, bool peer, sockaddr_storage& out) {
-  socklen_t len = sizeof out;
-  std::memset(&out, 0, sizeof out);
-  return (peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&out), &len)
-               : ::getsockname(fd, reinterpret_cast<sockaddr*>(&out), &len)) == 0;
-}
-
-bool sameIp(const sockaddr_storage& a, const sockaddr_storage& b) {
-  if (a.ss_family != b.ss_family) return false;
-  if (a.ss_family == AF_INET)
-    return reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr == reinterpret_cast<const sockaddr_in&>(b).sin_addr.s_addr;
-  if (a.ss_family == AF_INET6)
-    return std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, &reinterpret_cast<const sockaddr_in6&>(b).sin6_addr,
-                       sizeof(in6_addr)) == 0;
-  return false;
-}
-
-uint16_t portOf(const sockaddr_storage& a) {
-  return a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port : reinterpret_cast<const sockaddr_in&>(a).sin_port;
+// The socket's local (own) or remote (peer) address; nullopt when the kernel cannot say (e.g.
+// the connection was reset right after it completed). Unlike SocketAddress::ofSocket, never throws.
+std::optional<SocketAddress> endpoint(int fd, bool peer) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  auto* p = reinterpret_cast<sockaddr*>(&sa);
+  if ((peer ? ::getpeername(fd, p, &len) : ::getsockname(fd, p, &len)) != 0) return std::nullopt;
+  return SocketAddress(p, len);
 }
 
 }  // namespace
 
 bool isSelfConnected(int fd) {
-  sockaddr_storage own, peer;
-  return endpoint(fd, false, own) && endpoint(fd, true, peer) && sameIp(own, peer) && portOf(own) == portOf(peer);
+  auto own = endpoint(fd, false), peer = endpoint(fd, true);
+  return own && peer && own->str() == peer->str();
 }
 
 bool staysOnThisMachine(int fd) {
-  sockaddr_storage own, peer;
-  return endpoint(fd, false, own) && endpoint(fd, true, peer) && sameIp(own, peer);
+  auto own = endpoint(fd, false), peer = endpoint(fd, true);
+  return own && peer && own->host() == peer->host();
 }
 
 Fd listenTcp(const SocketAddress& addr, int backlog) {
