@@ -4,6 +4,7 @@
 #include <limits>
 #include <numeric>
 
+#include "base/thread_name.h"
 #include "comm/algorithms/argument_agreement.h"
 #include "comm/algorithms/binomial_broadcast.h"
 #include "comm/algorithms/bruck_all_gather.h"
@@ -43,7 +44,10 @@ Communicator::Communicator(std::unique_ptr<transport::Transport> t, CommOptions 
       opts_(options),
       transport_(std::move(t)) {
   registrations_->transport = transport_.get();
-  worker_ = std::thread([this] { workerLoop(); });
+  worker_ = std::thread([this] {
+    nameThisThread("eccl-comm");
+    workerLoop();
+  });
 }
 
 Communicator::~Communicator() { destroy(); }
@@ -186,10 +190,13 @@ void Communicator::runTask(Task& task) {
     {
       // Idle before the caller hears of completion: a destroy() right after wait() must not
       // mistake the finished operation for one in flight. Notify under the lock: once busy_ is
-      // false, destroy() (on another thread) may free this communicator.
+      // false, destroy() (on another thread) may free this communicator. Only the worker (for
+      // queued work) and destroy() (which sets stopping_ first) wait for busy_ to clear: waking
+      // the idle worker after every collective run on its caller's thread would cost a context
+      // switch and a lock fight per call.
       std::lock_guard lock(mu_);
       busy_ = false;
-      cv_.notify_all();
+      if (!queue_.empty() || stopping_) cv_.notify_all();
     }
     if (failure) task.state->fail(failure->first, static_cast<int>(failure->second));
     else task.state->finish();

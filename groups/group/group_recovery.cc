@@ -5,6 +5,7 @@
 #include "base/deadline.h"
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "groups/group/stateless_group.h"
 #include "groups/store/prefix_store.h"
 
@@ -77,7 +78,10 @@ std::optional<std::string> agreeOnBuild(const std::shared_ptr<Store>& store, con
 RecoveryBuildWatch::RecoveryBuildWatch(std::shared_ptr<Store> store, std::string name, RecoveryDecision decision,
                                        const Communicator& old)
     : store_(std::move(store)), name_(std::move(name)), decision_(std::move(decision)), old_(old) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-recovery");
+    run();
+  });
 }
 
 RecoveryBuildWatch::~RecoveryBuildWatch() {

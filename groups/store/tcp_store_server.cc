@@ -17,6 +17,7 @@
 #include "base/deadline.h"
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/socket/socket.h"
 
 namespace eccl {
@@ -522,6 +523,7 @@ void TcpStoreServer::start(Fd listening, TcpStoreServerOptions options) {
   loop_ = std::make_unique<Loop>(std::move(listening), std::move(options), connections_);
   address_ = loop_->address();
   thread_ = std::thread([this] {
+    nameThisThread("eccl-store");
     try {
       loop_->run();
     } catch (const std::exception& e) {

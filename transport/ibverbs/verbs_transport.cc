@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/host_identity.h"
 #include "transport/ibverbs/verbs_transport_impl.h"
 
@@ -76,7 +77,10 @@ VerbsTransport::VerbsTransport(GroupIdentity id, VerbsOptions opts)
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throwSystemError("verbs transport epoll_ctl", errno);
   }
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
-  thread_ = std::thread([this] { progressLoop(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-verbs");
+    progressLoop();
+  });
   logger().debug("{}: verbs transport on {}", id_.describe(), device_->describe());
 }
 

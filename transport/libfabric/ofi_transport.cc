@@ -9,6 +9,7 @@
 
 #include "base/env.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/libfabric/ofi_transport_impl.h"
 
 namespace eccl::transport::ofi {
@@ -46,7 +47,10 @@ OfiTransport::OfiTransport(GroupIdentity id, OfiOptions opts) : id_(std::move(id
   for (int r = 0; r < id_.size; ++r) n->peers.push_back("rank " + std::to_string(r));
   names_ = std::move(n);
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
-  thread_ = std::thread([this] { progressLoop(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-ofi");
+    progressLoop();
+  });
 }
 
 OfiTransport::~OfiTransport() {

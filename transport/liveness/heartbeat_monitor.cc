@@ -9,6 +9,7 @@
 #include "base/env.h"
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 
 namespace eccl::transport {
 
@@ -45,7 +46,10 @@ void HeartbeatMonitor::connect(const std::vector<std::string>& addresses, Deadli
     std::lock_guard lock(mu_);
     table_ = std::make_unique<LivenessTable>(id_.size, id_.rank, timeout_, Clock::now());
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-heartbeat");
+    loop();
+  });
 }
 
 std::map<int, std::string> HeartbeatMonitor::failures() const {

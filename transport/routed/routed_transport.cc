@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/blob_codec.h"
 #include "transport/host_identity.h"
 
@@ -47,7 +48,10 @@ class RoutedTransport final : public Transport {
     subs_[kSocket] = createSocketTransport(id_, o.socket);
     for (int k = 0; k < kRoutes; ++k)
       if (subs_[k]) subs_[k]->onBreak([this, k](ErrorCode code, const std::string& reason) { relayBreak(k, code, reason); });
-    relay_ = std::thread([this] { relayLoop(); });
+    relay_ = std::thread([this] {
+      nameThisThread("eccl-route");
+      relayLoop();
+    });
   }
 
   ~RoutedTransport() override {

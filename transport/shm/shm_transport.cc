@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/argument_checks.h"
 #include "transport/host_identity.h"
 #include "transport/shm/shm_transport_impl.h"
@@ -106,7 +107,10 @@ ShmTransport::ShmTransport(GroupIdentity id, ShmOptions opts)
   peers_[id_.rank].address = self_.sideChannel;
   updateNames();
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
-  thread_ = std::thread([this] { progressLoop(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-shm");
+    progressLoop();
+  });
 }
 
 ShmTransport::~ShmTransport() {
@@ -228,7 +232,10 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
     }
   ready_.store(true, std::memory_order_release);
   progress_->setRanksOnHost(here + 1);
-  sideThread_ = std::thread([this] { sideChannelLoop(); });
+  sideThread_ = std::thread([this] {
+    nameThisThread("eccl-shm-side");
+    sideChannelLoop();
+  });
   logger().debug("{}: connected to {} peers over shared memory", id_.describe(), here);
 }
 

@@ -11,6 +11,7 @@
 
 #include "base/env.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 #include "transport/socket/socket.h"
 #include "transport/argument_checks.h"
 #include "transport/socket/socket_connector.h"
@@ -46,7 +47,10 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts)
   peers_[id_.rank].address = listenAddr_.str();
   updateNames();
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
-  thread_ = std::thread([this] { progressLoop(); });
+  thread_ = std::thread([this] {
+    nameThisThread("eccl-sock");
+    progressLoop();
+  });
 }
 
 SocketTransport::~SocketTransport() {
