@@ -1,5 +1,6 @@
 #include "comm/communicator.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -110,18 +111,32 @@ Work Communicator::postOps(std::span<const P2POp> ops) {
                                                    std::to_string(op.bytes) + " bytes with peer " + std::to_string(op.peer) +
                                                    " has a null buffer");
   }
+  auto post = [this](const P2POp& op) {
+    return op.kind == P2POp::kRecv ? transport_->irecv(op.peer, op.tag, op.buf, op.bytes, op.region)
+                                   : transport_->isend(op.peer, op.tag, op.buf, op.bytes, op.region);
+  };
+  auto movedAlready = [](const transport::RequestPtr& r) { return r->test() && !r->error(); };
+  // Nothing to move (a rank with no experts to send for a layer), or all of it moved already
+  // (small sends copied into a ring): a Work that needs no state of its own. Most small sends
+  // are like this, and allocating for them was a noticeable part of their latency.
+  std::vector<transport::RequestPtr> reqs;
+  if (ops.size() == 1) {
+    auto r = post(ops[0]);
+    if (movedAlready(r)) return Work::finishedP2P();
+    reqs.push_back(std::move(r));
+  } else {
+    reqs.reserve(ops.size());
+    // Receives first: data that arrives early lands straight in its buffer.
+    for (auto& op : ops)
+      if (op.kind == P2POp::kRecv) reqs.push_back(post(op));
+    for (auto& op : ops)
+      if (op.kind == P2POp::kSend) reqs.push_back(post(op));
+    if (std::all_of(reqs.begin(), reqs.end(), movedAlready)) return Work::finishedP2P();
+  }
   std::string what = ops.size() == 1 ? std::string(ops[0].kind == P2POp::kSend ? "send" : "recv")
                                      : "batch_isend_irecv of " + std::to_string(ops.size()) + " operations";
-  auto state = std::make_shared<WorkState>(what, timeout_);
-  std::vector<transport::RequestPtr> reqs;
-  reqs.reserve(ops.size());
-  // Receives first: data that arrives early lands straight in its buffer.
-  for (auto& op : ops)
-    if (op.kind == P2POp::kRecv) reqs.push_back(transport_->irecv(op.peer, op.tag, op.buf, op.bytes, op.region));
-  for (auto& op : ops)
-    if (op.kind == P2POp::kSend) reqs.push_back(transport_->isend(op.peer, op.tag, op.buf, op.bytes, op.region));
-  if (reqs.empty()) state->finish();  // nothing to move (a rank with no experts to send for a layer)
-  else state->addRequests(std::move(reqs));
+  auto state = std::make_shared<WorkState>(std::move(what), timeout_);
+  state->addRequests(std::move(reqs));
   return Work(state);
 }
 

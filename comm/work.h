@@ -33,10 +33,19 @@ class Work {
   // had already finished. A collective cannot be cancelled alone (abort the communicator): for
   // one this throws Error(kInvalidArgument).
   void cancel() const;
-  bool valid() const { return state_ != nullptr; }
+  bool valid() const { return state_ != nullptr || finished_; }
+
+  // A P2P operation that finished successfully as it was posted (a small send copied into the
+  // peer's ring): no shared state to allocate, nothing to wait for or cancel.
+  static Work finishedP2P() {
+    Work w;
+    w.finished_ = true;
+    return w;
+  }
 
  private:
   std::shared_ptr<WorkState> state_;
+  bool finished_ = false;
 };
 
 // Shared completion state. Either finished by whoever runs the operation (finish/fail), or

@@ -42,9 +42,17 @@ std::optional<std::string> RequestState::error() const {
   return error_;
 }
 
+void RequestState::withdraw() {
+  if (cancelFn_) {
+    if (auto op = cancelOp_.lock()) cancelFn_(op);
+  } else if (canceller_) {
+    canceller_();
+  }
+}
+
 void RequestState::cancel() {
   if (test()) return;
-  if (canceller_) canceller_();  // withdraws the request, then fails it
+  withdraw();  // withdraws the request, then fails it
   fail(ErrorCode::kAborted, what() + " was cancelled");
 }
 
@@ -89,7 +97,7 @@ void RequestState::wait(Deadline deadline) {
       lock.unlock();
       // Withdraw it (nothing touches its buffer afterwards), then record the timeout as its
       // error — unless it finished in between, in which case its own result stands.
-      if (canceller_) canceller_();
+      withdraw();
       finish(std::pair{ErrorCode::kTimeout, what() + " timed out"});
     }
   }

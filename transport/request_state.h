@@ -49,11 +49,20 @@ class RequestState final : public Request {
   void fail(ErrorCode code, const std::string& message);
   // The transport's hook that withdraws the request from its queues; runs under no lock of ours.
   void setCanceller(std::function<void()> c) { canceller_ = std::move(c); }
+  // The common shape of that hook, "withdraw this operation if it still exists", without the
+  // allocation a std::function holding a weak_ptr needs (it does not fit the small buffer):
+  // `fn` gets the operation, kept alive for the call.
+  using CancelFn = void (*)(const std::shared_ptr<void>& op);
+  void setCanceller(std::weak_ptr<void> op, CancelFn fn) {
+    cancelOp_ = std::move(op);
+    cancelFn_ = fn;
+  }
   std::string what() const { return label_.str(); }
 
  private:
   bool finish(std::optional<std::pair<ErrorCode, std::string>> err);
   void spin(Deadline deadline);
+  void withdraw();  // runs the canceller, whichever way it was given
 
   RequestLabel label_;
   std::shared_ptr<CallerProgress> progress_;
@@ -64,6 +73,8 @@ class RequestState final : public Request {
   std::string error_;
   bool failed_ = false;
   std::function<void()> canceller_;
+  std::weak_ptr<void> cancelOp_;
+  CancelFn cancelFn_ = nullptr;
 };
 
 // A request that finished successfully when it was posted (e.g. a small send copied into a

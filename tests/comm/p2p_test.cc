@@ -226,8 +226,30 @@ namespace {
 TEST(BatchP2P, EmptyBatchCompletesAtOnce) {
   auto comms = testing::localComms(2);
   Work w = comms[0]->batchIsendIrecv({});
+  EXPECT_TRUE(w.valid());
   EXPECT_TRUE(w.test());
   w.wait(std::chrono::milliseconds(1));
+  EXPECT_NO_THROW(w.cancel());  // a P2P Work, finished: nothing to cancel (not "a collective")
+  EXPECT_FALSE(w.error());
+}
+
+// A small send is on its way when isend returns, so its Work carries no state: it behaves as a
+// finished P2P Work (copies too), and the bytes still arrive, also when the receive comes later.
+TEST(P2P, ASendFinishedAtPostingIsAFinishedWork) {
+  auto comms = testing::localComms(2);
+  for (int i = 0; i < 100; ++i) {
+    uint64_t v = 1000 + i, got = 0;
+    Work s = comms[0]->isend(&v, sizeof(v), 1, 3);
+    Work copy = s;
+    s.wait();
+    EXPECT_TRUE(copy.valid());
+    EXPECT_TRUE(copy.test());
+    EXPECT_NO_THROW(copy.cancel());
+    EXPECT_FALSE(copy.error());
+    v = 0;  // the caller owns its buffer again
+    comms[1]->irecv(&got, sizeof(got), 0, 3).wait();
+    EXPECT_EQ(got, 1000u + i);
+  }
 }
 
 // Registration through the communicator (RAII), regions carried by P2P, and receiver-pull reads

@@ -289,8 +289,9 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   op->key = matcher_.numberSend(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller([weak = std::weak_ptr<SendOp>(op)] {  // weak: op owns req
-    if (auto op = weak.lock()) op->owner->cancelSend(op->peer, op);
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: op owns req)
+    auto op = std::static_pointer_cast<SendOp>(o);
+    op->owner->cancelSend(op->peer, op);
   });
   if (peer == id_.rank) {
     if (auto r = matcher_.unpost(peer, op->key)) completeLocalMatch(*req, op->data, bytes, *r->req, r->data, r->bytes);
@@ -332,8 +333,9 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   op->key = matcher_.numberReceive(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller([weak = std::weak_ptr<RecvOp>(op)] {
-    if (auto op = weak.lock()) op->owner->cancelRecv(op->peer, op);
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: op owns req)
+    auto op = std::static_pointer_cast<RecvOp>(o);
+    op->owner->cancelRecv(op->peer, op);
   });
   if (peer == id_.rank) {
     auto it = selfSends_.find(op->key);
