@@ -35,8 +35,8 @@ class Work {
   void cancel() const;
   bool valid() const { return state_ != nullptr || finished_; }
 
-  // A P2P operation that finished successfully as it was posted (a small send copied into the
-  // peer's ring): no shared state to allocate, nothing to wait for or cancel.
+  // A P2P operation that finished successfully as it was posted (e.g. a small send copied into
+  // a peer's ring or a socket): no shared state to allocate, nothing to wait for or cancel.
   static Work finishedP2P() {
     Work w;
     w.finished_ = true;
