@@ -9,6 +9,7 @@
 #include "eplb/plan_summary.h"
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 
 namespace eccl::eplb {
 namespace {
@@ -94,6 +95,7 @@ void EplbUpdater::gatherAndPlan() {
   ExpertLoads loads = rec.logicalLoads(committed_);
   // The policy sees copies: the forward loop goes on while it runs.
   policy_ = std::async(std::launch::async, [loads = std::move(loads), current = committed_, N, S, o = opts_]() mutable {
+    nameThisThread("eccl-policy");
     auto t0 = std::chrono::steady_clock::now();
     PlannedCycle c{makePolicy(o.policy)->plan({&loads, &current, N, S, o.nodes, o.minDomains, o.domainsAreNodes}), {}};
     c.report.policySeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/logging.h"
+#include "base/thread_name.h"
 
 namespace eccl {
 
@@ -58,6 +59,7 @@ void ElasticGroup::prepare(const Reconfiguration& plan) {
   auto name = name_;
   const int newSize = plan.newSize;
   standby_ = std::async(std::launch::async, [store, name, next, newSize, o] {
+    nameThisThread("eccl-standby");
     return StatelessGroup::create(store, name, next, newSize, o);
   });
 }
