@@ -144,7 +144,7 @@ std::optional<SideChannel::Break> SideChannel::breakFor(const Event& e, const Gr
   switch (e.kind) {
     case Event::kLeft:
     case Event::kSuspects: return std::nullopt;  // the heartbeat monitor's business, not a break
-    case Event::kAborted: return Break{ErrorCode::kAborted, id.describe() + ": " + peerName + " aborted the group: " + e.reason, false};
+    case Event::kAborted: return Break{ErrorCode::kAborted, id.describe() + ": " + peerName + " aborted the group: " + e.reason, true};
     case Event::kLost: return Break{ErrorCode::kConnectionClosed, id.describe() + ": " + peerName + " " + e.reason, true};
   }
   return std::nullopt;

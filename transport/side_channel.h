@@ -31,8 +31,11 @@ class SideChannel {
     int accused = -1;    // kSuspects only
   };
   // How the transport breaks on an abort or a lost peer (`peerName` names e.peer): the code and
-  // reason its requests fail with, and whether to relay it to the other peers — a lost peer is,
-  // so ranks that hear of it from us still learn which rank was lost. Nullopt for a goodbye.
+  // reason its requests fail with, and whether to relay it to the other peers. Both are relayed
+  // (as ULFM floods a revoke): a rank that hears of a lost peer from us still learns which rank
+  // was lost, and one that has not yet heard an aborting rank (it may be slow, or die halfway
+  // through telling everyone) learns of the abort from us before our own hang-up, not our
+  // hang-up as a crash. Nullopt for a goodbye.
   struct Break {
     ErrorCode code;
     std::string reason;

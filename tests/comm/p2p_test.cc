@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -272,21 +273,27 @@ TEST(BatchP2P, EmptyBatchCompletesAtOnce) {
   EXPECT_FALSE(w.error());
 }
 
-// A small send has left when isend returns (copied into a socket or a ring), so its Work is
-// finished at once, needing no state: test() is true before any wait, a copy says the same, and
-// cancelling it does nothing (the bytes still arrive, also to a receive posted later). The same
-// as a finished Work with state: leaving the state out must change nothing a caller can see.
+// Over sockets and shared memory a small send has left when isend returns (copied into a socket
+// or a ring), so its Work is finished at once, needing no state: test() is true before any wait,
+// a copy says the same, and cancelling it does nothing (the bytes still arrive, also to a receive
+// posted later). The same as a finished Work with state: leaving the state out must change
+// nothing a caller can see. (libfabric and verbs finish sends when their completion comes.)
 TEST(P2P, ASmallSendIsFinishedWhenPostedAndStaysDelivered) {
   auto comms = testing::localComms(2);
+  const std::string kind = std::getenv("ECCL_TRANSPORT") ? std::getenv("ECCL_TRANSPORT") : "auto";
+  const bool leavesAtPosting = kind == "auto" || kind == "shm" || kind == "socket";
   for (int i = 0; i < 100; ++i) {
     uint64_t v = 1000 + i, got = 0;
     Work s = comms[0]->isend(&v, sizeof(v), 1, 3);
     Work copy = s;
     EXPECT_TRUE(copy.valid());
-    EXPECT_TRUE(copy.test()) << "send " << i << " had not left when isend returned";
+    if (leavesAtPosting) {
+      EXPECT_TRUE(copy.test()) << "send " << i << " had not left when isend returned";
+    }
+    s.wait();
+    EXPECT_TRUE(copy.test());
     EXPECT_NO_THROW(copy.cancel());
     EXPECT_FALSE(copy.error());
-    s.wait();
     v = 0;  // the caller owns its buffer again
     comms[1]->irecv(&got, sizeof(got), 0, 3).wait();
     EXPECT_EQ(got, 1000u + i);

@@ -190,9 +190,9 @@ void SocketTransport::chunkDone(Conn& c) {
       }
       break;
     }
-    case Conn::Sink::kAbortReason:
+    case Conn::Sink::kAbortReason:  // relayed, as a lost peer is (see SideChannel::Break)
       breakLocked(ErrorCode::kAborted, id_.describe() + ": " + peerName(c.peer) + " aborted the group: " +
-                                           std::string(c.reason.begin(), c.reason.end()), false);
+                                           std::string(c.reason.begin(), c.reason.end()), true);
       break;
     case Conn::Sink::kDiscard:
       break;
