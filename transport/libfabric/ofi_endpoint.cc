@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "transport/libfabric/shm_endpoint_keeper.h"
 #include "transport/socket/address.h"
 
 namespace eccl::transport::ofi {
@@ -76,48 +77,62 @@ Endpoint::Endpoint(const std::string& provider, const std::string& host) : provi
   if (info_->domain_attr->mr_key_size) keyBytes_ = std::min<size_t>(8, info_->domain_attr->mr_key_size);
   fid_fabric* fabric = nullptr;
   check(fi_fabric(info_->fabric_attr, &fabric, nullptr), "fi_fabric", provider_);
-  fabric_.reset(fabric);
+  h_->fabric.reset(fabric);
   fid_domain* domain = nullptr;
-  check(fi_domain(fabric_.get(), info_.get(), &domain, nullptr), "fi_domain", provider_);
-  domain_.reset(domain);
+  check(fi_domain(h_->fabric.get(), info_.get(), &domain, nullptr), "fi_domain", provider_);
+  h_->domain.reset(domain);
   fi_cq_attr cqAttr{};
   cqAttr.format = FI_CQ_FORMAT_TAGGED;
   cqAttr.wait_obj = FI_WAIT_NONE;  // polled: shm has no wait object, and callers poll anyway
   cqAttr.size = 0;
   fid_cq* cq = nullptr;
-  check(fi_cq_open(domain_.get(), &cqAttr, &cq, nullptr), "fi_cq_open", provider_);
-  cq_.reset(cq);
+  check(fi_cq_open(h_->domain.get(), &cqAttr, &cq, nullptr), "fi_cq_open", provider_);
+  h_->cq.reset(cq);
   fi_av_attr avAttr{};
   avAttr.type = FI_AV_TABLE;
   fid_av* av = nullptr;
-  check(fi_av_open(domain_.get(), &avAttr, &av, nullptr), "fi_av_open", provider_);
-  av_.reset(av);
+  check(fi_av_open(h_->domain.get(), &avAttr, &av, nullptr), "fi_av_open", provider_);
+  h_->av.reset(av);
   // libfabric's shm provider names its region after the pid in /dev/shm, and a killed process
   // leaves its region behind: a later process with the same pid finds the name taken (EBUSY).
   // Each new endpoint of the process takes the next name.
   for (int attempt = 0;; ++attempt) {
     fid_ep* ep = nullptr;
-    check(fi_endpoint(domain_.get(), info_.get(), &ep, nullptr), "fi_endpoint", provider_);
-    ep_.reset(ep);
-    check(fi_ep_bind(ep_.get(), &cq_->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)", provider_);
-    check(fi_ep_bind(ep_.get(), &av_->fid, 0), "fi_ep_bind(av)", provider_);
-    const int ret = fi_enable(ep_.get());
+    check(fi_endpoint(h_->domain.get(), info_.get(), &ep, nullptr), "fi_endpoint", provider_);
+    h_->ep.reset(ep);
+    check(fi_ep_bind(h_->ep.get(), &h_->cq->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)", provider_);
+    check(fi_ep_bind(h_->ep.get(), &h_->av->fid, 0), "fi_ep_bind(av)", provider_);
+    const int ret = fi_enable(h_->ep.get());
     if (ret == -FI_EBUSY && !network && attempt < 64) {
-      ep_.reset();
+      h_->ep.reset();
       continue;
     }
     check(ret, "fi_enable", provider_);
     break;
   }
+  if (!network) {
+    const std::vector<uint8_t> n = name();
+    shmName_.assign(n.begin(), n.end());
+    ShmEndpointKeeper::process().opened(shmName_);
+  }
+}
+
+Endpoint::~Endpoint() {
+  if (shmName_.empty()) return;  // (the handles close with the members)
+  ShmEndpointKeeper::process().release(shmName_, std::move(h_));
+}
+
+void Endpoint::closeEndpoint() {
+  if (shmName_.empty()) h_->ep.reset();
 }
 
 std::vector<uint8_t> Endpoint::name() const {
   std::vector<uint8_t> out(256);
   size_t len = out.size();
-  int ret = fi_getname(&ep_->fid, out.data(), &len);
+  int ret = fi_getname(&h_->ep->fid, out.data(), &len);
   if (ret == -FI_ETOOSMALL) {
     out.resize(len);
-    ret = fi_getname(&ep_->fid, out.data(), &len);
+    ret = fi_getname(&h_->ep->fid, out.data(), &len);
   }
   check(ret, "fi_getname", provider_);
   out.resize(len);
@@ -125,8 +140,10 @@ std::vector<uint8_t> Endpoint::name() const {
 }
 
 fi_addr_t Endpoint::insert(const std::vector<uint8_t>& peerName) {
+  if (!shmName_.empty() && !ShmEndpointKeeper::process().refer(shmName_, std::string(peerName.begin(), peerName.end())))
+    throw Error(ErrorCode::kConnectFailed, "libfabric provider 'shm': the peer's endpoint, in this process, is closed already");
   fi_addr_t addr = FI_ADDR_UNSPEC;
-  int n = fi_av_insert(av_.get(), peerName.data(), 1, &addr, 0, nullptr);
+  int n = fi_av_insert(h_->av.get(), peerName.data(), 1, &addr, 0, nullptr);
   if (n != 1) throw Error(ErrorCode::kConnectFailed, "libfabric provider '" + provider_ + "': fi_av_insert of a peer's address failed (" + std::to_string(n) + ")");
   return addr;
 }
