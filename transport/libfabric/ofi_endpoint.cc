@@ -4,6 +4,7 @@
 #include <rdma/fi_tagged.h>
 
 #include <algorithm>
+#include <new>
 #include <set>
 
 #include "base/error.h"
@@ -119,7 +120,11 @@ Endpoint::Endpoint(const std::string& provider, const std::string& host) : provi
 
 Endpoint::~Endpoint() {
   if (shmName_.empty()) return;  // (the handles close with the members)
-  ShmEndpointKeeper::process().release(shmName_, std::move(h_));
+  try {
+    ShmEndpointKeeper::process().release(shmName_, std::move(h_));
+  } catch (const std::bad_alloc&) {
+    // (out of memory: the keeper closed them at once; nothing better is left to do)
+  }
 }
 
 void Endpoint::closeEndpoint() {

@@ -77,7 +77,10 @@ OfiTransport::~OfiTransport() {
   std::lock_guard lock(mu_);
   breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
   // Endpoints first (the provider lets go of every Piece and buffer), then registrations, then
-  // the rest of each provider's objects.
+  // the rest of each provider's objects. A shm endpoint may instead be parked, open but never
+  // progressed again, while a peer in this process is linked to it (shm_endpoint_keeper.h); its
+  // receives were withdrawn above (shm withdraws no sends or reads: a live peer may still carry
+  // those out, parked or not).
   for (auto& ep : endpoints_) ep->closeEndpoint();
   ops_.clear();
   regions_.clear();

@@ -9,8 +9,7 @@ ShmEndpointKeeper& ShmEndpointKeeper::process() {
 
 void ShmEndpointKeeper::opened(const std::string& name) {
   std::lock_guard lock(mu_);
-  closed_.erase(name);
-  live_[name] = Entry{};
+  live_.try_emplace(name);  // (names carry a growing index: never one seen before)
 }
 
 bool ShmEndpointKeeper::refer(const std::string& from, const std::string& to) {
@@ -20,8 +19,10 @@ bool ShmEndpointKeeper::refer(const std::string& from, const std::string& to) {
   auto self = live_.find(from);
   auto peer = live_.find(to);
   if (self == live_.end() || !self->second.open || peer == live_.end()) return true;  // not ours to track
-  self->second.refersTo.insert(to);
-  peer->second.referrers.insert(from);
+  self->second.links.insert(to);
+  peer->second.links.insert(from);
+  peer->second.openLinks.insert(from);
+  if (peer->second.open) self->second.openLinks.insert(to);  // (a parked one touches nothing)
   return true;
 }
 
@@ -31,17 +32,18 @@ void ShmEndpointKeeper::release(const std::string& name, std::shared_ptr<void> o
     std::lock_guard lock(mu_);
     auto it = live_.find(name);
     if (it == live_.end() || !it->second.open) return;  // unknown: `doomed` closes it below
+    doomed.reserve(1 + it->second.links.size());
     it->second.open = false;
     it->second.parked = std::move(doomed.front());
     doomed.clear();
-    // A released endpoint is never progressed again: it no longer holds anyone's region.
-    for (const std::string& to : it->second.refersTo) {
-      auto peer = live_.find(to);
+    // A released endpoint is never progressed again: it no longer touches anyone's region.
+    for (const std::string& other : it->second.links) {
+      auto peer = live_.find(other);
       if (peer == live_.end()) continue;
-      peer->second.referrers.erase(name);
-      if (!peer->second.open && peer->second.referrers.empty()) close(peer, doomed);
+      peer->second.openLinks.erase(name);
+      if (!peer->second.open && peer->second.openLinks.empty()) close(peer, doomed);
     }
-    if (it->second.referrers.empty()) close(it, doomed);
+    if (it->second.openLinks.empty()) close(it, doomed);
   }
   doomed.clear();  // outside the lock: fi_close may take a while
 }

@@ -8,10 +8,13 @@
 // process faults. Ranks as threads of one process (tests, one process driving several devices)
 // hit this whenever one rank destroys its communicator while another still runs.
 //
-// So an endpoint that an open endpoint of this process still refers to is parked (kept open,
-// never progressed again) and closed when the last such referrer is released; and an endpoint
-// already closed may not be referred to again (its name would lead libfabric to the unmapped
-// region). Peers in other processes map regions themselves and are not tracked.
+// Either side of a link touches the other's region: the sender of a first message hands its
+// name to the receiver, whose progress then looks the sender up by that name and writes into its
+// region (connection requests, replies), whether or not the receiver ever inserted the sender.
+// So an endpoint linked to an open endpoint of this process is parked (kept open, never
+// progressed again) and closed when the last open one it is linked to is released; and an
+// endpoint already closed may not be referred to again (its name would lead libfabric to the
+// unmapped region). Peers in other processes map regions themselves and are not tracked.
 //
 // Endpoints are named by their fi_getname bytes; what is kept open is opaque (the libfabric
 // objects, destroyed by their owner's deleter). Thread-safe; objects are destroyed outside the
@@ -36,11 +39,13 @@ class ShmEndpointKeeper {
   // A new endpoint of this process, open.
   void opened(const std::string& name);
   // `from` (an open endpoint of this process) is about to refer to `to` (insert it into its
-  // address vector). False if `to` was an endpoint of this process that is closed now.
+  // address vector): links the two. False if `to` was an endpoint of this process that is
+  // closed now.
   [[nodiscard]] bool refer(const std::string& from, const std::string& to);
-  // `name`'s owner is done with it; `objects` keep it open. Destroys them now unless an open
-  // endpoint still refers to `name` (then they are parked), and destroys every parked endpoint
-  // whose last open referrer `name` was. (Closing one never touches another's region.)
+  // `name`'s owner is done with it; `objects` keep it open. Destroys them now unless `name` is
+  // linked to an open endpoint (then they are parked), and destroys every parked endpoint whose
+  // last open link `name` was. (Closing one never touches another's region.) Throws only
+  // std::bad_alloc, after destroying `objects`.
   void release(const std::string& name, std::shared_ptr<void> objects);
 
   bool isParked(const std::string& name) const;
@@ -49,9 +54,9 @@ class ShmEndpointKeeper {
  private:
   struct Entry {
     bool open = true;
-    std::set<std::string> referrers;  // open endpoints that refer to this one
-    std::set<std::string> refersTo;   // endpoints of this process this one refers to
-    std::shared_ptr<void> parked;     // while released but referred to
+    std::set<std::string> links;      // endpoints of this process linked to this one
+    std::set<std::string> openLinks;  // those still open (they may touch this one's region)
+    std::shared_ptr<void> parked;     // while released but linked to an open one
   };
   void close(std::map<std::string, Entry>::iterator it, std::vector<std::shared_ptr<void>>& out);
 
