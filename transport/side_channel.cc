@@ -27,8 +27,8 @@ SideChannel::SideChannel(GroupIdentity id, const std::string& host) : id_(std::m
   peers_.resize(id_.size);
 }
 
-void SideChannel::connect(const std::vector<std::string>& addresses, Deadline deadline) {
-  for (auto& s : establishConnections(id_, addresses, 1, listener_.get(), deadline)) {
+void SideChannel::connect(const std::vector<std::string>& addresses, Deadline deadline, const GiveUpCheck& giveUp) {
+  for (auto& s : establishConnections(id_, addresses, 1, listener_.get(), deadline, giveUp)) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u32 = static_cast<uint32_t>(s.peer);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/give_up.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
 #include "transport/transport.h"
@@ -47,8 +48,8 @@ class SideChannel {
   SideChannel(GroupIdentity id, const std::string& host);
   std::string address() const { return listenAddr_.str(); }
   // Connects to every other rank (addresses[r] is rank r's address()); throws Error naming the
-  // peer on refusal (other group or epoch) or timeout.
-  void connect(const std::vector<std::string>& addresses, Deadline deadline);
+  // peer on refusal (other group or epoch), timeout, or when `giveUp` gives a reason.
+  void connect(const std::vector<std::string>& addresses, Deadline deadline, const GiveUpCheck& giveUp = {});
   // Reads what has arrived, without blocking.
   std::vector<Event> poll();
   // For a transport handling a data-path error, where acting on events is not safe: reads what

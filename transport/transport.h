@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/give_up.h"
 #include "base/error.h"
 
 namespace eccl::transport {
@@ -87,8 +88,10 @@ class Transport {
   // The opaque address peers connect to; publish it before connect().
   virtual AddressBlob address() const = 0;
   // Connects to every other rank; addresses[r] is rank r's address(). Collective: every rank of
-  // the group must call it. Throws Error naming the peer (rank and address) on failure/timeout.
-  virtual void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) = 0;
+  // the group must call it. Throws Error naming the peer (rank and address) on failure/timeout,
+  // and kAborted when `giveUp`, asked every few hundred ms while peers are awaited, gives a reason.
+  virtual void connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) = 0;
+  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) { connect(addresses, deadline, {}); }
 
   // Sends `bytes` from `data` to `peer` with `tag`. Messages with equal (peer, tag) match the
   // receives for them in posting order; the receive's size must equal the send's. `data` must

@@ -152,7 +152,21 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
     if (e.code() == ErrorCode::kInvalidArgument) throw;  // a size conflict, already explained
     throw Error(e.code(), id.describe() + ": not every rank published its address: " + e.what());
   }
-  t->connect(addrs, deadline);
+  // A build called off meanwhile (a recovery abandoned this epoch, a rank refused it) stops
+  // waiting for ranks that will never connect — a rank that died after publishing its address —
+  // instead of at the deadline. (The store is asked at most every 0.5 s.)
+  auto nextLook = Clock::now();
+  GiveUpCheck calledOff = [&]() -> std::optional<std::string> {
+    if (Clock::now() < nextLook) return std::nullopt;
+    nextLook = Clock::now() + Millis(500);
+    try {
+      if (auto conflict = ps.tryGet("conflict")) return "the build was called off: " + toString(*conflict);
+    } catch (const Error&) {
+      // (the store is unreachable: wait on until the deadline)
+    }
+    return std::nullopt;
+  };
+  t->connect(addrs, deadline, calledOff);
   // Everyone who needed our address has connected to us by now (or we to them).
   ps.deleteKey(mine);
   if (rank == 0) ps.deleteKey("size");  // every rank checked it before publishing its address
@@ -161,7 +175,8 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   co.timeout = timeout;
   auto comm = std::make_unique<Communicator>(std::move(t), co);
   Communicator* c = comm.get();
-  monitor->connect(monitors, deadline, [c](int failed, const std::string& evidence) { c->peerFailed(failed, evidence); });
+  monitor->connect(monitors, deadline, [c](int failed, const std::string& evidence) { c->peerFailed(failed, evidence); },
+                   calledOff);
   comm->attachMonitor(std::move(monitor));
   return std::unique_ptr<StatelessGroup>(new StatelessGroup(name, options.epoch, std::move(store), std::move(comm)));
 }

@@ -14,6 +14,7 @@
 #include "apps/common/local_ranks.h"
 #include "groups/group/elastic_group.h"
 #include "groups/group/stateless_group.h"
+#include "groups/store/prefix_store.h"
 #include "groups/store/tcp_store_client.h"
 #include "base/error.h"
 #include "transport/socket/socket.h"
@@ -211,6 +212,50 @@ TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
       return m.find("addr/1") != std::string::npos || m.find("rank 1") != std::string::npos ? 0 : 3;
     }
   }, {std::chrono::seconds(60)});
+  expectAllOk(exits);
+}
+
+// A rank that dies after publishing its address (here it is stopped, so it never connects)
+// leaves the others waiting in connect. A build called off meanwhile — as a recovery calls off
+// the standby epoch it abandons — must end that wait within a second or so, not at the 60 s
+// deadline (ExpertRecovery tests once took 60 s instead of 0.5: survivors' ElasticGroups waited
+// for their abandoned standby builds).
+TEST(Failures, ABuildCalledOffEndsTheWaitForARankThatNeverConnects) {
+  ChildStoreServer server;
+  const std::string name = "calledoff";
+  pid_t stopped = forkChild([&] {
+    StatelessGroup::create(client(server), name, 2, 3, {.comm = {.timeout = kTimeout}});
+    return 0;
+  });
+  {
+    PrefixStore ps(client(server), name + "/0");  // (epoch 0)
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!ps.check({"addr/2"}) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(ps.check({"addr/2"}));
+  }
+  ::kill(stopped, SIGSTOP);  // waiting for the others' addresses: it will never connect to them
+  auto exits = runLocalRanks(2, [&](int rank) {
+    std::thread caller;
+    if (rank == 0)
+      caller = std::thread([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both wait for rank 2 by now
+        callOffGroupBuild(client(server), name, 0, "called off by the test");
+      });
+    const auto start = std::chrono::steady_clock::now();
+    int code = 2;
+    try {
+      StatelessGroup::create(client(server), name, rank, 3, {.comm = {.timeout = kTimeout}});
+    } catch (const Error& e) {
+      const auto took = std::chrono::steady_clock::now() - start;
+      std::fprintf(stderr, "rank %d after %.1f s: %s\n", rank, std::chrono::duration<double>(took).count(), e.what());
+      const std::string m = e.what();
+      code = m.find("called off by the test") == std::string::npos ? 3 : took < std::chrono::seconds(20) ? 0 : 4;
+    }
+    if (caller.joinable()) caller.join();
+    return code;
+  }, {std::chrono::seconds(120)});
+  ::kill(stopped, SIGKILL);
+  reapChild(stopped, std::chrono::seconds(30));
   expectAllOk(exits);
 }
 

@@ -167,7 +167,7 @@ VerbsTransport::~VerbsTransport() {
   // Members go in reverse order: queue pairs, operations, registrations, queues, device.
 }
 
-void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) {
   if (static_cast<int>(addresses.size()) != id_.size)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect got " + std::to_string(addresses.size()) +
                                                  " addresses for a group of " + std::to_string(id_.size));
@@ -203,7 +203,7 @@ void VerbsTransport::connect(const std::vector<AddressBlob>& addresses, Deadline
   }
   // Every peer brings its queue pairs up before it shakes hands here, so once this returns no
   // message can reach a queue pair that is not ready for it.
-  side_->connect(sideAddresses, deadline);
+  side_->connect(sideAddresses, deadline, giveUp);
   std::lock_guard lock(mu_);
   connected_ = true;
   int here = 0;

@@ -106,7 +106,7 @@ int OfiTransport::endpointFor(const OfiAddress& peer, int rank) const {
                   (mode_ == "shm" && !sameHost ? "; shm works only between ranks on one host" : "") + ")");
 }
 
-void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) {
   if (static_cast<int>(addresses.size()) != id_.size)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect got " + std::to_string(addresses.size()) +
                                                  " addresses for a group of " + std::to_string(id_.size));
@@ -138,7 +138,7 @@ void OfiTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
           break;
         }
   }
-  side_->connect(sideAddresses, deadline);  // handshake: group, epoch and ranks checked
+  side_->connect(sideAddresses, deadline, giveUp);  // handshake: group, epoch and ranks checked
   std::lock_guard lock(mu_);
   connected_ = true;
   // Ranks of this host against the cores this process may run on.

@@ -116,7 +116,8 @@ class OfiTransport final : public Transport {
 
   const GroupIdentity& identity() const override { return id_; }
   AddressBlob address() const override { return self_.encode(); }
-  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) override;
+  using Transport::connect;
+  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) override;
   RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) override;
   RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) override;
   MemoryRegion registerMemory(void* ptr, size_t bytes, MemoryKind kind) override;

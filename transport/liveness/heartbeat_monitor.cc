@@ -39,8 +39,9 @@ HeartbeatMonitor::~HeartbeatMonitor() {
 
 Millis HeartbeatMonitor::interval() const { return std::max(Millis(10), timeout_ / 4); }
 
-void HeartbeatMonitor::connect(const std::vector<std::string>& addresses, Deadline deadline, FailureListener listener) {
-  side_.connect(addresses, deadline);
+void HeartbeatMonitor::connect(const std::vector<std::string>& addresses, Deadline deadline, FailureListener listener,
+                               const GiveUpCheck& giveUp) {
+  side_.connect(addresses, deadline, giveUp);
   listener_ = std::move(listener);
   {
     std::lock_guard lock(mu_);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/give_up.h"
 #include "transport/liveness/liveness_table.h"
 #include "transport/side_channel.h"
 #include "transport/socket/fd.h"
@@ -50,8 +51,10 @@ class HeartbeatMonitor {
 
   std::string address() const { return side_.address(); }
   // Connects to every peer's monitor (collective) and starts watching; `listener` hears of each
-  // failed rank once. Throws Error naming the peer on refusal or timeout.
-  void connect(const std::vector<std::string>& addresses, Deadline deadline, FailureListener listener);
+  // failed rank once. Throws Error naming the peer on refusal or timeout, or when `giveUp` gives
+  // a reason.
+  void connect(const std::vector<std::string>& addresses, Deadline deadline, FailureListener listener,
+               const GiveUpCheck& giveUp = {});
   // Failed ranks and the evidence against each (first evidence wins).
   std::map<int, std::string> failures() const;
 

@@ -73,7 +73,8 @@ class RoutedTransport final : public Transport {
     return w.take();
   }
 
-  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) override {
+  using Transport::connect;
+  void connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) override {
     if (static_cast<int>(addresses.size()) != id_.size)
       throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect needs " + std::to_string(id_.size) + " addresses, got " +
                                                    std::to_string(addresses.size()));
@@ -100,7 +101,7 @@ class RoutedTransport final : public Transport {
     // Same order on every rank (shared memory among each host's ranks, then sockets), so no
     // rank waits in one transport's connect for a peer that is in the other's.
     for (int k = 0; k < kRoutes; ++k)
-      if (subs_[k]) subs_[k]->connect(per[k], deadline);
+      if (subs_[k]) subs_[k]->connect(per[k], deadline, giveUp);
     std::string how;
     for (int r = 0; r < id_.size; ++r)
       if (r != id_.rank) how += (how.empty() ? "" : ", ") + std::to_string(r) + ":" + kRouteNames[routes_[r]];

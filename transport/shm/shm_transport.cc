@@ -188,7 +188,7 @@ void ShmTransport::openPeer(int r, const ShmAddress& a) {
   p.member = true;
 }
 
-void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) {
   if (static_cast<int>(addresses.size()) != id_.size)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect needs " + std::to_string(id_.size) + " addresses, got " +
                                                  std::to_string(addresses.size()));
@@ -210,7 +210,7 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
     }
     updateNames();
   }
-  side_->connect(side, deadline);
+  side_->connect(side, deadline, giveUp);
   // Every peer must be allowed to read our memory and we theirs: find out now, not mid-transfer.
   for (int r = 0; r < id_.size; ++r) {
     if (!peers_[r].member) continue;

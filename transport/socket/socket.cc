@@ -95,7 +95,7 @@ int connectAttempt(int fd, const SocketAddress& addr, Deadline deadline) {
   return err;
 }
 
-Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
+Fd connectTcp(const SocketAddress& addr, Deadline deadline, const GiveUpCheck& giveUp) {
   std::minstd_rand rng(std::random_device{}());
   auto backoff = Millis(10);
   int lastErr = 0;
@@ -104,13 +104,17 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline) {
     ++attempts;
     Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) throwSystemError("socket() for connecting to " + addr.str(), errno);
-    const int err = connectAttempt(fd.get(), addr, deadline);
+    // (A peer that will never answer must not hold up the next look at giveUp for long.)
+    const Deadline attempt = giveUp ? Deadline::after(std::min(deadline.remaining(), Millis(1000))) : deadline;
+    const int err = connectAttempt(fd.get(), addr, attempt);
     if (err == 0) {
       setNoDelay(fd.get());
       return fd;
     }
     lastErr = err;
     if (!retryableConnectError(err)) break;
+    if (auto why = giveUp ? giveUp() : std::nullopt)
+      throw Error(ErrorCode::kAborted, "gave up connecting to " + addr.str() + ": " + *why);
     auto left = deadline.remaining();
     if (left <= Millis(0)) break;
     // Jitter spreads out many ranks that all started before the server.

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "base/deadline.h"
+#include "base/give_up.h"
 #include "transport/socket/address.h"
 #include "transport/socket/fd.h"
 
@@ -16,8 +17,9 @@ Fd listenTcp(const SocketAddress& addr, int backlog = 1024);
 
 // Connects to `addr`, retrying with jittered exponential backoff (10 ms .. 1 s) while the peer
 // refuses or is unreachable, until `deadline`. The returned socket is non-blocking with
-// TCP_NODELAY. Throws kConnectFailed naming the address and the last error.
-Fd connectTcp(const SocketAddress& addr, Deadline deadline);
+// TCP_NODELAY. Throws kConnectFailed naming the address and the last error, or kAborted when
+// `giveUp` gives a reason (asked between attempts; an attempt then waits 1 s at most).
+Fd connectTcp(const SocketAddress& addr, Deadline deadline, const GiveUpCheck& giveUp = {});
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);

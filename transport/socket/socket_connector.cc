@@ -59,7 +59,7 @@ std::string helloMismatch(const GroupIdentity& id, int nsocks, const wire::Hello
 }
 
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
-                                                  int nsocks, int listenFd, Deadline deadline) {
+                                                  int nsocks, int listenFd, Deadline deadline, const GiveUpCheck& giveUp) {
   std::vector<ConnectedSocket> out;
   // An empty address: this pair is not connected here (another transport carries it).
   auto member = [&](int r) { return r >= 0 && r < static_cast<int>(addresses.size()) && !addresses[r].empty(); };
@@ -71,7 +71,7 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
     for (int k = 0; k < nsocks; ++k) {
       Fd fd;
       try {
-        fd = connectTcp(addr, deadline);
+        fd = connectTcp(addr, deadline, giveUp);
         auto hello = wire::encode(wire::Hello{static_cast<uint16_t>(k), static_cast<uint32_t>(nsocks), id.rank, peer, id.size, id.epoch, id.group});
         sendAll(fd.get(), hello.data(), hello.size(), deadline, name);
         uint8_t reply[12];
@@ -94,20 +94,28 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
   std::set<std::pair<int, int>> have;
   size_t expected = 0;
   for (int r = id.rank + 1; r < id.size; ++r) expected += member(r) ? nsocks : 0;
+  auto missing = [&] {
+    std::string out;
+    for (int r = id.rank + 1; r < id.size; ++r)
+      for (int k = 0; k < nsocks && member(r); ++k)
+        if (!have.count({r, k})) {
+          out += (out.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " (" + addresses[r] + ")");
+          break;
+        }
+    return out;
+  };
+  constexpr int kGiveUpLookMs = 200;
   while (have.size() < expected) {
     pollfd pfd{listenFd, POLLIN, 0};
-    int rc = ::poll(&pfd, 1, deadline.pollTimeoutMs());
+    const int wait = deadline.pollTimeoutMs();
+    int rc = ::poll(&pfd, 1, giveUp && (wait < 0 || wait > kGiveUpLookMs) ? kGiveUpLookMs : wait);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) throwSystemError(id.describe() + ": poll on the listener", errno);
     if (rc == 0) {
-      std::string missing;
-      for (int r = id.rank + 1; r < id.size; ++r)
-        for (int k = 0; k < nsocks && member(r); ++k)
-          if (!have.count({r, k})) {
-            missing += (missing.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " (" + addresses[r] + ")");
-            break;
-          }
-      throw Error(ErrorCode::kTimeout, id.describe() + ": timed out waiting for connections from " + missing);
+      if (auto why = giveUp ? giveUp() : std::nullopt)
+        throw Error(ErrorCode::kAborted, id.describe() + ": gave up waiting for connections from " + missing() + ": " + *why);
+      if (!deadline.expired()) continue;
+      throw Error(ErrorCode::kTimeout, id.describe() + ": timed out waiting for connections from " + missing());
     }
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);

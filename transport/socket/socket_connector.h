@@ -3,13 +3,15 @@
 // starts with a hello (group, epoch, ranks, stream) that the acceptor checks and answers. A
 // connection from another group, an older epoch or the wrong rank is refused with a reply naming
 // both sides, and the acceptor goes on waiting for the right one. All within `deadline`, the
-// passive accept side included.
+// passive accept side included; `giveUp`, asked every 200 ms while waiting for peers, ends the
+// wait early with kAborted (peers that will never come: the build was called off).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/give_up.h"
 #include "transport/socket/fd.h"
 #include "transport/socket/socket_wire.h"
 #include "transport/transport.h"
@@ -31,6 +33,6 @@ std::string helloMismatch(const GroupIdentity& id, int nsocks, const wire::Hello
 std::string describeHello(const wire::Hello& h);
 
 std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const std::vector<std::string>& addresses,
-                                                  int nsocks, int listenFd, Deadline deadline);
+                                                  int nsocks, int listenFd, Deadline deadline, const GiveUpCheck& giveUp = {});
 
 }  // namespace eccl::transport

@@ -88,7 +88,7 @@ SocketTransport::~SocketTransport() {
   breakLocked(ErrorCode::kAborted, id_.describe() + ": the transport was destroyed", false);
 }
 
-void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline) {
+void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) {
   if (static_cast<int>(addresses.size()) != id_.size)
     throw Error(ErrorCode::kInvalidArgument, id_.describe() + ": connect got " + std::to_string(addresses.size()) +
                                                  " addresses for a group of " + std::to_string(id_.size));
@@ -100,7 +100,7 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   }
   std::vector<std::string> names;
   for (auto& p : peers_) names.push_back(p.address);
-  auto sockets = establishConnections(id_, names, nsocks_, listener_.get(), deadline);
+  auto sockets = establishConnections(id_, names, nsocks_, listener_.get(), deadline, giveUp);
   // Ranks of this host, for the oversubscription check: peers whose connection never leaves the
   // machine, and peers another transport carries (an empty address: the routed transport hands
   // only same-host pairs to shared memory).
