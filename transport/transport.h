@@ -89,7 +89,8 @@ class Transport {
   virtual AddressBlob address() const = 0;
   // Connects to every other rank; addresses[r] is rank r's address(). Collective: every rank of
   // the group must call it. Throws Error naming the peer (rank and address) on failure/timeout,
-  // and kAborted when `giveUp`, asked every few hundred ms while peers are awaited, gives a reason.
+  // and kAborted when `giveUp`, asked now and then (about every second) while peers are awaited,
+  // gives a reason.
   virtual void connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) = 0;
   void connect(const std::vector<AddressBlob>& addresses, Deadline deadline) { connect(addresses, deadline, {}); }
 

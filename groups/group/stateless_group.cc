@@ -154,15 +154,18 @@ std::unique_ptr<StatelessGroup> StatelessGroup::create(std::shared_ptr<Store> st
   }
   // A build called off meanwhile (a recovery abandoned this epoch, a rank refused it) stops
   // waiting for ranks that will never connect — a rank that died after publishing its address —
-  // instead of at the deadline. (The store is asked at most every 0.5 s.)
+  // instead of at the deadline. The store is asked at most every 0.5 s, each time waiting 1 ms
+  // for the key (an unreachable store holds one look up by the client's grace, not its timeout),
+  // and no more once it has failed to answer.
   auto nextLook = Clock::now();
+  bool storeAnswers = true;
   GiveUpCheck calledOff = [&]() -> std::optional<std::string> {
-    if (Clock::now() < nextLook) return std::nullopt;
+    if (!storeAnswers || Clock::now() < nextLook) return std::nullopt;
     nextLook = Clock::now() + Millis(500);
     try {
-      if (auto conflict = ps.tryGet("conflict")) return "the build was called off: " + toString(*conflict);
-    } catch (const Error&) {
-      // (the store is unreachable: wait on until the deadline)
+      return "the build was called off: " + toString(ps.get("conflict", Millis(1)));
+    } catch (const Error& e) {
+      storeAnswers = e.code() == ErrorCode::kTimeout;  // (not there yet) — else the store is gone: wait on
     }
     return std::nullopt;
   };
