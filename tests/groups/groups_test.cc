@@ -219,44 +219,54 @@ TEST(Failures, RankMissingDuringBuildFailsOthersNamingIt) {
 // leaves the others waiting in connect. A build called off meanwhile — as a recovery calls off
 // the standby epoch it abandons — must end that wait within a second or so, not at the 60 s
 // deadline (ExpertRecovery tests once took 60 s instead of 0.5: survivors' ElasticGroups waited
-// for their abandoned standby builds).
+// for their abandoned standby builds). Stopped as the highest rank, it never connects to the
+// others (they wait in accept); as the lowest, its kernel still accepts their connections but
+// it never answers their hellos (they wait for its reply).
 TEST(Failures, ABuildCalledOffEndsTheWaitForARankThatNeverConnects) {
   ChildStoreServer server;
-  const std::string name = "calledoff";
-  pid_t stopped = forkChild([&] {
-    StatelessGroup::create(client(server), name, 2, 3, {.comm = {.timeout = kTimeout}});
-    return 0;
-  });
-  {
-    PrefixStore ps(client(server), name + "/0");  // (epoch 0)
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!ps.check({"addr/2"}) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    ASSERT_TRUE(ps.check({"addr/2"}));
-  }
-  ::kill(stopped, SIGSTOP);  // waiting for the others' addresses: it will never connect to them
-  auto exits = runLocalRanks(2, [&](int rank) {
-    std::thread caller;
-    if (rank == 0)
-      caller = std::thread([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both wait for rank 2 by now
-        callOffGroupBuild(client(server), name, 0, "called off by the test");
-      });
-    const auto start = std::chrono::steady_clock::now();
-    int code = 2;
-    try {
-      StatelessGroup::create(client(server), name, rank, 3, {.comm = {.timeout = kTimeout}});
-    } catch (const Error& e) {
-      const auto took = std::chrono::steady_clock::now() - start;
-      std::fprintf(stderr, "rank %d after %.1f s: %s\n", rank, std::chrono::duration<double>(took).count(), e.what());
-      const std::string m = e.what();
-      code = m.find("called off by the test") == std::string::npos ? 3 : took < std::chrono::seconds(20) ? 0 : 4;
+  for (int stoppedRank : {2, 0}) {
+    SCOPED_TRACE("stopped rank " + std::to_string(stoppedRank));
+    const std::string name = "calledoff" + std::to_string(stoppedRank);
+    pid_t stopped = forkChild([&] {
+      StatelessGroup::create(client(server), name, stoppedRank, 3, {.comm = {.timeout = kTimeout}});
+      return 0;
+    });
+    {
+      PrefixStore ps(client(server), name + "/0");  // (epoch 0)
+      const std::string key = "addr/" + std::to_string(stoppedRank);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!ps.check({key}) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      ASSERT_TRUE(ps.check({key}));
     }
-    if (caller.joinable()) caller.join();
-    return code;
-  }, {std::chrono::seconds(120)});
-  ::kill(stopped, SIGKILL);
-  reapChild(stopped, std::chrono::seconds(30));
-  expectAllOk(exits);
+    ::kill(stopped, SIGSTOP);  // waiting for the others' addresses: it will never connect to them
+    std::vector<int> live;
+    for (int r = 0; r < 3; ++r)
+      if (r != stoppedRank) live.push_back(r);
+    auto exits = runLocalRanks(2, [&](int i) {
+      const int rank = live[i];
+      std::thread caller;
+      if (i == 0)
+        caller = std::thread([&] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both wait for the stopped rank by now
+          callOffGroupBuild(client(server), name, 0, "called off by the test");
+        });
+      const auto start = std::chrono::steady_clock::now();
+      int code = 2;
+      try {
+        StatelessGroup::create(client(server), name, rank, 3, {.comm = {.timeout = kTimeout}});
+      } catch (const Error& e) {
+        const auto took = std::chrono::steady_clock::now() - start;
+        std::fprintf(stderr, "rank %d after %.1f s: %s\n", rank, std::chrono::duration<double>(took).count(), e.what());
+        const std::string m = e.what();
+        code = m.find("called off by the test") == std::string::npos ? 3 : took < std::chrono::seconds(20) ? 0 : 4;
+      }
+      if (caller.joinable()) caller.join();
+      return code;
+    }, {std::chrono::seconds(120)});
+    ::kill(stopped, SIGKILL);
+    reapChild(stopped, std::chrono::seconds(30));
+    expectAllOk(exits);
+  }
 }
 
 // Ranks that disagree on the size fail at once, both of them, saying so — not at the timeout.

@@ -127,6 +127,24 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline, const GiveUpCheck& g
                                              std::strerror(lastErr));
 }
 
+bool waitReady(int fd, short events, Deadline deadline, const GiveUpCheck& giveUp, const std::function<std::string()>& what) {
+  if (!giveUp) return pollFor(fd, events, deadline);
+  constexpr int kGiveUpLookMs = 200;
+  pollfd p{fd, events, 0};
+  for (;;) {
+    const int wait = deadline.pollTimeoutMs();
+    int rc = ::poll(&p, 1, wait < 0 || wait > kGiveUpLookMs ? kGiveUpLookMs : wait);
+    if (rc > 0) return true;
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      throwSystemError("poll", errno);
+    }
+    if (auto why = giveUp())
+      throw Error(ErrorCode::kAborted, (what ? what() : std::string("gave up waiting")) + ": " + *why);
+    if (deadline.expired()) return false;
+  }
+}
+
 void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std::string& peer) {
   auto* p = static_cast<const char*>(data);
   while (len > 0) {
@@ -147,7 +165,7 @@ void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std:
   }
 }
 
-void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer) {
+void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer, const GiveUpCheck& giveUp) {
   auto* p = static_cast<char*>(data);
   while (len > 0) {
     ssize_t n = ::recv(fd, p, len, 0);
@@ -159,7 +177,7 @@ void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::strin
     if (n == 0) throw Error(ErrorCode::kConnectionClosed, peer + " closed the connection");
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (!pollFor(fd, POLLIN, deadline))
+      if (!waitReady(fd, POLLIN, deadline, giveUp, [&] { return "gave up waiting for " + peer; }))
         throw Error(ErrorCode::kTimeout, "timed out waiting for " + std::to_string(len) + " bytes from " + peer);
       continue;
     }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <string>
 
 #include "base/deadline.h"
 #include "base/give_up.h"
@@ -34,10 +36,17 @@ bool isSelfConnected(int fd);
 // Never throws; false when the addresses cannot be read.
 bool staysOnThisMachine(int fd);
 
+// Waits in poll until `fd` is ready for `events` (true) or `deadline` passes (false). With
+// `giveUp`, asks it every 200 ms of waiting and throws kAborted "<what()>: <its reason>" when it
+// gives one. Throws kSystem when poll fails.
+bool waitReady(int fd, short events, Deadline deadline, const GiveUpCheck& giveUp = {},
+               const std::function<std::string()>& what = {});
+
 // Sends / receives exactly `len` bytes on a non-blocking socket, waiting with poll until
-// `deadline`. `peer` is used in error messages. Throws kTimeout or kConnectionClosed.
+// `deadline`. `peer` is used in error messages. Throws kTimeout or kConnectionClosed, or
+// kAborted when `giveUp` (asked as by waitReady while the peer is silent) gives a reason.
 void sendAll(int fd, const void* data, size_t len, Deadline deadline, const std::string& peer);
-void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer);
+void recvAll(int fd, void* data, size_t len, Deadline deadline, const std::string& peer, const GiveUpCheck& giveUp = {});
 
 // Receives up to `len` bytes once and returns how many (> 0). It first busy-polls for up to
 // `spin` (yielding the CPU between tries: a reply on loopback often arrives within microseconds

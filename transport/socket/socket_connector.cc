@@ -30,14 +30,14 @@ void sendReply(int fd, bool ok, const std::string& message, Deadline deadline, c
 }
 
 // Reads and checks one hello on an accepted socket. Returns the reason to refuse it, or "".
-std::string readHello(int fd, const GroupIdentity& id, int nsocks, Deadline deadline, const std::string& from,
-                      wire::Hello& h) {
+std::string readHello(int fd, const GroupIdentity& id, int nsocks, Deadline deadline, const GiveUpCheck& giveUp,
+                      const std::string& from, wire::Hello& h) {
   uint8_t fixed[wire::kHelloFixedBytes];
-  recvAll(fd, fixed, sizeof(fixed), deadline, from);
+  recvAll(fd, fixed, sizeof(fixed), deadline, from, giveUp);
   uint32_t glen = 0;
   if (auto bad = wire::decodeHelloFixed(fixed, h, glen); !bad.empty()) return bad;
   h.group.resize(glen);
-  recvAll(fd, h.group.data(), glen, deadline, from);
+  recvAll(fd, h.group.data(), glen, deadline, from, giveUp);
   return helloMismatch(id, nsocks, h);
 }
 
@@ -75,14 +75,16 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
         auto hello = wire::encode(wire::Hello{static_cast<uint16_t>(k), static_cast<uint32_t>(nsocks), id.rank, peer, id.size, id.epoch, id.group});
         sendAll(fd.get(), hello.data(), hello.size(), deadline, name);
         uint8_t reply[12];
-        recvAll(fd.get(), reply, sizeof(reply), deadline, name);
+        // (A lower rank that hangs after its kernel accepted us never answers: a build called
+        // off meanwhile must not wait for it until the deadline.)
+        recvAll(fd.get(), reply, sizeof(reply), deadline, name, giveUp);
         uint32_t magic, ok, len;
         std::memcpy(&magic, reply, 4);
         std::memcpy(&ok, reply + 4, 4);
         std::memcpy(&len, reply + 8, 4);
         if (magic != wire::kHelloMagic || len > 65536) throw Error(ErrorCode::kProtocol, name + " answered with something that is not an eccl reply");
         std::string message(len, '\0');
-        recvAll(fd.get(), message.data(), len, deadline, name);
+        recvAll(fd.get(), message.data(), len, deadline, name, giveUp);
         if (!ok) throw Error(ErrorCode::kConnectFailed, name + " refused the connection: " + message);
       } catch (const Error& e) {
         throw Error(e.code(), id.describe() + ": connecting to " + name + " failed: " + e.what());
@@ -104,19 +106,10 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
         }
     return out;
   };
-  constexpr int kGiveUpLookMs = 200;
   while (have.size() < expected) {
-    pollfd pfd{listenFd, POLLIN, 0};
-    const int wait = deadline.pollTimeoutMs();
-    int rc = ::poll(&pfd, 1, giveUp && (wait < 0 || wait > kGiveUpLookMs) ? kGiveUpLookMs : wait);
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc < 0) throwSystemError(id.describe() + ": poll on the listener", errno);
-    if (rc == 0) {
-      if (auto why = giveUp ? giveUp() : std::nullopt)
-        throw Error(ErrorCode::kAborted, id.describe() + ": gave up waiting for connections from " + missing() + ": " + *why);
-      if (!deadline.expired()) continue;
+    if (!waitReady(listenFd, POLLIN, deadline, giveUp,
+                   [&] { return id.describe() + ": gave up waiting for connections from " + missing(); }))
       throw Error(ErrorCode::kTimeout, id.describe() + ": timed out waiting for connections from " + missing());
-    }
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     Fd fd(::accept4(listenFd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
@@ -126,7 +119,7 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
     Deadline helloDeadline = Deadline::after(std::min(deadline.remaining(), kHelloTimeout));
     try {
       wire::Hello h;
-      std::string refusal = readHello(fd.get(), id, nsocks, helloDeadline, from, h);
+      std::string refusal = readHello(fd.get(), id, nsocks, helloDeadline, giveUp, from, h);
       if (refusal.empty() && !member(h.from)) refusal = describeHello(h) + " is not a peer of this transport (another one carries that pair)";
       if (refusal.empty() && have.count({h.from, h.stream})) refusal = describeHello(h) + " connected stream " + std::to_string(h.stream) + " twice";
       if (!refusal.empty()) {
@@ -138,6 +131,7 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
       have.insert({h.from, h.stream});
       out.push_back({std::move(fd), h.from, h.stream});
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::kAborted) throw;  // the build was called off
       logger().warn("{}: dropped a connection from {} during the handshake: {}", id.describe(), from, e.what());
     }
   }
