@@ -19,14 +19,26 @@ static int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void CallerProgress::endSpin() {
+void CallerProgress::endSpin(bool gaveUp) {
+  if (gaveUp) giveUps_.fetch_add(1, std::memory_order_relaxed);
   spinEnds_.fetch_add(1, std::memory_order_relaxed);
   spinners_.fetch_sub(1, std::memory_order_relaxed);
+  if (gaveUp) {
+    std::lock_guard lock(pauseMu_);
+    if (pausing_) pauseCv_.notify_one();
+  }
 }
 
 bool CallerProgress::spinning(std::chrono::microseconds recent) {
   if (spinners_.load(std::memory_order_relaxed) > 0) return true;
   if (recent.count() == 0) return false;
+  // A waiter that gave up sleeps until its request is finished for it: not worth waiting for.
+  if (const uint64_t g = giveUps_.load(std::memory_order_relaxed); g != seenGiveUps_) {
+    seenGiveUps_ = g;
+    seenEnds_ = spinEnds_.load(std::memory_order_relaxed);
+    lastSpinEnd_ = 0;
+    return false;
+  }
   // A waiter's clock read costs a tenth of a small message's latency; the progress thread looks
   // often enough (every few hundred µs while waiters are about) to time the ends itself.
   const int64_t now = nowNs();
@@ -35,6 +47,16 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
     lastSpinEnd_ = now;
   }
   return now - lastSpinEnd_ < std::chrono::nanoseconds(recent).count();
+}
+
+bool CallerProgress::standAside() {
+  if (!spinning(std::chrono::microseconds(1000))) return false;
+  const auto pause = oversubscribed() ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
+  std::unique_lock lock(pauseMu_);
+  pausing_ = true;
+  pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seenGiveUps_; });
+  pausing_ = false;
+  return true;
 }
 
 void CallerProgress::setRanksOnHost(int ranks) {

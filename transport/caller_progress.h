@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 
@@ -25,11 +26,19 @@ class CallerProgress {
   // Polls once, unless another thread is polling or the transport is gone (then false).
   bool poll();
   // Called by waiters around their polling, so the progress thread can stand aside meanwhile.
+  // `gaveUp`: the waiter stopped polling before its request finished and will sleep until the
+  // progress thread finishes it; a progress thread standing aside is woken to do so at once.
   void beginSpin() { spinners_.fetch_add(1, std::memory_order_relaxed); }
-  void endSpin();
-  // A waiter is polling, or stopped within about `recent`: it will most likely poll again soon.
-  // For the transport's progress thread only (it keeps the time; waiters never read the clock).
+  void endSpin(bool gaveUp);
+  // A waiter is polling, or stopped within about `recent` (and did not give up): it will most
+  // likely poll again soon. For the transport's progress thread only (it keeps the time; waiters
+  // never read the clock).
   bool spinning(std::chrono::microseconds recent);
+  // For the transport's progress thread, each time round its loop: while waiters poll (or just
+  // did, within 1 ms), pauses instead of moving bytes — 0.5 ms, or 2 ms when oversubscribed (each
+  // wake-up is a context switch that a busy core pays for) — and returns true; a waiter giving up
+  // ends the pause at once. False: nobody else is polling, the caller moves the bytes itself.
+  bool standAside();
   // After this returns, poll() never calls pollOnce again.
   void detach();
   // How long a waiter keeps polling after the last poll that moved something ($ECCL_SPIN_US,
@@ -48,6 +57,11 @@ class CallerProgress {
   std::function<bool()> pollOnce_;
   std::atomic<int> spinners_{0};
   std::atomic<uint64_t> spinEnds_{0};  // spins ended so far
+  std::atomic<uint64_t> giveUps_{0};   // of which the waiter gave up
+  uint64_t seenGiveUps_ = 0;           // progress thread's: giveUps_ when it last looked
+  std::mutex pauseMu_;                 // the progress thread's pause, and its wake-up
+  std::condition_variable pauseCv_;
+  bool pausing_ = false;               // under pauseMu_
   uint64_t seenEnds_ = 0;              // progress thread's: spinEnds_ when it last looked
   int64_t lastSpinEnd_ = 0;            // progress thread's: when it first saw the last spin end, ns
   std::chrono::microseconds window_;

@@ -84,7 +84,7 @@ void RequestState::spin(Deadline deadline) {
     // with more ranks than cores, the peer we wait for may need it.
     if (now - lastMoved > std::chrono::microseconds(20)) std::this_thread::yield();
   }
-  progress_->endSpin();
+  progress_->endSpin(!test());
 }
 
 void RequestState::wait(Deadline deadline) {

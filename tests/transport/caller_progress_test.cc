@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -27,11 +28,43 @@ TEST(CallerProgress, SpinningCoversWaitersAndTheRecentPast) {
   EXPECT_FALSE(p.spinning(std::chrono::microseconds(0)));
   p.beginSpin();
   EXPECT_TRUE(p.spinning(std::chrono::microseconds(0)));
-  p.endSpin();
+  p.endSpin(false);
   EXPECT_FALSE(p.spinning(std::chrono::microseconds(0)));
   EXPECT_TRUE(p.spinning(std::chrono::seconds(60))) << "a waiter stopped just now";
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_FALSE(p.spinning(std::chrono::microseconds(1000)));
+}
+
+// A waiter that stopped polling before its request finished sleeps until the progress thread
+// finishes it: the progress thread must take over at once, not stand aside for the recent past.
+TEST(CallerProgress, AWaiterThatGaveUpIsNotWaitedFor) {
+  CallerProgress p([] { return false; });
+  p.beginSpin();
+  p.endSpin(true);
+  EXPECT_FALSE(p.spinning(std::chrono::seconds(60)));
+  EXPECT_FALSE(p.standAside());
+  p.beginSpin();  // the next waiter, done by polling: likely back soon
+  p.endSpin(false);
+  EXPECT_TRUE(p.spinning(std::chrono::seconds(60)));
+}
+
+// The progress thread stands aside (pausing each time) while a waiter polls, and moves bytes
+// itself again once the waiter gives up — also when the give-up comes during a pause.
+TEST(CallerProgress, ProgressThreadStandsAsideUntilTheWaiterGivesUp) {
+  for (int ranks : {1, 1 << 20}) {  // pauses of 0.5 ms, and of 2 ms (oversubscribed)
+    CallerProgress p([] { return false; });
+    p.setRanksOnHost(ranks);
+    p.beginSpin();
+    std::atomic<int> asides{0};
+    std::thread progress([&] {
+      while (p.standAside()) asides.fetch_add(1);
+    });
+    while (asides.load() < 3) std::this_thread::yield();
+    p.endSpin(true);
+    progress.join();  // (a progress thread still standing aside would hang here)
+    EXPECT_GE(asides.load(), 3);
+    EXPECT_FALSE(p.standAside());
+  }
 }
 
 // Oversubscription is judged against the cores this thread may run on, not the machine's.

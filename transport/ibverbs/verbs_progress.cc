@@ -355,11 +355,7 @@ void VerbsTransport::progressLoop() {
   auto lastMoved = Clock::now();
   bool armed = false;
   while (!stop_.load()) {
-    if (progress_->spinning(std::chrono::microseconds(1000))) {
-      // Waiters poll the queue themselves; stand aside (see the socket transport).
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
+    if (progress_->standAside()) continue;  // waiters are polling (see CallerProgress)
     bool moved, busy, queued;
     {
       std::lock_guard lock(mu_);

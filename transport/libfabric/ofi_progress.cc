@@ -228,11 +228,7 @@ void OfiTransport::progressLoop() {
   auto lastMoved = Clock::now();
   pollfd fds[2] = {{wakeup_.fd(), POLLIN, 0}, {side_->waitFd(), POLLIN, 0}};
   while (!stop_.load()) {
-    if (progress_->spinning(std::chrono::microseconds(1000))) {
-      // Waiters poll the queues themselves; stand aside (see the socket transport).
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
+    if (progress_->standAside()) continue;  // waiters are polling (see CallerProgress)
     bool moved, busy;
     {
       std::lock_guard lock(mu_);

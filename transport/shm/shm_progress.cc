@@ -324,11 +324,7 @@ void ShmTransport::progressLoop() {
   SegmentHeader* h = header();
   auto lastMoved = Clock::now();
   while (!stop_.load()) {
-    if (progress_->spinning(std::chrono::microseconds(1000))) {
-      // Waiters poll the rings themselves; stand aside (see the socket transport).
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
+    if (progress_->standAside()) continue;  // waiters are polling (see CallerProgress)
     const uint32_t bell = h->doorbell.load(std::memory_order_acquire);
     bool moved, busy;
     {

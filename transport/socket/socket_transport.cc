@@ -416,13 +416,7 @@ bool SocketTransport::pollOnce() {
 void SocketTransport::progressLoop() {
   epoll_event events[64];
   while (!stop_.load()) {
-    if (progress_->spinning(std::chrono::microseconds(1000))) {
-      // Waiters are polling these sockets (or just were, between two waits): leave the sockets to
-      // them instead of being woken by every message and fighting them for the lock. Look again
-      // soon: a waiter stops polling after a while without progress, and sleeps.
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-      continue;
-    }
+    if (progress_->standAside()) continue;  // waiters are polling (see CallerProgress)
     int n = ::epoll_wait(epoll_.get(), events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
