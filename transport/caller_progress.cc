@@ -30,15 +30,17 @@ void CallerProgress::endSpin(bool gaveUp) {
 }
 
 bool CallerProgress::spinning(std::chrono::microseconds recent) {
-  if (spinners_.load(std::memory_order_relaxed) > 0) return true;
-  if (recent.count() == 0) return false;
-  // A waiter that gave up sleeps until its request is finished for it: not worth waiting for.
+  // A waiter that gave up sleeps until its request is finished for it: its spin's end is not one
+  // to wait out. Noted first, even while others poll, so standAside() pauses until the next one.
+  bool gaveUp = false;
   if (const uint64_t g = giveUps_.load(std::memory_order_relaxed); g != seenGiveUps_) {
     seenGiveUps_ = g;
     seenEnds_ = spinEnds_.load(std::memory_order_relaxed);
     lastSpinEnd_ = 0;
-    return false;
+    gaveUp = true;
   }
+  if (spinners_.load(std::memory_order_relaxed) > 0) return true;
+  if (recent.count() == 0 || gaveUp) return false;
   // A waiter's clock read costs a tenth of a small message's latency; the progress thread looks
   // often enough (every few hundred µs while waiters are about) to time the ends itself.
   const int64_t now = nowNs();
@@ -52,9 +54,10 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
 bool CallerProgress::standAside() {
   if (!spinning(std::chrono::microseconds(1000))) return false;
   const auto pause = oversubscribed() ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
+  const uint64_t seen = seenGiveUps_;  // (spinning() has just noted every give-up so far)
   std::unique_lock lock(pauseMu_);
   pausing_ = true;
-  pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seenGiveUps_; });
+  pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seen; });
   pausing_ = false;
   return true;
 }

@@ -64,7 +64,13 @@ void RequestState::spin(Deadline deadline) {
       std::this_thread::yield();
     return;
   }
-  progress_->beginSpin();
+  // (Ended however the loop is left: a spin that never ended would keep the progress thread
+  // standing aside for good.)
+  struct SpinScope {
+    RequestState& r;
+    explicit SpinScope(RequestState& req) : r(req) { r.progress_->beginSpin(); }
+    ~SpinScope() { r.progress_->endSpin(!r.test()); }
+  } scope(*this);
   unsigned idlePolls = 0;
   // The clock is read only once polling has been idle a while: a reply that comes within a few
   // polls (the common case on one host) costs no clock read at all.
@@ -84,7 +90,6 @@ void RequestState::spin(Deadline deadline) {
     // with more ranks than cores, the peer we wait for may need it.
     if (now - lastMoved > std::chrono::microseconds(20)) std::this_thread::yield();
   }
-  progress_->endSpin(!test());
 }
 
 void RequestState::wait(Deadline deadline) {

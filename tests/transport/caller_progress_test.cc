@@ -59,12 +59,32 @@ TEST(CallerProgress, ProgressThreadStandsAsideUntilTheWaiterGivesUp) {
     std::thread progress([&] {
       while (p.standAside()) asides.fetch_add(1);
     });
-    while (asides.load() < 3) std::this_thread::yield();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (asides.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    const bool stoodAside = asides.load() >= 3;
     p.endSpin(true);
     progress.join();  // (a progress thread still standing aside would hang here)
-    EXPECT_GE(asides.load(), 3);
+    EXPECT_TRUE(stoodAside) << "the progress thread did not stand aside for a polling waiter";
     EXPECT_FALSE(p.standAside());
   }
+}
+
+// A waiter giving up while another one still polls must not turn the progress thread's pauses
+// into a busy loop (its give-up must count once, not end every later pause at once).
+TEST(CallerProgress, AGiveUpWhileAnotherWaiterPollsLeavesThePausesAlone) {
+  CallerProgress p([] { return false; });
+  p.beginSpin();    // waiter A
+  p.beginSpin();    // waiter B
+  p.endSpin(true);  // A gives up; B polls on
+  int asides = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(p.standAside());
+    ++asides;
+  }
+  // Pauses of 0.5 ms make about 100 in 50 ms (fewer on a busy machine); a busy loop, millions.
+  EXPECT_LE(asides, 1000);
+  p.endSpin(false);
 }
 
 // Oversubscription is judged against the cores this thread may run on, not the machine's.

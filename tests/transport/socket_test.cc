@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <thread>
 
 #include "base/error.h"
 #include "transport/socket/socket.h"
+#include "transport/socket/socket_connector.h"
 
 namespace eccl {
 namespace {
@@ -99,6 +101,53 @@ TEST(Socket, SendRecvMoveBytesAndRecvTimesOut) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kConnectionClosed);
   }
+}
+
+// A give-up check counting its calls: gives `reason` from the `after`-th call on.
+GiveUpCheck giveUpAfter(int after, std::string reason, std::shared_ptr<int> calls = std::make_shared<int>(0)) {
+  return [=]() -> std::optional<std::string> { return ++*calls >= after ? std::optional(reason) : std::nullopt; };
+}
+
+// A silent peer holds a receive until the deadline — unless the give-up check (asked every
+// 200 ms while nothing comes) gives a reason first.
+TEST(Socket, RecvAllStopsWaitingWhenGiveUpGivesAReason) {
+  Fd l = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  Fd c = connectTcp(SocketAddress::ofSocket(l.get()), Deadline::after(Millis(5000)));
+  setNonBlocking(l.get(), false);
+  Fd s(::accept4(l.get(), nullptr, nullptr, SOCK_NONBLOCK));
+  ASSERT_TRUE(s.valid());
+  auto calls = std::make_shared<int>(0);
+  const auto start = std::chrono::steady_clock::now();
+  char b;
+  try {
+    recvAll(s.get(), &b, 1, Deadline::after(Millis(120000)), "peer 3", giveUpAfter(3, "called off", calls));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAborted);
+    EXPECT_NE(std::string(e.what()).find("peer 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("called off"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(*calls, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60)) << "waited for the deadline";
+}
+
+// The acceptor waits up to 10 s for a connection's hello: a build called off meanwhile must not
+// wait that out for a connection that never says anything.
+TEST(SocketConnector, AGiveUpEndsTheWaitForASilentConnectionsHello) {
+  Fd l = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  const std::string me = SocketAddress::ofSocket(l.get()).str();
+  Fd silent = connectTcp(SocketAddress::ofSocket(l.get()), Deadline::after(Millis(5000)));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    transport::establishConnections({"connector", 0, 0, 2}, {me, "127.0.0.1:1"}, 1, l.get(),
+                                    Deadline::after(Millis(120000)), giveUpAfter(3, "called off"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAborted);
+    EXPECT_NE(std::string(e.what()).find("called off"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 1"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8)) << "waited for the silent hello";
 }
 
 }  // namespace

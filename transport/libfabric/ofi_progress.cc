@@ -64,7 +64,10 @@ void OfiTransport::onCompletion(Piece& piece, size_t len, int err, const std::st
   Op& op = *piece.op;
   if (!op.error) {
     const bool incoming = op.kind == RequestLabel::Op::kRecv;  // (a read's completion carries no length)
-    if (err == FI_ECANCELED) {
+    // (A cancel of ours names its reason before it withdraws the operation, so an FI_ECANCELED
+    // met here is the provider's own — tcp;ofi_rxm's when a peer's connection goes: like any
+    // other provider error, it most likely means a lost peer, named below when known.)
+    if (err == FI_ECANCELED && op.cancelled) {
       op.error = {ErrorCode::kAborted, "cancelled"};
     } else if (err == FI_ETRUNC) {  // (providers' len and olen are unreliable here)
       op.error = {ErrorCode::kInvalidArgument, peerName(op.peer) + " sent more than the " + std::to_string(piece.bytes) +

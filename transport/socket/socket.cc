@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -129,16 +130,17 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline, const GiveUpCheck& g
 
 bool waitReady(int fd, short events, Deadline deadline, const GiveUpCheck& giveUp, const std::function<std::string()>& what) {
   if (!giveUp) return pollFor(fd, events, deadline);
-  constexpr int kGiveUpLookMs = 200;
   pollfd p{fd, events, 0};
   for (;;) {
-    const int wait = deadline.pollTimeoutMs();
-    int rc = ::poll(&p, 1, wait < 0 || wait > kGiveUpLookMs ? kGiveUpLookMs : wait);
+    // One look at giveUp per 200 ms slice, however often signals interrupt the poll.
+    const auto sliceEnd = std::min(deadline.at(), Clock::now() + Millis(200));
+    int rc;
+    do {
+      const auto left = std::chrono::ceil<Millis>(sliceEnd - Clock::now()).count();
+      rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(left, 0)));
+    } while (rc < 0 && errno == EINTR);
     if (rc > 0) return true;
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      throwSystemError("poll", errno);
-    }
+    if (rc < 0) throwSystemError("poll", errno);
     if (auto why = giveUp())
       throw Error(ErrorCode::kAborted, (what ? what() : std::string("gave up waiting")) + ": " + *why);
     if (deadline.expired()) return false;

@@ -131,7 +131,8 @@ std::vector<ConnectedSocket> establishConnections(const GroupIdentity& id, const
       have.insert({h.from, h.stream});
       out.push_back({std::move(fd), h.from, h.stream});
     } catch (const Error& e) {
-      if (e.code() == ErrorCode::kAborted) throw;  // the build was called off
+      if (e.code() == ErrorCode::kAborted)  // the build was called off
+        throw Error(e.code(), id.describe() + ": waiting for connections from " + missing() + ": " + e.what());
       logger().warn("{}: dropped a connection from {} during the handshake: {}", id.describe(), from, e.what());
     }
   }

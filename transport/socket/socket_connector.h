@@ -3,9 +3,9 @@
 // starts with a hello (group, epoch, ranks, stream) that the acceptor checks and answers. A
 // connection from another group, an older epoch or the wrong rank is refused with a reply naming
 // both sides, and the acceptor goes on waiting for the right one. All within `deadline`, the
-// passive accept side included; `giveUp`, asked while waiting for peers (every 200 ms idle on the
-// accept side, between attempts when connecting), ends the wait early with kAborted (peers that
-// will never come: the build was called off).
+// passive accept side included; `giveUp`, asked while waiting for peers (every 200 ms while a
+// connection, a hello or a reply is awaited; between attempts when connecting), ends the wait
+// early with kAborted (peers that will never come: the build was called off).
 #pragma once
 
 #include <string>
