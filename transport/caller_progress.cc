@@ -20,6 +20,7 @@ static int64_t nowNs() {
 }
 
 void CallerProgress::endSpin(bool gaveUp) {
+  gaveUp = gaveUp && promptTakeOver_.load(std::memory_order_relaxed);
   if (gaveUp) giveUps_.fetch_add(1, std::memory_order_relaxed);
   spinEnds_.fetch_add(1, std::memory_order_relaxed);
   spinners_.fetch_sub(1, std::memory_order_relaxed);
@@ -53,7 +54,8 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
 
 bool CallerProgress::standAside() {
   if (!spinning(std::chrono::microseconds(1000))) return false;
-  const auto pause = oversubscribed() ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
+  const bool longer = oversubscribed() && promptTakeOver_.load(std::memory_order_relaxed);
+  const auto pause = longer ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
   const uint64_t seen = seenGiveUps_;  // (spinning() has just noted every give-up so far)
   std::unique_lock lock(pauseMu_);
   pausing_ = true;

@@ -39,6 +39,13 @@ class CallerProgress {
   // wake-up is a context switch that a busy core pays for) — and returns true; a waiter giving up
   // ends the pause at once. False: nobody else is polling, the caller moves the bytes itself.
   bool standAside();
+  // Off: waiters' give-ups are not told apart, and the pause stays 0.5 ms — the progress thread
+  // takes over from a waiter that gave up only after the 1 ms window and its pause. For libfabric,
+  // whose shm provider (1.17) can spin for good in a send to a peer killed inside its lock: a
+  // prompt take-over retries such sends in the victim's last moments, before its sockets close
+  // and eccl's check for a lost peer can see it (a peer-killing test under load hung in 4 of 32
+  // runs with a prompt take-over, 1 of 52 without). Set before waiting starts. Default on.
+  void setPromptTakeOver(bool on) { promptTakeOver_.store(on, std::memory_order_relaxed); }
   // After this returns, poll() never calls pollOnce again.
   void detach();
   // How long a waiter keeps polling after the last poll that moved something ($ECCL_SPIN_US,
@@ -62,6 +69,7 @@ class CallerProgress {
   std::mutex pauseMu_;                 // the progress thread's pause, and its wake-up
   std::condition_variable pauseCv_;
   bool pausing_ = false;               // under pauseMu_
+  std::atomic<bool> promptTakeOver_{true};
   uint64_t seenEnds_ = 0;              // progress thread's: spinEnds_ when it last looked
   int64_t lastSpinEnd_ = 0;            // progress thread's: when it first saw the last spin end, ns
   std::chrono::microseconds window_;

@@ -87,6 +87,16 @@ TEST(CallerProgress, AGiveUpWhileAnotherWaiterPollsLeavesThePausesAlone) {
   p.endSpin(false);
 }
 
+// Without a prompt take-over, a give-up is an end like any other (stood aside for a while).
+TEST(CallerProgress, WithoutPromptTakeOverAGiveUpIsStoodAsideFor) {
+  CallerProgress p([] { return false; });
+  p.setPromptTakeOver(false);
+  p.beginSpin();
+  p.endSpin(true);
+  EXPECT_TRUE(p.spinning(std::chrono::seconds(60)));
+  EXPECT_TRUE(p.standAside());
+}
+
 // Oversubscription is judged against the cores this thread may run on, not the machine's.
 TEST(CallerProgress, OversubscribedWhenRanksOutnumberAllowedCores) {
   CallerProgress p([] { return false; });

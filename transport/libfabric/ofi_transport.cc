@@ -47,6 +47,7 @@ OfiTransport::OfiTransport(GroupIdentity id, OfiOptions opts) : id_(std::move(id
   for (int r = 0; r < id_.size; ++r) n->peers.push_back("rank " + std::to_string(r));
   names_ = std::move(n);
   progress_ = std::make_shared<CallerProgress>([this] { return pollOnce(); });
+  progress_->setPromptTakeOver(false);  // (see CallerProgress::setPromptTakeOver)
   thread_ = std::thread([this] {
     nameThisThread("eccl-ofi");
     progressLoop();
