@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 
 #include "apps/common/child_store_server.h"
@@ -198,6 +199,14 @@ TEST(WeightLoader, LayerByLayerMovesKeepEveryByteAcrossProcesses) {
 }
 
 TEST(WeightLoader, APeerDyingMidTransferLeavesTheOldLayer) {
+  // libfabric 1.17's shm provider: a survivor's retried send can spin for good on the lock the
+  // victim held when it was killed (README, known limits of the libfabric transport). No check
+  // of ours can close that window; here it hung 3 of 4 full-suite runs on 2026-12-04. Over
+  // tcp;ofi_rxm, sockets and eccl's own shm this test runs.
+  const char* transport = std::getenv("ECCL_TRANSPORT");
+  const char* provider = std::getenv("ECCL_OFI_PROVIDER");
+  if (transport && std::string(transport) == "ofi" && provider && std::string(provider) == "shm")
+    GTEST_SKIP() << "libfabric shm can hang a survivor whose peer is killed holding the provider's lock";
   ChildStoreServer server;
   const int N = 3, S = 4, E = 12, victim = 2;  // no redundant replicas: every expert has one holder
   auto exits = runLocalRanks(N, [&](int rank) {
