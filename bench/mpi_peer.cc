@@ -3,7 +3,8 @@
 //   mpirun -np 2 --mca btl self,vader mpi_peer -o pingpong -b 8
 //   mpirun -np 4 --mca btl self,tcp   mpi_peer -o all_gather -b 1M
 //   mpirun -np 4 --mca btl self,vader mpi_peer -o expert_move -b 4M -k 16
-// Prints one line: op, ranks, bytes, median time (µs; pingpong: half a round trip) over the
+// Options: -n iterations per repetition, -r repetitions, -w warm-up operations (default 10), -k
+// experts per rank (expert_move). Prints one line: op, ranks, bytes, median time (µs; pingpong: half a round trip) over the
 // repetitions, its range, and busbw in GB/s (nccl-tests' formulas, as eccl-perf prints them).
 #include <mpi.h>
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     else if (k == "-b") bytes = parseSize(argv[i + 1]);
     else if (k == "-n") iters = std::atoi(argv[i + 1]);
     else if (k == "-r") reps = std::atoi(argv[i + 1]);
+    else if (k == "-w") warmup = std::atoi(argv[i + 1]);
     else if (k == "-k") experts = std::atoi(argv[i + 1]);
     else {
       if (rank == 0) std::fprintf(stderr, "mpi_peer: unknown option %s\n", k.c_str());

@@ -92,9 +92,7 @@ Work Communicator::iread(int peer, const transport::RegionBlob& remote, size_t o
   if (dst == nullptr && bytes > 0)
     throw Error(ErrorCode::kInvalidArgument, "read of " + std::to_string(bytes) + " bytes from peer " + std::to_string(peer) +
                                                  " has a null buffer");
-  auto state = std::make_shared<WorkState>("read", timeout_);
-  state->addRequests({transport_->iread(peer, remote, offset, dst, bytes, local)});
-  return Work(state);
+  return Work(transport_->iread(peer, remote, offset, dst, bytes, local), "read", timeout_);
 }
 
 Work Communicator::batchIsendIrecv(const std::vector<P2POp>& ops) {
@@ -118,24 +116,22 @@ Work Communicator::postOps(std::span<const P2POp> ops) {
   auto movedAlready = [](const transport::RequestPtr& r) { return r->test() && !r->error(); };
   // Nothing to move (a rank with no experts to send for a layer), or all of it moved already
   // (small sends copied into a ring): a Work that needs no state of its own. Most small sends
-  // are like this, and allocating for them was a noticeable part of their latency.
-  std::vector<transport::RequestPtr> reqs;
+  // are like this, and allocating for them was a noticeable part of their latency. A single
+  // operation still under way is its request alone (no WorkState either).
   if (ops.size() == 1) {
     auto r = post(ops[0]);
     if (movedAlready(r)) return Work::finishedP2P();
-    reqs.push_back(std::move(r));
-  } else {
-    reqs.reserve(ops.size());
-    // Receives first: data that arrives early lands straight in its buffer.
-    for (auto& op : ops)
-      if (op.kind == P2POp::kRecv) reqs.push_back(post(op));
-    for (auto& op : ops)
-      if (op.kind == P2POp::kSend) reqs.push_back(post(op));
-    if (std::all_of(reqs.begin(), reqs.end(), movedAlready)) return Work::finishedP2P();
+    return Work(std::move(r), ops[0].kind == P2POp::kSend ? "send" : "recv", timeout_);
   }
-  std::string what = ops.size() == 1 ? std::string(ops[0].kind == P2POp::kSend ? "send" : "recv")
-                                     : "batch_isend_irecv of " + std::to_string(ops.size()) + " operations";
-  auto state = std::make_shared<WorkState>(std::move(what), timeout_);
+  std::vector<transport::RequestPtr> reqs;
+  reqs.reserve(ops.size());
+  // Receives first: data that arrives early lands straight in its buffer.
+  for (auto& op : ops)
+    if (op.kind == P2POp::kRecv) reqs.push_back(post(op));
+  for (auto& op : ops)
+    if (op.kind == P2POp::kSend) reqs.push_back(post(op));
+  if (std::all_of(reqs.begin(), reqs.end(), movedAlready)) return Work::finishedP2P();
+  auto state = std::make_shared<WorkState>("batch_isend_irecv of " + std::to_string(ops.size()) + " operations", timeout_);
   state->addRequests(std::move(reqs));
   return Work(state);
 }

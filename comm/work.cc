@@ -101,20 +101,35 @@ std::optional<std::string> WorkState::error() {
   return error_;
 }
 
-bool Work::test() const { return !state_ || state_->test(); }
+bool Work::test() const {
+  if (request_) return request_->test();
+  return !state_ || state_->test();
+}
 
 void Work::wait(std::optional<std::chrono::milliseconds> timeout) const {
-  if (!state_) return;
+  if (!state_ && !request_) return;
   // With the default timeout, the operation enforces it itself (and says which peer it was
   // waiting for); the grace lets that precise error arrive first.
   constexpr std::chrono::seconds kGrace{5};
-  state_->wait(Deadline::after(timeout ? *timeout : state_->defaultTimeout() + kGrace));
+  if (!request_) return state_->wait(Deadline::after(timeout ? *timeout : state_->defaultTimeout() + kGrace));
+  try {
+    request_->wait(Deadline::after(timeout ? *timeout : timeout_ + kGrace));
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(what_) + ": " + e.what());  // (as a WorkState names it)
+  }
 }
 
 void Work::cancel() const {
-  if (state_) state_->cancel();
+  if (request_) request_->cancel();
+  else if (state_) state_->cancel();
 }
 
-std::optional<std::string> Work::error() const { return state_ ? state_->error() : std::nullopt; }
+std::optional<std::string> Work::error() const {
+  if (request_) {
+    auto e = request_->error();
+    return e ? std::optional<std::string>(std::string(what_) + ": " + *e) : std::nullopt;
+  }
+  return state_ ? state_->error() : std::nullopt;
+}
 
 }  // namespace eccl

@@ -21,6 +21,11 @@ class Work {
  public:
   Work() = default;
   explicit Work(std::shared_ptr<WorkState> s) : state_(std::move(s)) {}
+  // An operation that is one transport request (a single isend, irecv or iread): the request is
+  // the whole state, so nothing more is allocated. `what` ("send", "recv", "read": a string
+  // literal) prefixes its errors.
+  Work(transport::RequestPtr request, const char* what, std::chrono::milliseconds defaultTimeout)
+      : request_(std::move(request)), what_(what), timeout_(defaultTimeout) {}
 
   // True once the operation has finished (successfully or not). Never blocks.
   bool test() const;
@@ -33,7 +38,7 @@ class Work {
   // had already finished. A collective cannot be cancelled alone (abort the communicator): for
   // one this throws Error(kInvalidArgument).
   void cancel() const;
-  bool valid() const { return state_ != nullptr || finished_; }
+  bool valid() const { return state_ != nullptr || request_ != nullptr || finished_; }
 
   // A P2P operation that finished successfully as it was posted (e.g. a small send copied into
   // a peer's ring or a socket): no shared state to allocate, nothing to wait for or cancel.
@@ -45,6 +50,9 @@ class Work {
 
  private:
   std::shared_ptr<WorkState> state_;
+  transport::RequestPtr request_;  // instead of state_, for a single request
+  const char* what_ = nullptr;
+  std::chrono::milliseconds timeout_{0};
   bool finished_ = false;
 };
 

@@ -17,18 +17,21 @@ std::string RequestLabel::str() const {
          (op == Op::kSend ? "to " : "from ") + who + (op == Op::kRead ? ", read " : ", tag ") + std::to_string(tag);
 }
 
+// Lock-free unless a waiter sleeps: the first finisher claims the request, writes the outcome,
+// then publishes it through done_. A sleeper counts itself (under mu_) before it checks done_,
+// and a finisher that sees it passes through mu_ before notifying, so no wake-up is lost.
 bool RequestState::finish(std::optional<std::pair<ErrorCode, std::string>> err) {
-  {
-    std::lock_guard lock(mu_);
-    if (done_.load(std::memory_order_relaxed)) return false;
-    if (err) {
-      failed_ = true;
-      code_ = err->first;
-      error_ = std::move(err->second);
-    }
-    done_.store(true, std::memory_order_release);
+  if (claimed_.exchange(true, std::memory_order_acq_rel)) return false;
+  if (err) {
+    failed_ = true;
+    code_ = err->first;
+    error_ = std::move(err->second);
   }
-  cv_.notify_all();
+  done_.store(true, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard lock(mu_); }
+    cv_.notify_all();
+  }
   return true;
 }
 
@@ -37,8 +40,8 @@ void RequestState::complete() { finish(std::nullopt); }
 void RequestState::fail(ErrorCode code, const std::string& message) { finish(std::pair{code, message}); }
 
 std::optional<std::string> RequestState::error() const {
-  std::lock_guard lock(mu_);
-  if (!failed_) return std::nullopt;
+  // (Final once done_ is seen: see finish.)
+  if (!done_.load(std::memory_order_acquire) || !failed_) return std::nullopt;
   return error_;
 }
 
@@ -96,9 +99,12 @@ void RequestState::wait(Deadline deadline) {
   spin(deadline);
   if (!test()) {
     std::unique_lock lock(mu_);
-    if (deadline.at() == Clock::time_point::max()) {
-      cv_.wait(lock, [&] { return done_.load(); });
-    } else if (!cv_.wait_until(lock, deadline.at(), [&] { return done_.load(); })) {
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    bool finished = true;
+    if (deadline.at() == Clock::time_point::max()) cv_.wait(lock, [&] { return done_.load(); });
+    else finished = cv_.wait_until(lock, deadline.at(), [&] { return done_.load(); });
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    if (!finished) {
       lock.unlock();
       // Withdraw it (nothing touches its buffer afterwards), then record the timeout as its
       // error — unless it finished in between, in which case its own result stands.
@@ -106,7 +112,10 @@ void RequestState::wait(Deadline deadline) {
       finish(std::pair{ErrorCode::kTimeout, what() + " timed out"});
     }
   }
-  std::lock_guard lock(mu_);
+  // A timeout's finish may have lost to one that claimed the request but has not published yet
+  // (a few instructions away).
+  while (!done_.load(std::memory_order_acquire)) std::this_thread::yield();
+  // Final now: failed_, code_ and error_ were written before done_ was released (see finish).
   if (failed_) throw Error(code_, error_);
 }
 

@@ -66,7 +66,9 @@ class RequestState final : public Request {
 
   RequestLabel label_;
   std::shared_ptr<CallerProgress> progress_;
-  std::atomic<bool> done_{false};
+  std::atomic<bool> claimed_{false};  // a finish has begun (the first wins)
+  std::atomic<bool> done_{false};     // ... and its outcome below is written
+  std::atomic<int> sleepers_{0};      // waiters blocked (or about to block) on cv_
   mutable std::mutex mu_;
   std::condition_variable cv_;
   ErrorCode code_ = ErrorCode::kAborted;
@@ -76,6 +78,27 @@ class RequestState final : public Request {
   std::weak_ptr<void> cancelOp_;
   CancelFn cancelFn_ = nullptr;
 };
+
+// A transport's record of an operation (`Op`, with a `RequestState* req` member) and the request
+// it hands out, made in one allocation: both pointers share one control block, so the record
+// lives as long as either is held, and `op->req` (plain: it cannot outlive the record) needs no
+// reference count of its own. A small receive then allocates once, not twice.
+template <class Op>
+struct Operation {
+  std::shared_ptr<Op> op;
+  std::shared_ptr<RequestState> req;
+};
+template <class Op>
+Operation<Op> makeOperation(RequestLabel label, std::shared_ptr<CallerProgress> progress) {
+  struct Block {
+    Block(RequestLabel l, std::shared_ptr<CallerProgress> p) : state(std::move(l), std::move(p)) { op.req = &state; }
+    RequestState state;
+    Op op;
+  };
+  auto b = std::make_shared<Block>(std::move(label), std::move(progress));
+  std::shared_ptr<Op> op(b, &b->op);
+  return {std::move(op), std::shared_ptr<RequestState>(std::move(b), &b->state)};
+}
 
 // A request that finished successfully when it was posted (e.g. a small send copied into a
 // ring): one shared immutable object, so such posts allocate nothing for their request.

@@ -44,7 +44,7 @@ class TagMatcher {
     bool complete() const { return received == data.size(); }
   };
 
-  TagMatcher(int peers, size_t budgetBytes) : peers_(static_cast<size_t>(peers)), budget_(budgetBytes) {}
+  TagMatcher(int peers, size_t budgetBytes) : peers_(static_cast<size_t>(peers)), budget_(budgetBytes) { spare_.reserve(kSpareNodes); }
 
   // --- numbering
   MessageKey numberSend(int peer, Tag tag) { return {tag, at(peer).sendSeq[tag]++}; }
@@ -56,7 +56,22 @@ class TagMatcher {
   bool sendNumbered(int peer, MessageKey key) const { return numbered(at(peer).sendSeq, key); }
 
   // --- posted receives
-  void post(int peer, MessageKey key, Receive r) { at(peer).posted.insert_or_assign(key, std::move(r)); }
+  void post(int peer, MessageKey key, Receive r) {
+    auto& m = at(peer).posted;
+    if (spare_.empty()) {
+      m.insert_or_assign(key, std::move(r));
+      return;
+    }
+    auto node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key() = key;
+    node.mapped() = std::move(r);
+    auto res = m.insert(std::move(node));
+    if (!res.inserted) {  // (posted already: replaced, as insert_or_assign would)
+      res.position->second = std::move(res.node.mapped());
+      spare_.push_back(std::move(res.node));
+    }
+  }
   // The posted receive for `key`, or null. Stays posted.
   Receive* posted(int peer, MessageKey key) {
     auto& m = at(peer).posted;
@@ -68,8 +83,9 @@ class TagMatcher {
     auto& m = at(peer).posted;
     auto it = m.find(key);
     if (it == m.end()) return Receive{};
-    Receive r = std::move(it->second);
-    m.erase(it);
+    auto node = m.extract(it);
+    Receive r = std::move(node.mapped());
+    if (spare_.size() < kSpareNodes) spare_.push_back(std::move(node));
     return r;
   }
   bool anyPosted(int peer) const { return !at(peer).posted.empty(); }
@@ -127,9 +143,10 @@ class TagMatcher {
   }
 
  private:
+  using Posted = std::map<MessageKey, Receive>;
   struct PeerState {
     std::unordered_map<Tag, uint64_t> sendSeq, recvSeq;  // next number per tag
-    std::map<MessageKey, Receive> posted;
+    Posted posted;
     std::map<MessageKey, Unexpected> unexpected;
   };
   static bool numbered(const std::unordered_map<Tag, uint64_t>& seqs, MessageKey key) {
@@ -140,6 +157,10 @@ class TagMatcher {
   const PeerState& at(int peer) const { return peers_.at(static_cast<size_t>(peer)); }
 
   std::vector<PeerState> peers_;
+  // Nodes of receives that were matched, kept for the next posts: a receive then costs no
+  // allocation in the matcher (at most kSpareNodes are kept; their Receives are empty).
+  static constexpr size_t kSpareNodes = 64;
+  std::vector<typename Posted::node_type> spare_;
   size_t budget_;
   size_t held_ = 0;
 };

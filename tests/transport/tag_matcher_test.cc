@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <vector>
 
 namespace eccl::transport {
 namespace {
@@ -39,6 +40,36 @@ TEST(TagMatcher, PostedReceivesAreFoundByKeyAndRemovedOnce) {
   EXPECT_EQ(m.unpost(1, k), r);
   EXPECT_EQ(m.unpost(1, k), nullptr);
   EXPECT_FALSE(m.anyPosted(1));
+}
+
+// Matched receives leave their map nodes for later posts (of any peer): keys and receives must
+// never leak from one use of a node to the next, and posting a key twice replaces, as before.
+TEST(TagMatcher, RecycledNodesKeepPeersKeysAndReceivesApart) {
+  Matcher m(3, 1024);
+  for (int round = 0; round < 200; ++round) {
+    const int peer = round % 3;
+    std::vector<std::pair<MessageKey, Recv>> batch;
+    for (int i = 0; i < 1 + round % 70; ++i) {  // past the number of spare nodes kept, at times
+      batch.emplace_back(m.numberReceive(peer, i % 4), std::make_shared<int>(round * 100 + i));
+      m.post(peer, batch.back().first, batch.back().second);
+    }
+    for (int other = 0; other < 3; ++other)
+      if (other != peer) EXPECT_FALSE(m.anyPosted(other));
+    for (auto it = batch.rbegin(); it != batch.rend(); ++it) {  // (matched in another order)
+      ASSERT_NE(m.posted(peer, it->first), nullptr);
+      EXPECT_EQ(m.unpost(peer, it->first), it->second);
+      EXPECT_EQ(m.posted(peer, it->first), nullptr);
+    }
+    EXPECT_FALSE(m.anyPosted(peer));
+  }
+  const MessageKey k = m.numberReceive(1, 9);
+  auto first = std::make_shared<int>(1), second = std::make_shared<int>(2);
+  m.post(1, k, first);
+  m.post(1, k, second);  // replaces (a recycled node carries the second post)
+  EXPECT_EQ(m.unpost(1, k), second);
+  EXPECT_FALSE(m.anyPosted(1));
+  EXPECT_EQ(first.use_count(), 1);  // the matcher holds nothing it was given
+  EXPECT_EQ(second.use_count(), 1);
 }
 
 TEST(TagMatcher, UnexpectedMessagesAreHeldWithinTheBudget) {

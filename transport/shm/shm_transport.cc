@@ -240,7 +240,7 @@ void ShmTransport::connect(const std::vector<AddressBlob>& addresses, Deadline d
 }
 
 std::shared_ptr<RequestState> ShmTransport::newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes) {
-  return std::make_shared<RequestState>(RequestLabel{names_, kind, bytes, peer, tag}, progress_);
+  return std::make_shared<RequestState>(label(kind, peer, tag, bytes), progress_);
 }
 
 // Under mu_: false (and the request failed) when the transport is broken or the peer gone.
@@ -280,16 +280,14 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
     }
     matcher_.unnumberSend(peer, tag);
   }
-  auto req = newRequest(RequestLabel::Op::kSend, peer, tag, bytes);
+  auto [op, req] = makeOperation<SendOp>(label(RequestLabel::Op::kSend, peer, tag, bytes), progress_);
   if (!admit(*req, peer)) return req;
-  auto op = std::make_shared<SendOp>();
-  op->req = req;
   op->data = static_cast<const uint8_t*>(data);
   op->bytes = bytes;
   op->key = matcher_.numberSend(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: op owns req)
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: its own block)
     auto op = std::static_pointer_cast<SendOp>(o);
     op->owner->cancelSend(op->peer, op);
   });
@@ -324,16 +322,14 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
 RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
   checkOperation(id_, peer, "receive", data, bytes, region);
   std::lock_guard lock(mu_);
-  auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
+  auto [op, req] = makeOperation<RecvOp>(label(RequestLabel::Op::kRecv, peer, tag, bytes), progress_);
   if (!admit(*req, peer)) return req;
-  auto op = std::make_shared<RecvOp>();
-  op->req = req;
   op->data = static_cast<uint8_t*>(data);
   op->bytes = bytes;
   op->key = matcher_.numberReceive(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: op owns req)
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: its own block)
     auto op = std::static_pointer_cast<RecvOp>(o);
     op->owner->cancelRecv(op->peer, op);
   });
@@ -355,7 +351,7 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
     const Announcement a = w->second;
     p.waiting.erase(w);
     receiveAnnounced(peer, op, a);
-  } else if (p.revoked.erase(op->key)) {
+  } else if (!p.revoked.empty() && p.revoked.erase(op->key)) {
     req->fail(ErrorCode::kAborted, req->what() + " failed: " + peerName(peer) + " cancelled this message before it was received");
   } else if (!(p.left && !p.in.front() && departed(*req, peer))) {  // (records of its may still come)
     matcher_.post(peer, op->key, op);

@@ -31,7 +31,7 @@ class ShmTransport;
 // Operations know their transport and peer, so a canceller captures only a weak_ptr (small
 // enough for std::function to hold without allocating).
 struct SendOp {
-  std::shared_ptr<RequestState> req;
+  RequestState* req = nullptr;  // in the same allocation (makeOperation)
   ShmTransport* owner = nullptr;
   int peer = -1;
   const uint8_t* data = nullptr;
@@ -45,7 +45,7 @@ struct SendOp {
 };
 
 struct RecvOp {
-  std::shared_ptr<RequestState> req;
+  RequestState* req = nullptr;  // in the same allocation (makeOperation)
   ShmTransport* owner = nullptr;
   int peer = -1;
   uint8_t* data = nullptr;
@@ -142,6 +142,7 @@ class ShmTransport final : public Transport {
   std::string peerName(int peer) const { return "rank " + std::to_string(peer) + " (" + peerAddress(peer) + ")"; }
   SegmentHeader* header() const { return reinterpret_cast<SegmentHeader*>(segment_.data()); }
   void updateNames();
+  RequestLabel label(RequestLabel::Op kind, int peer, Tag tag, size_t bytes) const { return {names_, kind, bytes, peer, tag}; }
   std::shared_ptr<RequestState> newRequest(RequestLabel::Op kind, int peer, Tag tag, size_t bytes);
   bool admit(RequestState& req, int peer);
   bool departed(RequestState& req, int peer);
