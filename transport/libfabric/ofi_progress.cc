@@ -168,6 +168,26 @@ void OfiTransport::cancelOp(const RequestState* req) {
   }
 }
 
+// A receive posted after its peer's goodbye: a message the peer sent before it left is in the
+// provider already (the goodbye drained the data path), so the provider matches it as the
+// receive is posted and completes it within a few polls. Nothing matched by then: nothing will,
+// and the receive is withdrawn and fails naming the peer.
+void OfiTransport::settleDepartedReceive(const std::shared_ptr<RequestState>& req, int peer) {
+  {
+    std::unique_lock lock(mu_);
+    for (auto until = Clock::now() + std::chrono::milliseconds(10); !req->test() && Clock::now() < until;) {
+      if (!pollLocked(false)) {
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
+      }
+    }
+  }
+  if (req->test()) return;
+  cancelOp(req.get());  // (a message that matched meanwhile completes it: the failure below is then ignored)
+  req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
+}
+
 // A peer that said goodbye hung up: only what involves it fails.
 void OfiTransport::peerLeft(int peer) {
   peers_[peer].left = true;

@@ -360,9 +360,12 @@ RequestPtr OfiTransport::isend(int peer, Tag tag, const void* data, size_t bytes
 
 RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) {
   checkOperation(id_, peer, "receive", data, bytes, region);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto req = newRequest(RequestLabel::Op::kRecv, peer, tag, bytes);
-  if (!admit(*req, peer)) return req;
+  // A peer that said goodbye sends nothing more, but what it sent before may still wait in the
+  // provider (unexpected): the receive is posted all the same (see settleDepartedReceive).
+  const bool departed = peer != id_.rank && !broken_ && peers_[peer].left;
+  if (!departed && !admit(*req, peer)) return req;
   auto* buf = static_cast<uint8_t*>(data);
   if (peer == id_.rank) {
     postSelf(false, tag, req, buf, bytes);
@@ -372,6 +375,10 @@ RequestPtr OfiTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   const PeerInfo& p = peers_[peer];
   void* desc = descriptor(*op, p.endpoint, buf, bytes, region, FI_RECV);
   post(std::move(op), bytes, PostArgs{PostArgs::kRecv, endpoints_[p.endpoint]->ep(), buf, desc, p.addr, tag});
+  if (departed) {
+    lock.unlock();
+    settleDepartedReceive(req, peer);
+  }
   return req;
 }
 

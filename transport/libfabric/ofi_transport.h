@@ -19,8 +19,8 @@
 // briefly for it to finish and otherwise fails the request while the provider may still read
 // the buffer until the peer receives it or the transport is destroyed.
 //
-// A peer that leaves cleanly: receives posted before its goodbye get what it sent; a receive
-// posted after it fails (sockets and shared memory still deliver what arrived before).
+// A peer that leaves cleanly: receives get what it sent before its goodbye, also receives posted
+// after it (the message waits in the provider); one that nothing it sent matches fails, naming it.
 //
 // Size mismatches: a message shorter than its receive fails the receive, naming both sizes. A
 // message longer than its receive is a program error the Debian 1.17 providers do not survive

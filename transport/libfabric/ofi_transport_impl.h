@@ -163,6 +163,7 @@ class OfiTransport final : public Transport {
   void progressLoop();
   void withdraw(Op& op);  // fi_cancel of a receive's or read's pieces
   void cancelOp(const RequestState* req);
+  void settleDepartedReceive(const std::shared_ptr<RequestState>& req, int peer);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);
   // Fails every operation with peer `peer` (-1: all): receives and reads first give their
