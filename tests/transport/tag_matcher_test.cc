@@ -54,7 +54,9 @@ TEST(TagMatcher, RecycledNodesKeepPeersKeysAndReceivesApart) {
       m.post(peer, batch.back().first, batch.back().second);
     }
     for (int other = 0; other < 3; ++other)
-      if (other != peer) EXPECT_FALSE(m.anyPosted(other));
+      if (other != peer) {
+        EXPECT_FALSE(m.anyPosted(other));
+      }
     for (auto it = batch.rbegin(); it != batch.rend(); ++it) {  // (matched in another order)
       ASSERT_NE(m.posted(peer, it->first), nullptr);
       EXPECT_EQ(m.unpost(peer, it->first), it->second);
