@@ -31,15 +31,25 @@ bool WorkState::test() {
   if (!requests_.empty()) {
     for (auto& r : requests_)
       if (!r->test()) return false;
+    // The first failed request's error, with its code and named as wait() names it (waiting on
+    // a finished request returns at once, throwing its error).
+    std::optional<Error> first;
+    for (auto& r : requests_)
+      if (r->error()) {
+        try {
+          r->wait(Deadline::after(std::chrono::milliseconds(0)));
+        } catch (const Error& e) {
+          first = e;
+          break;
+        }
+      }
     std::lock_guard lock(mu_);
     if (!done_) {
       done_ = true;
-      for (auto& r : requests_)
-        if (auto e = r->error()) {
-          error_ = *e;
-          code_ = static_cast<int>(ErrorCode::kRemote);
-          break;
-        }
+      if (first) {
+        error_ = what_ + ": " + first->what();
+        code_ = static_cast<int>(first->code());
+      }
     }
     return true;
   }

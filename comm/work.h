@@ -23,7 +23,7 @@ class Work {
   explicit Work(std::shared_ptr<WorkState> s) : state_(std::move(s)) {}
   // An operation that is one transport request (a single isend, irecv or iread): the request is
   // the whole state, so nothing more is allocated. `what` ("send", "recv", "read": a string
-  // literal) prefixes its errors.
+  // literal) prefixes its errors, which keep the request's code (as a batch's do).
   Work(transport::RequestPtr request, const char* what, std::chrono::milliseconds defaultTimeout)
       : request_(std::move(request)), what_(what), timeout_(defaultTimeout) {}
 
@@ -57,7 +57,8 @@ class Work {
 };
 
 // Shared completion state. Either finished by whoever runs the operation (finish/fail), or
-// backed by transport requests (P2P), whose completion is the Work's completion.
+// backed by transport requests (a batch of P2P operations), whose completion is the Work's
+// completion; its error is the first failed request's, code included, named by what().
 class WorkState {
  public:
   WorkState(std::string what, std::chrono::milliseconds defaultTimeout) : what_(std::move(what)), timeout_(defaultTimeout) {}

@@ -21,7 +21,12 @@ std::string RequestLabel::str() const {
 // then publishes it through done_. A sleeper counts itself (under mu_) before it checks done_,
 // and a finisher that sees it passes through mu_ before notifying, so no wake-up is lost.
 bool RequestState::finish(std::optional<std::pair<ErrorCode, std::string>> err) {
-  if (claimed_.exchange(true, std::memory_order_acq_rel)) return false;
+  if (claimed_.exchange(true, std::memory_order_acq_rel)) {
+    // Lost: the winner is a few instructions from publishing. Returning only once it has keeps
+    // "after fail() or cancel() returns, the request is finished" true, as the lock used to.
+    while (!done_.load(std::memory_order_acquire)) std::this_thread::yield();
+    return false;
+  }
   if (err) {
     failed_ = true;
     code_ = err->first;
@@ -107,16 +112,15 @@ void RequestState::wait(Deadline deadline) {
     if (!finished) {
       lock.unlock();
       // Withdraw it (nothing touches its buffer afterwards), then record the timeout as its
-      // error — unless it finished in between, in which case its own result stands.
-      withdraw();
+      // error — unless it finished in between, in which case its own result stands. (A request
+      // that finished is not withdrawn: its transport may be gone.)
+      if (!test()) withdraw();
       finish(std::pair{ErrorCode::kTimeout, what() + " timed out"});
     }
   }
-  // A timeout's finish may have lost to one that claimed the request but has not published yet
-  // (a few instructions away).
-  while (!done_.load(std::memory_order_acquire)) std::this_thread::yield();
-  // Final now: failed_, code_ and error_ were written before done_ was released (see finish).
-  if (failed_) throw Error(code_, error_);
+  // Finished now (see finish: even a losing one returns once the outcome is published), and
+  // failed_, code_ and error_ were written before done_ was released.
+  if (done_.load(std::memory_order_acquire) && failed_) throw Error(code_, error_);
 }
 
 namespace {

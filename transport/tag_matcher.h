@@ -84,7 +84,7 @@ class TagMatcher {
     auto it = m.find(key);
     if (it == m.end()) return Receive{};
     auto node = m.extract(it);
-    Receive r = std::move(node.mapped());
+    Receive r = std::exchange(node.mapped(), Receive{});
     if (spare_.size() < kSpareNodes) spare_.push_back(std::move(node));
     return r;
   }

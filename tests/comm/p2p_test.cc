@@ -300,6 +300,43 @@ TEST(P2P, ASmallSendIsFinishedWhenPostedAndStaysDelivered) {
   }
 }
 
+// A failed P2P Work reports the same error however it is asked (test() then error(), or wait()),
+// and a single operation (its request alone) the same way a batch does: the request's code, the
+// operation named first.
+TEST(P2P, AFailedWorkReportsOneErrorWhicheverWayItIsAsked) {
+  auto comms = testing::localComms(2);
+  for (bool batch : {false, true}) {
+    for (bool testFirst : {false, true}) {
+      const P2PTag tag = 10 + (batch ? 2 : 0) + (testFirst ? 1 : 0);
+      uint64_t small = 7, big[2] = {0, 0}, other = 0;
+      Work r = batch ? comms[1]->batchIsendIrecv({{P2POp::kRecv, big, sizeof(big), 0, tag, nullptr},
+                                                  {P2POp::kRecv, &other, sizeof(other), 0, tag + 100, nullptr}})
+                     : comms[1]->irecv(big, sizeof(big), 0, tag);
+      comms[0]->isend(&small, sizeof(small), 1, tag).wait();  // 8 bytes for a 16-byte receive
+      if (batch) comms[0]->isend(&small, sizeof(small), 1, tag + 100).wait();
+      if (testFirst) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!r.test() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        ASSERT_TRUE(r.test());
+        auto e = r.error();
+        ASSERT_TRUE(e.has_value());
+        EXPECT_EQ(e->rfind(batch ? "batch_isend_irecv of 2 operations: " : "recv: ", 0), 0u) << *e;
+        EXPECT_NE(e->find("size mismatch"), std::string::npos) << *e;
+      }
+      try {
+        r.wait();
+        FAIL() << "a receive of the wrong size must fail";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+        EXPECT_NE(std::string(e.what()).find("size mismatch"), std::string::npos) << e.what();
+        if (testFirst) {
+          EXPECT_EQ(std::string(e.what()), *r.error());
+        }
+      }
+    }
+  }
+}
+
 // Registration through the communicator (RAII), regions carried by P2P, and receiver-pull reads
 // of a peer's exported region; handles outlive their communicator safely.
 TEST(RegisteredMemory, RegionsTravelWithBuffersAndPeersReadExportedRegions) {

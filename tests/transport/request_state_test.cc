@@ -85,6 +85,7 @@ TEST(RequestState, RacingFinishersLeaveOneOutcomeForEveryWaiter) {
       threads.emplace_back([&, f] {
         if (f == 1) r->complete();
         else r->fail(ErrorCode::kRemote, "finisher " + std::to_string(f));
+        EXPECT_TRUE(r->test()) << "a finish returned (winning or not) before the request was finished";
       });
     for (auto& t : threads) t.join();
     EXPECT_TRUE(threw == 3 || returned == 3) << "round " << round << ": " << threw << " threw, " << returned << " returned";

@@ -139,7 +139,7 @@ void OfiTransport::withdraw(Op& op) {
 
 // Request::cancel's hook: runs under no lock; returns once the provider is done with the
 // buffers (receives, reads) or after a short wait (sends).
-void OfiTransport::cancelOp(const RequestState* req) {
+void OfiTransport::cancelOp(const RequestState* req, bool keepCompletion) {
   std::unique_lock lock(mu_);
   // The request outlives this call (it holds the canceller), so no other Op can carry it.
   Op* raw = ops_.find(req);
@@ -147,7 +147,7 @@ void OfiTransport::cancelOp(const RequestState* req) {
   if (!raw) return;
   const bool send = raw->kind == RequestLabel::Op::kSend;
   raw->cancelled = true;
-  if (!raw->error) raw->error = {ErrorCode::kAborted, "cancelled"};
+  if (!raw->error && !keepCompletion) raw->error = {ErrorCode::kAborted, "cancelled"};
   if (dropFromBacklog(peers_[raw->peer].backlog, raw)) {
     raw->inBacklog = false;
     if (raw->outstanding == 0) return finish(*raw);
@@ -171,11 +171,14 @@ void OfiTransport::cancelOp(const RequestState* req) {
 // A receive posted after its peer's goodbye: a message the peer sent before it left is in the
 // provider already (the goodbye drained the data path), so the provider matches it as the
 // receive is posted and completes it within a few polls. Nothing matched by then: nothing will,
-// and the receive is withdrawn and fails naming the peer.
+// and the receive is withdrawn and fails naming the peer. (The caller of irecv waits for this,
+// up to ~10 ms: only for a peer that is gone.)
 void OfiTransport::settleDepartedReceive(const std::shared_ptr<RequestState>& req, int peer) {
   {
     std::unique_lock lock(mu_);
-    for (auto until = Clock::now() + std::chrono::milliseconds(10); !req->test() && Clock::now() < until;) {
+    // At least a few polls, however long the thread was descheduled.
+    const auto until = Clock::now() + std::chrono::milliseconds(10);
+    for (int polls = 0; !req->test() && (polls < 8 || Clock::now() < until); ++polls) {
       if (!pollLocked(false)) {
         lock.unlock();
         std::this_thread::yield();
@@ -184,7 +187,7 @@ void OfiTransport::settleDepartedReceive(const std::shared_ptr<RequestState>& re
     }
   }
   if (req->test()) return;
-  cancelOp(req.get());  // (a message that matched meanwhile completes it: the failure below is then ignored)
+  cancelOp(req.get(), true);  // (a message that matches meanwhile still completes it)
   req->fail(ErrorCode::kConnectionClosed, req->what() + " failed: " + peerName(peer) + " left the group");
 }
 

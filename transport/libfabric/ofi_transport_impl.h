@@ -162,7 +162,10 @@ class OfiTransport final : public Transport {
   std::optional<std::string> lostPeerReason();  // a peer lost or aborting, per the side channel
   void progressLoop();
   void withdraw(Op& op);  // fi_cancel of a receive's or read's pieces
-  void cancelOp(const RequestState* req);
+  // Withdraws the request's operation and returns once the provider gave its buffers back.
+  // `keepCompletion`: a completion that lands meanwhile finishes it as usual (else it counts as
+  // cancelled, as Request::cancel promises).
+  void cancelOp(const RequestState* req, bool keepCompletion = false);
   void settleDepartedReceive(const std::shared_ptr<RequestState>& req, int peer);
   void breakLocked(ErrorCode code, const std::string& reason, bool tellPeers);
   void peerLeft(int peer);

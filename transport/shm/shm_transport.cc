@@ -287,7 +287,7 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
   op->key = matcher_.numberSend(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: its own block)
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {
     auto op = std::static_pointer_cast<SendOp>(o);
     op->owner->cancelSend(op->peer, op);
   });
@@ -329,7 +329,7 @@ RequestPtr ShmTransport::irecv(int peer, Tag tag, void* data, size_t bytes, cons
   op->key = matcher_.numberReceive(peer, tag);
   op->owner = this;
   op->peer = peer;
-  req->setCanceller(op, [](const std::shared_ptr<void>& o) {  // (held weakly: its own block)
+  req->setCanceller(op, [](const std::shared_ptr<void>& o) {
     auto op = std::static_pointer_cast<RecvOp>(o);
     op->owner->cancelRecv(op->peer, op);
   });

@@ -28,8 +28,10 @@ using Key = MessageKey;
 
 class ShmTransport;
 
-// Operations know their transport and peer, so a canceller captures only a weak_ptr (small
-// enough for std::function to hold without allocating).
+// Operations know their transport and peer, so a request's canceller needs nothing but the
+// operation (RequestState::setCanceller(op, fn): no std::function to allocate). An operation and
+// its request share one allocation (makeOperation); a canceller is only called on a request
+// still pending, whose transport therefore still exists.
 struct SendOp {
   RequestState* req = nullptr;  // in the same allocation (makeOperation)
   ShmTransport* owner = nullptr;
