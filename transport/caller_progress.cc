@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <algorithm>
+
 #include "base/env.h"
 
 namespace eccl::transport {
@@ -53,13 +55,19 @@ bool CallerProgress::spinning(std::chrono::microseconds recent) {
 }
 
 bool CallerProgress::standAside() {
-  if (!spinning(std::chrono::microseconds(1000))) return false;
-  const bool longer = oversubscribed() && promptTakeOver_.load(std::memory_order_relaxed);
-  const auto pause = longer ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
+  const uint64_t giveUpsBefore = seenGiveUps_;
+  const bool aside = spinning(std::chrono::microseconds(1000));
+  if (!aside || seenGiveUps_ != giveUpsBefore) nextPause_ = {};  // (a give-up starts them short again)
+  if (!aside) return false;
+  const bool prompt = promptTakeOver_.load(std::memory_order_relaxed);
+  const auto first = oversubscribed() && prompt ? std::chrono::microseconds(2000) : std::chrono::microseconds(500);
+  const auto pause = prompt ? std::max(first, nextPause_) : first;
+  nextPause_ = prompt ? std::min(pause * 2, kLongestPause) : std::chrono::microseconds{};
   const uint64_t seen = seenGiveUps_;  // (spinning() has just noted every give-up so far)
   std::unique_lock lock(pauseMu_);
   pausing_ = true;
-  pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seen; });
+  if (pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seen; }))
+    nextPause_ = {};  // a waiter gave up: the next stand-aside starts short again
   pausing_ = false;
   return true;
 }

@@ -87,6 +87,30 @@ TEST(CallerProgress, AGiveUpWhileAnotherWaiterPollsLeavesThePausesAlone) {
   p.endSpin(false);
 }
 
+// Each wake-up of the progress thread costs a waiter's core a context switch: while waiters keep
+// polling, the pauses double up to the longest (a pause's length is a lower bound: only a give-up
+// ends one early); a give-up starts them short again.
+TEST(CallerProgress, PausesGrowWhileWaitersKeepPolling) {
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::microseconds;
+  CallerProgress p([] { return false; });
+  p.setRanksOnHost(1);
+  p.beginSpin();
+  EXPECT_EQ(p.nextPause(), microseconds(0));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(p.standAside());  // 0.5, 1, 2 and 4 ms
+  EXPECT_GE(Clock::now() - t0, microseconds(7500));
+  EXPECT_EQ(p.nextPause(), CallerProgress::kLongestPause);
+  ASSERT_TRUE(p.standAside());
+  EXPECT_EQ(p.nextPause(), CallerProgress::kLongestPause) << "the pauses stop growing at the longest";
+
+  p.beginSpin();  // a second waiter gives up while the first polls on
+  p.endSpin(true);
+  ASSERT_TRUE(p.standAside());
+  EXPECT_EQ(p.nextPause(), microseconds(1000)) << "after a give-up, the pauses start from the first again";
+  p.endSpin(false);
+}
+
 // Without a prompt take-over, a give-up is an end like any other (stood aside for a while).
 TEST(CallerProgress, WithoutPromptTakeOverAGiveUpIsStoodAsideFor) {
   CallerProgress p([] { return false; });
@@ -95,6 +119,10 @@ TEST(CallerProgress, WithoutPromptTakeOverAGiveUpIsStoodAsideFor) {
   p.endSpin(true);
   EXPECT_TRUE(p.spinning(std::chrono::seconds(60)));
   EXPECT_TRUE(p.standAside());
+  p.beginSpin();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.standAside());
+  EXPECT_EQ(p.nextPause(), std::chrono::microseconds(0)) << "without a prompt take-over the pauses stay short";
+  p.endSpin(false);
 }
 
 // Oversubscription is judged against the cores this thread may run on, not the machine's.
