@@ -96,7 +96,9 @@ class Transport {
 
   // Sends `bytes` from `data` to `peer` with `tag`. Messages with equal (peer, tag) match the
   // receives for them in posting order; the receive's size must equal the send's. `data` must
-  // stay valid until the request finishes. peer == own rank is allowed (local copy). `region`,
+  // stay valid until the request finishes; a finished send means the buffer may be reused, not
+  // that the peer has it (a transport may finish it once its bytes are copied out, as small
+  // messages are). peer == own rank is allowed (local copy). `region`,
   // if not null, is a registration of this transport that contains [data, data + bytes).
   virtual RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) = 0;
   virtual RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) = 0;

@@ -1,7 +1,7 @@
 // The shared-memory transport's chunk pool (large messages pulled through the sender's pool):
 // slots reused under load in any posting order, cancels from either side mid-stream, a peer
 // killed mid-stream, a stopped receiver not starving the others, ranks with and without a pool,
-// and bad settings. The conformance suite runs
+// a send that completes once it is all in the pool, and bad settings. The conformance suite runs
 // the rest over the pool (flavor shm) and over cross-memory attach alone (flavor shm_cma).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -173,6 +173,51 @@ TEST(ShmPool, PeerKilledWhileBeingPulledFailsTheOtherSideNamingIt) {
     reapChild(child, std::chrono::seconds(10));
     for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
   }
+}
+
+// A send whose chunks are all in the pool completes at once: its buffer is the caller's again
+// (as a buffered send's), and the receiver still gets what was sent. Rank 1 (a child) posts the
+// receive and is stopped (SIGSTOP) before it reads a chunk; rank 0's send must not wait for it.
+TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
+  int toParent[2], toChild[2];
+  ASSERT_EQ(::pipe(toParent), 0);
+  ASSERT_EQ(::pipe(toChild), 0);
+  const TransportOptions opts = pooled(16, 65536);  // 1 MiB: a 256 KiB message takes 4 slots of the 8 a peer may hold
+  const size_t n = size_t(256) << 10;
+  pid_t child = forkChild([&] {
+    auto t1 = createTransport({"pool-early", 0, 1, 2}, opts);
+    eccl::testing::writeBlob(toParent[1], t1->address());
+    AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
+    t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+    std::vector<uint8_t> buf(n);
+    auto r = t1->irecv(0, 1, buf.data(), n);  // (its grant is in rank 0's ring once this returns)
+    eccl::testing::writeBlob(toParent[1], AddressBlob{1});
+    r->wait(Deadline::after(std::chrono::seconds(120)));
+    return buf == pattern(n, 5) ? 0 : 3;
+  });
+  struct Reaper {  // a failed assertion leaves no stopped child behind
+    pid_t pid;
+    ~Reaper() {
+      if (pid <= 0) return;
+      ::kill(pid, SIGKILL);
+      reapChild(pid, std::chrono::seconds(10));
+    }
+  } reaper{child};
+  auto t0 = createTransport({"pool-early", 0, 0, 2}, opts);
+  AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
+  ASSERT_FALSE(a1.empty());
+  eccl::testing::writeBlob(toChild[1], t0->address());
+  t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
+  ASSERT_FALSE(eccl::testing::readBlob(toParent[0]).empty());  // rank 1 posted its receive
+  ::kill(child, SIGSTOP);
+  std::vector<uint8_t> a = pattern(n, 5);
+  auto s = t0->isend(1, 1, a.data(), n);
+  s->wait(Deadline::after(std::chrono::seconds(20)));  // (rank 1 reads nothing while stopped)
+  a.assign(n, 0xEE);  // the buffer is ours again
+  ::kill(child, SIGCONT);
+  EXPECT_EQ(reapChild(child, std::chrono::seconds(60)).exitCode, 0) << "rank 1 received what was sent, not what the buffer held later";
+  reaper.pid = -1;
+  for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
 }
 
 TEST(ShmPool, AReceiverThatStopsReadingHoldsAtMostHalfThePool) {

@@ -72,6 +72,7 @@ bool ShmTransport::pumpStreams() {
     emit(op->peer, {kChunk, nullptr, op->id, op->streamed, length, slot});
     op->streamed += length;
     if (op->streamed < op->bytes) streams_.push_back(std::move(op));
+    else op->req->complete();  // all of it is in the pool: the buffer is the caller's again
     waiting = 0;
     moved = true;
   }

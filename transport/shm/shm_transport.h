@@ -12,8 +12,10 @@
 //                         copy, whose page pinning costs more than a second memcpy). With
 //                         poolBytes 0 the receiver instead copies by cross-memory attach
 //                         (process_vm_readv) straight from the sender's buffer (single copy,
-//                         like Open MPI's vader with CMA). Either way the sender's request
-//                         completes when the receiver is done.
+//                         like Open MPI's vader with CMA). The sender's request completes
+//                         once its last chunk is in the pool (its buffer is free; waiting for
+//                         the receiver's copy too cost 2-rank all_gather ~15%), or, by
+//                         cross-memory attach, when the receiver is done.
 //   reads (iread)         the reader copies from the owner's region by cross-memory attach,
 //                         between two checks of the region's slot in the owner's segment
 //
