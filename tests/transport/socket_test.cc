@@ -103,6 +103,24 @@ TEST(Socket, SendRecvMoveBytesAndRecvTimesOut) {
   }
 }
 
+TEST(Socket, BufferBytesSetBothDirections) {
+  Fd l = listenTcp(SocketAddress::resolve("127.0.0.1", 0));
+  Fd c = connectTcp(SocketAddress::ofSocket(l.get()), Deadline::after(Millis(5000)));
+  setBufferBytes(c.get(), 65536);
+  for (int opt : {SO_SNDBUF, SO_RCVBUF}) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    ASSERT_EQ(::getsockopt(c.get(), SOL_SOCKET, opt, &v, &len), 0);
+    EXPECT_EQ(v, 2 * 65536) << (opt == SO_SNDBUF ? "SO_SNDBUF" : "SO_RCVBUF") << " (Linux doubles what it is given)";
+  }
+  try {
+    setBufferBytes(-1, 65536);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SO_SNDBUF"), std::string::npos) << e.what();
+  }
+}
+
 // A give-up check counting its calls: gives `reason` from the `after`-th call on.
 GiveUpCheck giveUpAfter(int after, std::string reason, std::shared_ptr<int> calls = std::make_shared<int>(0)) {
   return [=]() -> std::optional<std::string> { return ++*calls >= after ? std::optional(reason) : std::nullopt; };

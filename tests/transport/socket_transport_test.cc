@@ -37,6 +37,34 @@ TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
   EXPECT_TRUE(ra == b);
 }
 
+// Tiny socket buffers and the kernel's autotuned ones carry a striped large message alike; a bad
+// size (option or $ECCL_SOCKET_BUFFER_BYTES) is refused naming the variable.
+TEST(SocketTransport, SocketBufferSizesCarryLargeMessagesAndBadOnesAreRefused) {
+  for (long long bytes : {0LL, 65536LL}) {
+    SCOPED_TRACE("bufferBytes " + std::to_string(bytes));
+    auto g = socketGroup(2, {.nsocks = 2, .bufferBytes = bytes});
+    const size_t n = (size_t(4) << 20) + 5;
+    auto a = pattern(n, 3);
+    std::vector<uint8_t> got(n);
+    auto r = g[1]->irecv(0, 1, got.data(), n);
+    g[0]->isend(1, 1, a.data(), n)->wait(kLong());
+    r->wait(kLong());
+    EXPECT_TRUE(got == a);
+  }
+  for (const char* bad : {"-5", "4096", "2147483648"}) {
+    ::setenv("ECCL_SOCKET_BUFFER_BYTES", bad, 1);
+    try {
+      createSocketTransport({"buf", 0, 0, 1}, {.host = "127.0.0.1"});
+      ADD_FAILURE() << "accepted ECCL_SOCKET_BUFFER_BYTES=" << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("ECCL_SOCKET_BUFFER_BYTES"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+    ::unsetenv("ECCL_SOCKET_BUFFER_BYTES");
+  }
+}
+
 TEST(SocketTransport, StagingBudgetPausesThenResumes) {
   // Every message eager (no rendezvous), so these large ones are staged until the budget runs out.
   auto g = socketGroup(2, {.nsocks = 2, .unexpectedBudget = 1 << 20, .rendezvousBytes = 1ll << 40});

@@ -30,6 +30,11 @@ void setNoDelay(int fd) {
   if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) throwSystemError("TCP_NODELAY", errno);
 }
 
+void setBufferBytes(int fd, int bytes) {
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) != 0) throwSystemError("SO_SNDBUF " + std::to_string(bytes), errno);
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) != 0) throwSystemError("SO_RCVBUF " + std::to_string(bytes), errno);
+}
+
 namespace {
 
 // The socket's local (own) or remote (peer) address; nullopt when the kernel cannot say (e.g.

@@ -25,6 +25,9 @@ Fd connectTcp(const SocketAddress& addr, Deadline deadline, const GiveUpCheck& g
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
+// Sets SO_SNDBUF and SO_RCVBUF to `bytes` (which turns the kernel's autotuning of them off).
+// Throws naming the option.
+void setBufferBytes(int fd, int bytes);
 // One connect of `fd` (non-blocking) to `addr`, waiting until `deadline`: 0 or the errno it
 // failed with. A socket that met itself (below) counts as refused.
 int connectAttempt(int fd, const SocketAddress& addr, Deadline deadline);

@@ -158,6 +158,7 @@ class SocketTransport final : public Transport {
   void progressLoop();
   bool pollOnce();
   bool handleEvents(const epoll_event* events, int n);
+  void readArrived();
   void onEvent(Conn& c, uint32_t events);
   void readFrom(Conn& c);
   bool receive(Conn& c, size_t& budget, bool& drained);
@@ -177,6 +178,7 @@ class SocketTransport final : public Transport {
   SocketOptions opts_;
   int nsocks_;
   size_t rendezvousBytes_;
+  int bufferBytes_;  // SO_SNDBUF/SO_RCVBUF of each connection; 0 = the kernel's
   Fd listener_, epoll_, wake_;
   SocketAddress listenAddr_;
   mutable std::mutex mu_;
