@@ -25,6 +25,17 @@ TransportOptions pooled(size_t slots, size_t chunk) {
   return {.kind = "shm", .host = "127.0.0.1", .shm = {.poolBytes = slots * chunk, .chunkBytes = chunk}};
 }
 
+// Kills and reaps a child still running (or stopped) when the test ends early: a failed assertion
+// leaves no stopped child behind. Set pid to -1 once the test reaped it itself.
+struct ChildReaper {
+  pid_t pid;
+  ~ChildReaper() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    reapChild(pid, std::chrono::seconds(10));
+  }
+};
+
 // One exchange each way on a fresh tag: the pair still works and every slot came back (a one-slot
 // pool moves nothing while a slot is lost).
 void expectUsable(std::vector<std::unique_ptr<Transport>>& g, Tag tag) {
@@ -195,14 +206,7 @@ TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
     r->wait(Deadline::after(std::chrono::seconds(120)));
     return buf == pattern(n, 5) ? 0 : 3;
   });
-  struct Reaper {  // a failed assertion leaves no stopped child behind
-    pid_t pid;
-    ~Reaper() {
-      if (pid <= 0) return;
-      ::kill(pid, SIGKILL);
-      reapChild(pid, std::chrono::seconds(10));
-    }
-  } reaper{child};
+  ChildReaper reaper{child};
   auto t0 = createTransport({"pool-early", 0, 0, 2}, opts);
   AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
   ASSERT_FALSE(a1.empty());
@@ -238,14 +242,7 @@ TEST(ShmPool, AReceiverThatStopsReadingHoldsAtMostHalfThePool) {
     r->wait(Deadline::after(std::chrono::seconds(120)));
     return std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0x22; }) ? 0 : 3;
   });
-  struct Reaper {  // a failed assertion leaves no stopped child behind
-    pid_t pid;
-    ~Reaper() {
-      if (pid <= 0) return;
-      ::kill(pid, SIGKILL);
-      reapChild(pid, std::chrono::seconds(10));
-    }
-  } reaper{child};
+  ChildReaper reaper{child};
   std::vector<std::unique_ptr<Transport>> g;
   g.push_back(createTransport({"pool-stop", 0, 0, 3}, opts));
   g.push_back(nullptr);
