@@ -224,6 +224,64 @@ TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
   for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
 }
 
+// The other half of that promise: a send is complete only once its last chunk's record is in the
+// receiver's ring too, so it survives its sender's going away. Rank 1 (a child) posts a large
+// receive and is stopped; rank 0 fills its ring with small messages, then sends the large one:
+// its chunks are in the pool but their records wait for room, and the send waits with them.
+// Once rank 1 runs again, the send completes, rank 0 leaves at once, and rank 1 gets it all.
+TEST(ShmPool, ASendWhoseLastChunkWaitsForRingRoomCompletesOnlyOnceWritten) {
+  int toParent[2], toChild[2];
+  ASSERT_EQ(::pipe(toParent), 0);
+  ASSERT_EQ(::pipe(toChild), 0);
+  TransportOptions opts = pooled(16, 65536);
+  opts.shm.ringBytes = 16384;
+  opts.shm.eagerBytes = 2048;
+  const size_t n = size_t(256) << 10, small = 1500;
+  pid_t child = forkChild([&] {
+    auto t1 = createTransport({"pool-ring", 0, 1, 2}, opts);
+    eccl::testing::writeBlob(toParent[1], t1->address());
+    AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
+    t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+    std::vector<uint8_t> big(n);
+    auto r = t1->irecv(0, 1, big.data(), n);
+    eccl::testing::writeBlob(toParent[1], AddressBlob{1});
+    const size_t count = eccl::testing::readBlob(toChild[0]).size();  // (read once running again)
+    std::vector<std::vector<uint8_t>> got(count, std::vector<uint8_t>(small));
+    for (size_t i = 0; i < count; ++i) t1->irecv(0, 2, got[i].data(), small)->wait(Deadline::after(std::chrono::seconds(60)));
+    r->wait(Deadline::after(std::chrono::seconds(60)));
+    for (size_t i = 0; i < count; ++i)
+      if (got[i] != pattern(small, static_cast<int>(i))) return 4;
+    return big == pattern(n, 6) ? 0 : 3;
+  });
+  ChildReaper reaper{child};
+  auto t0 = createTransport({"pool-ring", 0, 0, 2}, opts);
+  AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
+  ASSERT_FALSE(a1.empty());
+  eccl::testing::writeBlob(toChild[1], t0->address());
+  t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
+  ASSERT_FALSE(eccl::testing::readBlob(toParent[0]).empty());  // rank 1 posted its receive
+  ::kill(child, SIGSTOP);
+  std::vector<std::vector<uint8_t>> smalls;
+  std::vector<RequestPtr> sent;
+  while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
+    ASSERT_LT(sent.size(), 1000u) << "rank 1's ring never filled";
+    smalls.push_back(pattern(small, static_cast<int>(sent.size())));
+    sent.push_back(t0->isend(1, 2, smalls.back().data(), small));
+  }
+  std::vector<uint8_t> a = pattern(n, 6);
+  auto s = t0->isend(1, 1, a.data(), n);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(s->test()) << "the send completed while its chunks' records had no room in the receiver's ring";
+  ::kill(child, SIGCONT);
+  eccl::testing::writeBlob(toChild[1], AddressBlob(sent.size(), 0));
+  for (auto& r : sent) r->wait(Deadline::after(std::chrono::seconds(60)));
+  s->wait(Deadline::after(std::chrono::seconds(60)));
+  t0.reset();  // leaves at once: what the send completed with must not depend on us any more
+  EXPECT_EQ(reapChild(child, std::chrono::seconds(60)).exitCode, 0) << "rank 1 received every message intact";
+  reaper.pid = -1;
+  for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
+}
+
 TEST(ShmPool, AReceiverThatStopsReadingHoldsAtMostHalfThePool) {
   // Rank 1 (a child) pulls a long message from rank 0 and is then stopped (SIGSTOP) with chunks
   // of rank 0's pool in its hands; rank 0's messages to rank 2 still get slots and arrive.

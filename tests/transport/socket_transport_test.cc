@@ -40,7 +40,7 @@ TEST_P(SocketTransportSizes, BothOrdersDeliverExactBytes) {
 // Tiny socket buffers and the kernel's autotuned ones carry a striped large message alike; a bad
 // size (option or $ECCL_SOCKET_BUFFER_BYTES) is refused naming the variable.
 TEST(SocketTransport, SocketBufferSizesCarryLargeMessagesAndBadOnesAreRefused) {
-  for (long long bytes : {0LL, 65536LL}) {
+  for (long long bytes : {0LL, 262144LL}) {
     SCOPED_TRACE("bufferBytes " + std::to_string(bytes));
     auto g = socketGroup(2, {.nsocks = 2, .bufferBytes = bytes});
     const size_t n = (size_t(4) << 20) + 5;
@@ -51,6 +51,9 @@ TEST(SocketTransport, SocketBufferSizesCarryLargeMessagesAndBadOnesAreRefused) {
     r->wait(kLong());
     EXPECT_TRUE(got == a);
   }
+  struct UnsetAtEnd {
+    ~UnsetAtEnd() { ::unsetenv("ECCL_SOCKET_BUFFER_BYTES"); }
+  } unsetAtEnd;
   for (const char* bad : {"-5", "4096", "2147483648"}) {
     ::setenv("ECCL_SOCKET_BUFFER_BYTES", bad, 1);
     try {

@@ -69,10 +69,13 @@ bool ShmTransport::pumpStreams() {
     std::memcpy(poolSlot(slot), op->data + op->streamed, length);
     chunkPeer_[slot] = op->peer;
     ++chunksHeld_[op->peer];
-    emit(op->peer, {kChunk, nullptr, op->id, op->streamed, length, slot});
+    // Once all of it is in the pool and the last chunk's record in the receiver's ring, the send
+    // is complete: the buffer is the caller's again, and the message survives our going away.
+    const bool last = op->streamed + length == op->bytes;
+    const bool written = emit(op->peer, {kChunk, last ? op : nullptr, op->id, op->streamed, length, slot});
     op->streamed += length;
-    if (op->streamed < op->bytes) streams_.push_back(std::move(op));
-    else op->req->complete();  // all of it is in the pool: the buffer is the caller's again
+    if (!last) streams_.push_back(std::move(op));
+    else if (written) op->req->complete();  // (else once the backlog has written it)
     waiting = 0;
     moved = true;
   }

@@ -150,7 +150,10 @@ void ShmTransport::onAnnounce(int peer, const MessageRecord& m) {
   const bool granted = peers_[peer].granted.erase(key) > 0;  // it streams without being asked
   if (matcher_.posted(peer, key)) return receiveAnnounced(peer, matcher_.unpost(peer, key), a, granted);
   if (granted) return receiveAnnounced(peer, nullptr, a, true);  // cancelled receive: its chunks are dropped
-  if (matcher_.receiveNumbered(peer, key)) return emit(peer, {kDone, nullptr, a.sendId});  // cancelled receive: dropped
+  if (matcher_.receiveNumbered(peer, key)) {  // cancelled receive: dropped
+    emit(peer, {kDone, nullptr, a.sendId});
+    return;
+  }
   peers_[peer].waiting.emplace(key, a);
 }
 
@@ -218,7 +221,7 @@ void ShmTransport::cancelSend(int peer, const std::shared_ptr<SendOp>& op) {
   }
   Peer& p = peers_[peer];
   for (auto& o : p.backlog)
-    if (o.op == op && o.type != kDone) {
+    if (o.op == op && (o.type == kEager || o.type == kAnnounce)) {  // (a last kChunk: all of it is in the pool)
       op->owned.assign(op->data, op->data + op->bytes);
       op->data = op->owned.data();
       return;

@@ -421,14 +421,15 @@ bool ShmTransport::writeMessage(int peer, RecordType type, const SendOp& s) {
   return true;
 }
 
-void ShmTransport::emit(int peer, Outgoing o) {
+bool ShmTransport::emit(int peer, Outgoing o) {
   Peer& p = peers_[peer];
-  if (p.backlog.empty() && write(peer, o)) return;
+  if (p.backlog.empty() && write(peer, o)) return true;
   if (p.backlog.empty()) {
     backlogged_.fetch_add(1, std::memory_order_relaxed);
     if (header()->sleeping.load(std::memory_order_relaxed)) wakeProgress();  // it must drain it
   }
   p.backlog.push_back(std::move(o));
+  return false;
 }
 
 // Under mu_: writes what waited for room; true if anything was written.
@@ -437,7 +438,7 @@ bool ShmTransport::drainBacklog(int peer) {
   bool moved = false;
   while (!p.backlog.empty() && write(peer, p.backlog.front())) {
     Outgoing& o = p.backlog.front();
-    if (o.type == kEager) o.op->req->complete();  // its bytes are in the ring
+    if (o.type == kEager || (o.type == kChunk && o.op)) o.op->req->complete();  // in the ring (and the pool)
     p.backlog.pop_front();
     moved = true;
     if (p.backlog.empty()) backlogged_.fetch_sub(1, std::memory_order_relaxed);

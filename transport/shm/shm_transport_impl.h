@@ -72,7 +72,7 @@ struct Announcement {
 // A record waiting for room in a peer's ring (kept in order).
 struct Outgoing {
   RecordType type = kEager;
-  std::shared_ptr<SendOp> op;  // kEager, kAnnounce
+  std::shared_ptr<SendOp> op;  // kEager, kAnnounce, a message's last kChunk (each completes it once written)
   uint64_t sendId = 0;         // control and chunk records
   uint64_t offset = 0, length = 0, slot = 0;  // kChunk, kFreed (slot only)
   Key key;                                    // kGrant
@@ -153,7 +153,7 @@ class ShmTransport final : public Transport {
   // Writing records (under mu_).
   bool write(int peer, const Outgoing& o);  // false: no room in its ring now
   bool writeMessage(int peer, RecordType type, const SendOp& s);
-  void emit(int peer, Outgoing o);          // writes, or queues behind what waits already
+  bool emit(int peer, Outgoing o);          // writes (true), or queues behind what waits already
   bool drainBacklog(int peer);
   void ringDoorbells();
   // Receiving (shm_progress.cc, under mu_).

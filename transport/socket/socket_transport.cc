@@ -34,11 +34,13 @@ SocketTransport::SocketTransport(GroupIdentity id, SocketOptions opts)
   if (nsocks_ < 1 || nsocks_ > 64) throw Error(ErrorCode::kInvalidArgument, "ECCL_SOCKET_NSOCKS must be 1..64, got " + std::to_string(nsocks_));
   rendezvousBytes_ = static_cast<size_t>(opts_.rendezvousBytes >= 0 ? opts_.rendezvousBytes
                                                                      : envInt("ECCL_SOCKET_RENDEZVOUS_BYTES", 64 * 1024));
-  const long long buffer = opts_.bufferBytes >= 0 ? opts_.bufferBytes : envInt("ECCL_SOCKET_BUFFER_BYTES", 1 << 20);
+  long long buffer = opts_.bufferBytes >= 0 ? opts_.bufferBytes : envInt("ECCL_SOCKET_BUFFER_BYTES", -1);
+  bufferEverywhere_ = buffer >= 0;  // set by the user: for every connection
+  if (buffer < 0) buffer = 1 << 20;
   // (Below 64 KiB, loopback TCP stalls on window updates: a 4 MiB message took 38 s with 4 KiB.)
   if (buffer != 0 && (buffer < 65536 || buffer > (1 << 30)))
-    throw Error(ErrorCode::kInvalidArgument, "socket buffer size (ECCL_SOCKET_BUFFER_BYTES) must be 0 (the kernel's autotuning) or 64 KiB to 1 GiB, got " +
-                                                 std::to_string(buffer));
+    throw Error(ErrorCode::kInvalidArgument, "socket buffer size (SocketOptions::bufferBytes or ECCL_SOCKET_BUFFER_BYTES) must be 0 (the kernel's "
+                                             "autotuning) or 64 KiB to 1 GiB, got " + std::to_string(buffer));
   bufferBytes_ = static_cast<int>(buffer);
   listener_ = listenTcp(SocketAddress::resolve(opts_.host, 0), 1024);
   listenAddr_ = SocketAddress::ofSocket(listener_.get());
@@ -107,8 +109,8 @@ void SocketTransport::connect(const std::vector<AddressBlob>& addresses, Deadlin
   std::vector<std::string> names;
   for (auto& p : peers_) names.push_back(p.address);
   auto sockets = establishConnections(id_, names, nsocks_, listener_.get(), deadline, giveUp);
-  if (bufferBytes_ > 0)
-    for (auto& s : sockets) setBufferBytes(s.fd.get(), bufferBytes_);
+  for (auto& s : sockets)
+    if (bufferBytes_ > 0 && (bufferEverywhere_ || staysOnThisMachine(s.fd.get()))) setBufferBytes(s.fd.get(), bufferBytes_);
   // Ranks of this host, for the oversubscription check: peers whose connection never leaves the
   // machine, and peers another transport carries (an empty address: the routed transport hands
   // only same-host pairs to shared memory).

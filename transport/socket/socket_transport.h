@@ -28,10 +28,11 @@ struct SocketOptions {
   // or 64 KiB. Smaller ones are sent eagerly.
   long long rendezvousBytes = -1;
   // SO_SNDBUF and SO_RCVBUF of every connection, bytes (the kernel doubles them, and caps them at
-  // net.core.wmem_max/rmem_max), 64 KiB to 1 GiB; -1 = $ECCL_SOCKET_BUFFER_BYTES or 1 MiB; 0 =
-  // the kernel's autotuned buffers. Measured on loopback (2-core VM, A/B, 7 rounds): 1 MiB took 2-rank
-  // all_gather from 2.98 to 3.72 GB/s and 8-rank from 0.77 to 0.91 over autotuning; 2 and 4 MiB
-  // did less (more bytes in flight than the caches hold).
+  // net.core.wmem_max/rmem_max), 64 KiB to 1 GiB; 0 = the kernel's autotuned buffers; -1 =
+  // $ECCL_SOCKET_BUFFER_BYTES, or if unset 1 MiB for connections inside this host and autotuning
+  // between hosts (measured on loopback only, 2-core VM, A/B: 1 MiB took 2-rank all_gather from
+  // 2.98 to 3.72 GB/s and 8-rank from 0.77 to 0.91 over autotuning; 2 and 4 MiB did less, more
+  // bytes in flight than the caches hold; a long fat link may want more than a fixed 1 MiB).
   long long bufferBytes = -1;
 };
 

@@ -178,7 +178,8 @@ class SocketTransport final : public Transport {
   SocketOptions opts_;
   int nsocks_;
   size_t rendezvousBytes_;
-  int bufferBytes_;  // SO_SNDBUF/SO_RCVBUF of each connection; 0 = the kernel's
+  int bufferBytes_;         // SO_SNDBUF/SO_RCVBUF of connections; 0 = the kernel's
+  bool bufferEverywhere_;   // also between hosts (set by the user; the default is for this host's)
   Fd listener_, epoll_, wake_;
   SocketAddress listenAddr_;
   mutable std::mutex mu_;
