@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "apps/common/local_ranks.h"
@@ -33,6 +35,42 @@ struct ChildReaper {
     if (pid <= 0) return;
     ::kill(pid, SIGKILL);
     reapChild(pid, std::chrono::seconds(10));
+  }
+};
+
+// Rank 0 in this process and rank 1 in a child, connected: `child` runs in the child with its
+// transport and the pipe ends to and from this process (its result is the child's exit code).
+// The child is killed and reaped if the test ends before reap().
+struct PairWithAChild {
+  int toParent[2] = {-1, -1}, toChild[2] = {-1, -1};
+  pid_t pid = -1;
+  std::unique_ptr<Transport> t0;
+  PairWithAChild(const std::string& name, const TransportOptions& opts, const std::function<int(Transport&, int toParent, int fromParent)>& child) {
+    if (::pipe(toParent) != 0 || ::pipe(toChild) != 0) throw std::runtime_error("pipe failed");
+    pid = forkChild([&] {
+      auto t1 = createTransport({name, 0, 1, 2}, opts);
+      eccl::testing::writeBlob(toParent[1], t1->address());
+      AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
+      t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+      return child(*t1, toParent[1], toChild[0]);
+    });
+    t0 = createTransport({name, 0, 0, 2}, opts);
+    AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
+    if (a1.empty()) throw std::runtime_error("rank 1 sent no address");
+    eccl::testing::writeBlob(toChild[1], t0->address());
+    t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
+  }
+  AddressBlob readFromChild() { return eccl::testing::readBlob(toParent[0]); }
+  void writeToChild(const AddressBlob& b) { eccl::testing::writeBlob(toChild[1], b); }
+  int reap() {
+    const int code = reapChild(pid, std::chrono::seconds(60)).exitCode;
+    pid = -1;
+    return code;
+  }
+  ~PairWithAChild() {
+    ChildReaper reaper{pid};  // (kills and reaps a child still there)
+    for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]})
+      if (fd >= 0) ::close(fd);
   }
 };
 
@@ -190,38 +228,23 @@ TEST(ShmPool, PeerKilledWhileBeingPulledFailsTheOtherSideNamingIt) {
 // (as a buffered send's), and the receiver still gets what was sent. Rank 1 (a child) posts the
 // receive and is stopped (SIGSTOP) before it reads a chunk; rank 0's send must not wait for it.
 TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
-  int toParent[2], toChild[2];
-  ASSERT_EQ(::pipe(toParent), 0);
-  ASSERT_EQ(::pipe(toChild), 0);
   const TransportOptions opts = pooled(16, 65536);  // 1 MiB: a 256 KiB message takes 4 slots of the 8 a peer may hold
   const size_t n = size_t(256) << 10;
-  pid_t child = forkChild([&] {
-    auto t1 = createTransport({"pool-early", 0, 1, 2}, opts);
-    eccl::testing::writeBlob(toParent[1], t1->address());
-    AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
-    t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+  PairWithAChild pair("pool-early", opts, [&](Transport& t1, int toParent, int) {
     std::vector<uint8_t> buf(n);
-    auto r = t1->irecv(0, 1, buf.data(), n);  // (its grant is in rank 0's ring once this returns)
-    eccl::testing::writeBlob(toParent[1], AddressBlob{1});
+    auto r = t1.irecv(0, 1, buf.data(), n);  // (its grant is in rank 0's ring once this returns)
+    eccl::testing::writeBlob(toParent, AddressBlob{1});
     r->wait(Deadline::after(std::chrono::seconds(120)));
     return buf == pattern(n, 5) ? 0 : 3;
   });
-  ChildReaper reaper{child};
-  auto t0 = createTransport({"pool-early", 0, 0, 2}, opts);
-  AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
-  ASSERT_FALSE(a1.empty());
-  eccl::testing::writeBlob(toChild[1], t0->address());
-  t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
-  ASSERT_FALSE(eccl::testing::readBlob(toParent[0]).empty());  // rank 1 posted its receive
-  ::kill(child, SIGSTOP);
+  ASSERT_FALSE(pair.readFromChild().empty());  // rank 1 posted its receive
+  ::kill(pair.pid, SIGSTOP);
   std::vector<uint8_t> a = pattern(n, 5);
-  auto s = t0->isend(1, 1, a.data(), n);
+  auto s = pair.t0->isend(1, 1, a.data(), n);
   s->wait(Deadline::after(std::chrono::seconds(20)));  // (rank 1 reads nothing while stopped)
   a.assign(n, 0xEE);  // the buffer is ours again
-  ::kill(child, SIGCONT);
-  EXPECT_EQ(reapChild(child, std::chrono::seconds(60)).exitCode, 0) << "rank 1 received what was sent, not what the buffer held later";
-  reaper.pid = -1;
-  for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
+  ::kill(pair.pid, SIGCONT);
+  EXPECT_EQ(pair.reap(), 0) << "rank 1 received what was sent, not what the buffer held later";
 }
 
 // The other half of that promise: a send is complete only once its last chunk's record is in the
@@ -230,56 +253,41 @@ TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
 // its chunks are in the pool but their records wait for room, and the send waits with them.
 // Once rank 1 runs again, the send completes, rank 0 leaves at once, and rank 1 gets it all.
 TEST(ShmPool, ASendWhoseLastChunkWaitsForRingRoomCompletesOnlyOnceWritten) {
-  int toParent[2], toChild[2];
-  ASSERT_EQ(::pipe(toParent), 0);
-  ASSERT_EQ(::pipe(toChild), 0);
   TransportOptions opts = pooled(16, 65536);
   opts.shm.ringBytes = 16384;
   opts.shm.eagerBytes = 2048;
   const size_t n = size_t(256) << 10, small = 1500;
-  pid_t child = forkChild([&] {
-    auto t1 = createTransport({"pool-ring", 0, 1, 2}, opts);
-    eccl::testing::writeBlob(toParent[1], t1->address());
-    AddressBlob a0 = eccl::testing::readBlob(toChild[0]);
-    t1->connect({a0, t1->address()}, Deadline::after(std::chrono::seconds(30)));
+  PairWithAChild pair("pool-ring", opts, [&](Transport& t1, int toParent, int fromParent) {
     std::vector<uint8_t> big(n);
-    auto r = t1->irecv(0, 1, big.data(), n);
-    eccl::testing::writeBlob(toParent[1], AddressBlob{1});
-    const size_t count = eccl::testing::readBlob(toChild[0]).size();  // (read once running again)
+    auto r = t1.irecv(0, 1, big.data(), n);
+    eccl::testing::writeBlob(toParent, AddressBlob{1});
+    const size_t count = eccl::testing::readBlob(fromParent).size();  // (read once running again)
     std::vector<std::vector<uint8_t>> got(count, std::vector<uint8_t>(small));
-    for (size_t i = 0; i < count; ++i) t1->irecv(0, 2, got[i].data(), small)->wait(Deadline::after(std::chrono::seconds(60)));
+    for (size_t i = 0; i < count; ++i) t1.irecv(0, 2, got[i].data(), small)->wait(Deadline::after(std::chrono::seconds(60)));
     r->wait(Deadline::after(std::chrono::seconds(60)));
     for (size_t i = 0; i < count; ++i)
       if (got[i] != pattern(small, static_cast<int>(i))) return 4;
     return big == pattern(n, 6) ? 0 : 3;
   });
-  ChildReaper reaper{child};
-  auto t0 = createTransport({"pool-ring", 0, 0, 2}, opts);
-  AddressBlob a1 = eccl::testing::readBlob(toParent[0]);
-  ASSERT_FALSE(a1.empty());
-  eccl::testing::writeBlob(toChild[1], t0->address());
-  t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
-  ASSERT_FALSE(eccl::testing::readBlob(toParent[0]).empty());  // rank 1 posted its receive
-  ::kill(child, SIGSTOP);
+  ASSERT_FALSE(pair.readFromChild().empty());  // rank 1 posted its receive
+  ::kill(pair.pid, SIGSTOP);
   std::vector<std::vector<uint8_t>> smalls;
   std::vector<RequestPtr> sent;
   while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
     ASSERT_LT(sent.size(), 1000u) << "rank 1's ring never filled";
     smalls.push_back(pattern(small, static_cast<int>(sent.size())));
-    sent.push_back(t0->isend(1, 2, smalls.back().data(), small));
+    sent.push_back(pair.t0->isend(1, 2, smalls.back().data(), small));
   }
   std::vector<uint8_t> a = pattern(n, 6);
-  auto s = t0->isend(1, 1, a.data(), n);
+  auto s = pair.t0->isend(1, 1, a.data(), n);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(s->test()) << "the send completed while its chunks' records had no room in the receiver's ring";
-  ::kill(child, SIGCONT);
-  eccl::testing::writeBlob(toChild[1], AddressBlob(sent.size(), 0));
+  ::kill(pair.pid, SIGCONT);
+  pair.writeToChild(AddressBlob(sent.size(), 0));
   for (auto& r : sent) r->wait(Deadline::after(std::chrono::seconds(60)));
   s->wait(Deadline::after(std::chrono::seconds(60)));
-  t0.reset();  // leaves at once: what the send completed with must not depend on us any more
-  EXPECT_EQ(reapChild(child, std::chrono::seconds(60)).exitCode, 0) << "rank 1 received every message intact";
-  reaper.pid = -1;
-  for (int fd : {toParent[0], toParent[1], toChild[0], toChild[1]}) ::close(fd);
+  pair.t0.reset();  // leaves at once: what the send completed with must not depend on us any more
+  EXPECT_EQ(pair.reap(), 0) << "rank 1 received every message intact";
 }
 
 TEST(ShmPool, AReceiverThatStopsReadingHoldsAtMostHalfThePool) {
