@@ -66,8 +66,8 @@ bool CallerProgress::standAside() {
   const uint64_t seen = seenGiveUps_;  // (spinning() has just noted every give-up so far)
   std::unique_lock lock(pauseMu_);
   pausing_ = true;
-  if (pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seen; }))
-    nextPause_ = {};  // a waiter gave up: the next stand-aside starts short again
+  // (A give-up that ends the pause is noted by the next spinning(), which starts them short again.)
+  pauseCv_.wait_for(lock, pause, [&] { return giveUps_.load(std::memory_order_relaxed) != seen; });
   pausing_ = false;
   return true;
 }
