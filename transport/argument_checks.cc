@@ -21,6 +21,15 @@ void checkOperation(const GroupIdentity& id, int peer, const char* op, const voi
                     ") does not contain the buffer");
 }
 
+void checkCopyTarget(const GroupIdentity& id, int peer, const void* data, size_t bytes, const void* copyTo) {
+  if (!bytes) return;
+  const auto d = reinterpret_cast<uintptr_t>(data), c = reinterpret_cast<uintptr_t>(copyTo);
+  const char* wrong = !copyTo ? "is null" : (c < d + bytes && d < c + bytes) ? "overlaps the message" : nullptr;
+  if (wrong)
+    throw Error(ErrorCode::kInvalidArgument, id.describe() + ": send of " + std::to_string(bytes) + " bytes to rank " +
+                                                 std::to_string(peer) + " with a local copy: the copy's destination " + wrong);
+}
+
 void checkRegistration(const GroupIdentity& id, const char* transport, const void* ptr, size_t bytes, MemoryKind kind) {
   if (kind != MemoryKind::kHost)
     throw Error(ErrorCode::kInvalidArgument, id.describe() + ": " + transport + " registers host memory only (no device-memory support yet)");

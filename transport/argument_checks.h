@@ -15,6 +15,10 @@ namespace eccl::transport {
 void checkOperation(const GroupIdentity& id, int peer, const char* op, const void* data, size_t bytes,
                     const MemoryRegion* region);
 
+// Checks isendAndCopy's local destination: not null when there are bytes to copy, and not
+// overlapping the message. Throws Error(kInvalidArgument) naming the peer, the size and why.
+void checkCopyTarget(const GroupIdentity& id, int peer, const void* data, size_t bytes, const void* copyTo);
+
 // Checks a registration: host memory (`transport` names who refuses device memory, e.g. "the
 // verbs transport") and a non-empty range at a non-null pointer. Throws Error(kInvalidArgument).
 void checkRegistration(const GroupIdentity& id, const char* transport, const void* ptr, size_t bytes, MemoryKind kind);

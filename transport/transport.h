@@ -6,7 +6,7 @@
 //   t = createXTransport(identity, options);     // listens; address() is ready
 //   publish t->address() (e.g. in the store); collect every rank's address
 //   t->connect(addresses, deadline);             // every rank calls it
-//   t->isend / t->irecv ...                      // any thread
+//   t->isend / t->irecv / t->isendAndCopy ...    // any thread
 //   destroy (destructor): always succeeds, also when peers are gone.
 #pragma once
 
@@ -104,6 +104,19 @@ class Transport {
   virtual RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) = 0;
   RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes) { return isend(peer, tag, data, bytes, nullptr); }
   RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes) { return irecv(peer, tag, data, bytes, nullptr); }
+  // isend, and the same bytes copied to `copyTo`: a collective's own block, sent and kept (NCCL's
+  // copy-send). A transport that copies the message anyway may do both in one pass (shared memory
+  // does); by default it is isend, then memcpy. `copyTo` (`bytes` long, not overlapping `data`)
+  // is the caller's, like `data`, and must stay valid and untouched until the request finishes:
+  // a progress thread may write it until then. It holds the bytes once the request has finished
+  // without error; after a failure, cancel or timeout its contents are unspecified, but nothing
+  // writes it once the request has finished or cancel()/wait() has returned. `region` describes
+  // `data` only. Any thread, as isend. Throws what isend throws, and Error(kInvalidArgument) for a
+  // null `copyTo` with bytes or one that overlaps `data`.
+  virtual RequestPtr isendAndCopy(int peer, Tag tag, const void* data, size_t bytes, void* copyTo, const MemoryRegion* region);
+  RequestPtr isendAndCopy(int peer, Tag tag, const void* data, size_t bytes, void* copyTo) {
+    return isendAndCopy(peer, tag, data, bytes, copyTo, nullptr);
+  }
 
   // Registers [ptr, ptr + bytes) for sends, receives and remote reads. Throws Error naming the
   // range and the reason (e.g. the memory-lock limit). Thread-safe.

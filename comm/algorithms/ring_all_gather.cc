@@ -16,9 +16,9 @@ void ringAllGatherV(const CollectiveContext& c, uint8_t* buf, const std::vector<
   for (int s = 0; s < c.size - 1; ++s) {
     int sendBlock = c.mod(c.rank - s), recvBlock = c.mod(c.rank - s - 1);
     if (s == 0 && own) {
+      // The own block is sent and copied into place in one pass where the transport can.
       auto r = c.t.irecv(left, c.tag, buf + offsets[recvBlock], bytes[recvBlock]);
-      auto w = c.t.isend(right, c.tag, own, bytes[c.rank]);
-      if (bytes[c.rank]) std::memcpy(mine, own, bytes[c.rank]);
+      auto w = c.t.isendAndCopy(right, c.tag, own, bytes[c.rank], mine);
       r->wait(c.deadline);
       w->wait(c.deadline);
       continue;

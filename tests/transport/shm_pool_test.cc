@@ -5,6 +5,9 @@
 // the rest over the pool (flavor shm) and over cross-memory attach alone (flavor shm_cma).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
 
 #include <functional>
 #include <stdexcept>
@@ -61,6 +64,13 @@ struct PairWithAChild {
     t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
   }
   AddressBlob readFromChild() { return eccl::testing::readBlob(toParent[0]); }
+  // Stops the child and returns once it is stopped: from then on its rings stay as they are.
+  void stopChild() const {
+    ::kill(pid, SIGSTOP);
+    int status = 0;
+    while (::waitpid(pid, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
+  }
   void writeToChild(const AddressBlob& b) { eccl::testing::writeBlob(toChild[1], b); }
   int reap() {
     const int code = reapChild(pid, std::chrono::seconds(60)).exitCode;
@@ -238,7 +248,7 @@ TEST(ShmPool, ASendCompletesOnceAllOfItIsInThePool) {
     return buf == pattern(n, 5) ? 0 : 3;
   });
   ASSERT_FALSE(pair.readFromChild().empty());  // rank 1 posted its receive
-  ::kill(pair.pid, SIGSTOP);
+  pair.stopChild();
   std::vector<uint8_t> a = pattern(n, 5);
   auto s = pair.t0->isend(1, 1, a.data(), n);
   s->wait(Deadline::after(std::chrono::seconds(20)));  // (rank 1 reads nothing while stopped)
@@ -270,7 +280,7 @@ TEST(ShmPool, ASendWhoseLastChunkWaitsForRingRoomCompletesOnlyOnceWritten) {
     return big == pattern(n, 6) ? 0 : 3;
   });
   ASSERT_FALSE(pair.readFromChild().empty());  // rank 1 posted its receive
-  ::kill(pair.pid, SIGSTOP);
+  pair.stopChild();
   std::vector<std::vector<uint8_t>> smalls;
   std::vector<RequestPtr> sent;
   while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
@@ -288,6 +298,44 @@ TEST(ShmPool, ASendWhoseLastChunkWaitsForRingRoomCompletesOnlyOnceWritten) {
   s->wait(Deadline::after(std::chrono::seconds(60)));
   pair.t0.reset();  // leaves at once: what the send completed with must not depend on us any more
   EXPECT_EQ(pair.reap(), 0) << "rank 1 received every message intact";
+}
+
+// isendAndCopy cancelled while its announcement still waits for room in the receiver's ring: the
+// message goes out later from a private copy (the request fails as cancelled), so nothing may
+// write into the caller's local copy once cancel() has returned either.
+TEST(ShmPool, ACancelledSendAndCopyWritesNoLocalCopyAfterCancelReturns) {
+  TransportOptions opts = pooled(16, 65536);
+  opts.shm.ringBytes = 16384;
+  opts.shm.eagerBytes = 2048;
+  const size_t n = (size_t(256) << 10) + 3, small = 1500;
+  PairWithAChild pair("pool-cancel-copy", opts, [&](Transport& t1, int toParent, int fromParent) {
+    eccl::testing::writeBlob(toParent, AddressBlob{1});
+    const size_t count = eccl::testing::readBlob(fromParent).size();  // (read once running again)
+    std::vector<uint8_t> got(small), big(n);
+    for (size_t i = 0; i < count; ++i) t1.irecv(0, 2, got.data(), small)->wait(Deadline::after(std::chrono::seconds(60)));
+    t1.irecv(0, 1, big.data(), n)->wait(Deadline::after(std::chrono::seconds(60)));
+    return big == pattern(n, 7) ? 0 : 3;
+  });
+  ASSERT_FALSE(pair.readFromChild().empty());
+  pair.stopChild();
+  std::vector<std::vector<uint8_t>> smalls;
+  std::vector<RequestPtr> sent;
+  while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
+    ASSERT_LT(sent.size(), 1000u) << "rank 1's ring never filled";
+    smalls.push_back(pattern(small, static_cast<int>(sent.size())));
+    sent.push_back(pair.t0->isend(1, 2, smalls.back().data(), small));
+  }
+  std::vector<uint8_t> a = pattern(n, 7), copy(n);
+  auto s = pair.t0->isendAndCopy(1, 1, a.data(), n, copy.data());
+  s->cancel();
+  std::fill(a.begin(), a.end(), 0);  // both buffers are ours again: nothing may read or write them
+  std::fill(copy.begin(), copy.end(), 0);
+  ::kill(pair.pid, SIGCONT);
+  pair.writeToChild(AddressBlob(sent.size(), 0));
+  for (auto& r : sent) r->wait(Deadline::after(std::chrono::seconds(60)));
+  expectError(s, kLong(), {"cancelled"});
+  EXPECT_EQ(pair.reap(), 0) << "rank 1 got the message that was queued before the cancel, intact";
+  EXPECT_TRUE(std::all_of(copy.begin(), copy.end(), [](uint8_t b) { return b == 0; })) << "written after cancel returned";
 }
 
 TEST(ShmPool, AReceiverThatStopsReadingHoldsAtMostHalfThePool) {

@@ -112,6 +112,11 @@ class RoutedTransport final : public Transport {
     Transport& t = route(peer, "send");
     return t.isend(peer, tag, data, bytes, subRegion(region, routes_[peer]));
   }
+  using Transport::isendAndCopy;
+  RequestPtr isendAndCopy(int peer, Tag tag, const void* data, size_t bytes, void* copyTo, const MemoryRegion* region) override {
+    Transport& t = route(peer, "send");
+    return t.isendAndCopy(peer, tag, data, bytes, copyTo, subRegion(region, routes_[peer]));
+  }
   RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) override {
     Transport& t = route(peer, "receive");
     return t.irecv(peer, tag, data, bytes, subRegion(region, routes_[peer]));

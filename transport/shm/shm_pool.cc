@@ -8,6 +8,7 @@
 // message through the pool, dropped chunk by chunk: the sender may be streaming it already.)
 #include <cstring>
 
+#include "transport/shm/shm_copy.h"
 #include "transport/shm/shm_transport_impl.h"
 
 namespace eccl::transport::shm {
@@ -57,7 +58,10 @@ bool ShmTransport::pumpStreams() {
   for (size_t waiting = 0; !streams_.empty() && !freeChunks_.empty() && waiting < streams_.size();) {
     auto op = std::move(streams_.front());
     streams_.pop_front();
-    if (op->revoking || op->req->test() || !peers_[op->peer].announced.count(op->id)) continue;  // cancelled or failed
+    // Revoked, failed, or its receiver gone. (A send cancelled before its announcement was
+    // written finished as cancelled, but the receiver expects it: it streams from its copy.)
+    const Peer& to = peers_[op->peer];
+    if (op->revoking || (op->req->test() && op->owned.empty()) || to.left || !to.announced.count(op->id)) continue;
     if (chunksHeld_[op->peer] >= chunkCap_) {
       streams_.push_back(std::move(op));
       ++waiting;
@@ -66,7 +70,8 @@ bool ShmTransport::pumpStreams() {
     const size_t slot = freeChunks_.back();
     freeChunks_.pop_back();
     const size_t length = std::min(opts_.chunkBytes, op->bytes - op->streamed);
-    std::memcpy(poolSlot(slot), op->data + op->streamed, length);
+    if (op->copyTo) copyToSlotAndLocal(poolSlot(slot), op->copyTo + op->streamed, op->data + op->streamed, length);
+    else std::memcpy(poolSlot(slot), op->data + op->streamed, length);
     chunkPeer_[slot] = op->peer;
     ++chunksHeld_[op->peer];
     // Once all of it is in the pool and the last chunk's record in the receiver's ring, the send

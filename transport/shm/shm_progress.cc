@@ -205,8 +205,12 @@ void ShmTransport::finishSend(int peer, uint64_t sendId, bool revoked) {
   if (it == announced.end()) return;  // a revoke answered after the copy's kDone
   auto op = std::move(it->second);
   announced.erase(it);
-  if (revoked) op->req->fail(ErrorCode::kAborted, op->req->what() + " was cancelled before " + peerName(peer) + " received it");
-  else op->req->complete();
+  if (revoked) {
+    op->req->fail(ErrorCode::kAborted, op->req->what() + " was cancelled before " + peerName(peer) + " received it");
+  } else if (!op->req->test()) {  // (one that completed in the pool is the caller's again: leave it)
+    op->copyRest();
+    op->req->complete();
+  }
 }
 
 // Request::cancel's hook (no lock held). A send not on the ring yet goes out later from a private
@@ -222,6 +226,9 @@ void ShmTransport::cancelSend(int peer, const std::shared_ptr<SendOp>& op) {
   Peer& p = peers_[peer];
   for (auto& o : p.backlog)
     if (o.op == op && (o.type == kEager || o.type == kAnnounce)) {  // (a last kChunk: all of it is in the pool)
+      // Now: once cancel returns nothing may write into the caller's buffers, and the send may
+      // yet complete (the backlog written before the cancel marks it failed), so the copy must be whole.
+      op->copyRest();
       op->owned.assign(op->data, op->data + op->bytes);
       op->data = op->owned.data();
       return;

@@ -263,7 +263,16 @@ bool ShmTransport::departed(RequestState& req, int peer) {
   return true;
 }
 
-RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) {
+// A large message to a peer goes through our pool when we have one (the receiver pulls it): the
+// chunk copies write the local copy too. Anything else is sent, then copied.
+RequestPtr ShmTransport::isendAndCopy(int peer, Tag tag, const void* data, size_t bytes, void* copyTo, const MemoryRegion* region) {
+  if (peer == id_.rank || bytes <= opts_.eagerBytes || *opts_.poolBytes == 0)
+    return Transport::isendAndCopy(peer, tag, data, bytes, copyTo, region);
+  checkCopyTarget(id_, peer, data, bytes, copyTo);
+  return send(peer, tag, data, bytes, region, static_cast<uint8_t*>(copyTo));
+}
+
+RequestPtr ShmTransport::send(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region, uint8_t* copyTo) {
   checkOperation(id_, peer, "send", data, bytes, region);
   std::lock_guard lock(mu_);
   // The common case first: a small message with room in the peer's ring is copied there now
@@ -309,6 +318,7 @@ RequestPtr ShmTransport::isend(int peer, Tag tag, const void* data, size_t bytes
     return req;
   }
   op->id = nextSendId_++;
+  op->copyTo = copyTo;
   p.announced.emplace(op->id, op);
   emit(peer, {kAnnounce, op, op->id});
   if (p.grants.erase(op->key)) {  // its receive is posted: the chunks follow the announcement at once

@@ -15,7 +15,9 @@
 //                         like Open MPI's vader with CMA). The sender's request completes
 //                         once its last chunk is in the pool (its buffer is free; waiting for
 //                         the receiver's copy too cost 2-rank all_gather ~15%), or, by
-//                         cross-memory attach, when the receiver is done.
+//                         cross-memory attach, when the receiver is done. isendAndCopy
+//                         writes its local copy with the chunks, reading the buffer once
+//                         (shm_copy.h).
 //   reads (iread)         the reader copies from the owner's region by cross-memory attach,
 //                         between two checks of the region's slot in the owner's segment
 //

@@ -44,6 +44,14 @@ struct SendOp {
   bool pulled = false;         // the receiver asked for it through our pool
   size_t streamed = 0;         // pulled: bytes copied into the pool so far
   bool revoking = false;       // cancelled: no more chunks
+  uint8_t* copyTo = nullptr;   // isendAndCopy: where [0, streamed) was copied too, with the chunks
+
+  // isendAndCopy's copy of what did not go through the pool (the receiver took none or only
+  // part of it): before the send completes without error.
+  void copyRest() {
+    if (copyTo && streamed < bytes) std::memcpy(copyTo + streamed, data + streamed, bytes - streamed);
+    copyTo = nullptr;
+  }
 };
 
 struct RecvOp {
@@ -122,7 +130,11 @@ class ShmTransport final : public Transport {
   AddressBlob address() const override { return self_.encode(); }
   using Transport::connect;
   void connect(const std::vector<AddressBlob>& addresses, Deadline deadline, const GiveUpCheck& giveUp) override;
-  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) override;
+  RequestPtr isend(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region) override {
+    return send(peer, tag, data, bytes, region, nullptr);
+  }
+  using Transport::isendAndCopy;
+  RequestPtr isendAndCopy(int peer, Tag tag, const void* data, size_t bytes, void* copyTo, const MemoryRegion* region) override;
   RequestPtr irecv(int peer, Tag tag, void* data, size_t bytes, const MemoryRegion* region) override;
   MemoryRegion registerMemory(void* ptr, size_t bytes, MemoryKind kind) override;
   void deregisterMemory(const MemoryRegion& region) override;
@@ -149,6 +161,8 @@ class ShmTransport final : public Transport {
   bool admit(RequestState& req, int peer);
   bool departed(RequestState& req, int peer);
   void checkPeer(int peer, const std::string& what) const;
+  // isend; `copyTo` (isendAndCopy, large messages only): copied to with the pool's chunks.
+  RequestPtr send(int peer, Tag tag, const void* data, size_t bytes, const MemoryRegion* region, uint8_t* copyTo);
   void openPeer(int r, const ShmAddress& a);
   // Writing records (under mu_).
   bool write(int peer, const Outgoing& o);  // false: no room in its ring now
