@@ -64,6 +64,21 @@ struct PairWithAChild {
     t0->connect({t0->address(), a1}, Deadline::after(std::chrono::seconds(30)));
   }
   AddressBlob readFromChild() { return eccl::testing::readBlob(toParent[0]); }
+  // With the child stopped: small messages to it (tag 2, `bytes` each, pattern(bytes, i)) until
+  // one waits for room in its ring. The messages stay alive with their requests.
+  struct Filled {
+    std::vector<std::vector<uint8_t>> messages;
+    std::vector<RequestPtr> sent;
+  };
+  Filled fillChildRing(size_t bytes) {
+    Filled f;
+    while (f.sent.empty() || f.sent.back()->test()) {
+      if (f.sent.size() >= 1000) throw std::runtime_error("rank 1's ring never filled");
+      f.messages.push_back(pattern(bytes, static_cast<int>(f.sent.size())));
+      f.sent.push_back(t0->isend(1, 2, f.messages.back().data(), bytes));
+    }
+    return f;
+  }
   // Stops the child and returns once it is stopped: from then on its rings stay as they are.
   void stopChild() const {
     ::kill(pid, SIGSTOP);
@@ -281,13 +296,7 @@ TEST(ShmPool, ASendWhoseLastChunkWaitsForRingRoomCompletesOnlyOnceWritten) {
   });
   ASSERT_FALSE(pair.readFromChild().empty());  // rank 1 posted its receive
   pair.stopChild();
-  std::vector<std::vector<uint8_t>> smalls;
-  std::vector<RequestPtr> sent;
-  while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
-    ASSERT_LT(sent.size(), 1000u) << "rank 1's ring never filled";
-    smalls.push_back(pattern(small, static_cast<int>(sent.size())));
-    sent.push_back(pair.t0->isend(1, 2, smalls.back().data(), small));
-  }
+  auto [smalls, sent] = pair.fillChildRing(small);
   std::vector<uint8_t> a = pattern(n, 6);
   auto s = pair.t0->isend(1, 1, a.data(), n);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -318,13 +327,7 @@ TEST(ShmPool, ACancelledSendAndCopyWritesNoLocalCopyAfterCancelReturns) {
   });
   ASSERT_FALSE(pair.readFromChild().empty());
   pair.stopChild();
-  std::vector<std::vector<uint8_t>> smalls;
-  std::vector<RequestPtr> sent;
-  while (sent.empty() || sent.back()->test()) {  // until one waits for room in rank 1's ring
-    ASSERT_LT(sent.size(), 1000u) << "rank 1's ring never filled";
-    smalls.push_back(pattern(small, static_cast<int>(sent.size())));
-    sent.push_back(pair.t0->isend(1, 2, smalls.back().data(), small));
-  }
+  auto [smalls, sent] = pair.fillChildRing(small);
   std::vector<uint8_t> a = pattern(n, 7), copy(n);
   auto s = pair.t0->isendAndCopy(1, 1, a.data(), n, copy.data());
   s->cancel();
