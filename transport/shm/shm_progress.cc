@@ -207,8 +207,8 @@ void ShmTransport::finishSend(int peer, uint64_t sendId, bool revoked) {
   announced.erase(it);
   if (revoked) {
     op->req->fail(ErrorCode::kAborted, op->req->what() + " was cancelled before " + peerName(peer) + " received it");
-  } else if (!op->req->test()) {  // (one that completed in the pool is the caller's again: leave it)
-    op->copyRest();
+  } else {
+    op->copyRest();  // (nothing left for one that completed in the pool: it is the caller's again)
     op->req->complete();
   }
 }
